@@ -1,0 +1,104 @@
+// Finding executables the way execvp does, and explaining why a spawn failed.
+import { accessSync, constants, statSync } from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
+
+/** Why a command could not be started, in the OS's terms and in words. */
+export interface SpawnProblem {
+  /** The errno name: `ENOENT`, `EACCES`, `ENOTDIR`, … */
+  code: string;
+  /** What went wrong and how to fix it, for the error message. */
+  reason: string;
+}
+
+/** Where the command's executable lives, or its problem when it is unusable. */
+export type Resolution = { path: string } | { problem: SpawnProblem };
+
+function isExecutableFile(path: string): SpawnProblem | undefined {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    return { code: "ENOENT", reason: `"${path}" does not exist` };
+  }
+  if (!isFile) {
+    return {
+      code: "EACCES",
+      reason: `"${path}" is a directory, not an executable file`,
+    };
+  }
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    return {
+      code: "EACCES",
+      reason: `"${path}" is not executable: check its permissions (chmod +x)`,
+    };
+  }
+  return undefined;
+}
+
+function checkCwd(cwd: string | undefined): SpawnProblem | undefined {
+  if (cwd === undefined) return undefined;
+  try {
+    if (statSync(cwd).isDirectory()) return undefined;
+    return {
+      code: "ENOTDIR",
+      reason: `the working directory "${cwd}" is not a directory`,
+    };
+  } catch {
+    return {
+      code: "ENOENT",
+      reason:
+        `the working directory "${cwd}" does not exist: pass an existing directory as cwd`,
+    };
+  }
+}
+
+/**
+ * Resolves `command` as execvp would: a name with a slash is taken relative
+ * to `cwd`, a bare name is searched in `pathEnv`.
+ */
+export function resolveCommand(
+  command: string,
+  cwd: string | undefined,
+  pathEnv: string | undefined,
+): Resolution {
+  const cwdProblem = checkCwd(cwd);
+  if (cwdProblem) return { problem: cwdProblem };
+  if (command.includes("/")) {
+    const path = isAbsolute(command) ? command : resolve(cwd ?? ".", command);
+    const problem = isExecutableFile(path);
+    return problem ? { problem } : { path };
+  }
+  let denied: SpawnProblem | undefined;
+  for (const dir of (pathEnv ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const path = join(dir, command);
+    const problem = isExecutableFile(path);
+    if (!problem) return { path };
+    if (problem.code === "EACCES") denied ??= problem;
+  }
+  return {
+    problem: denied ?? {
+      code: "ENOENT",
+      reason:
+        `"${command}" was not found in PATH: check the spelling, install it, or pass the full path of the executable`,
+    },
+  };
+}
+
+/** Explains a failed spawn of `command`; falls back to `fallback` when the file system shows nothing wrong. */
+export function diagnoseSpawn(
+  command: string,
+  cwd: string | undefined,
+  pathEnv: string | undefined,
+  fallback: SpawnProblem,
+): SpawnProblem {
+  try {
+    const resolution = resolveCommand(command, cwd, pathEnv);
+    return "problem" in resolution ? resolution.problem : fallback;
+  } catch {
+    // Without read permission the file system cannot be asked.
+    return fallback;
+  }
+}

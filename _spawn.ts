@@ -1,0 +1,149 @@
+// The runtime-neutral face of starting a child process; the adapters do the rest.
+import { constants } from "node:os";
+import process from "node:process";
+import { diagnoseSpawn, resolveCommand } from "./_command_path.ts";
+import { spawnDeno } from "./_spawn_deno.ts";
+import { spawnNode } from "./_spawn_node.ts";
+import type { SpawnProblem } from "./_command_path.ts";
+
+/** Where one of the child's standard streams goes. */
+export type StdioMode = "pipe" | "null" | "inherit";
+
+/** Everything an adapter needs to start a child. */
+export interface SpawnRequest {
+  command: string;
+  args: readonly string[];
+  cwd: string | undefined;
+  /** Variables to set on top of the parent's environment (or alone with `clearEnv`). */
+  env: Record<string, string> | undefined;
+  clearEnv: boolean;
+  stdin: StdioMode;
+  stdout: StdioMode;
+  /** `"stdout"` sends stderr down stdout's pipe. */
+  stderr: StdioMode | "stdout";
+  /** Start the child as the leader of a new process group (and session). */
+  group: boolean;
+}
+
+/** A request as the adapters take it: stderr goes to a place of its own. */
+export type AdapterRequest = SpawnRequest & { stderr: StdioMode };
+
+/** How a child ended: `signal` is set when a signal killed it. */
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+/** A started child, seen through web streams. */
+export interface SpawnedChild {
+  readonly pid: number;
+  readonly stdin: WritableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly exited: Promise<ExitStatus>;
+  /** Sends `signal` to the child, or to its whole group; quiet when it is already gone. */
+  kill(signal: string, group: boolean): void;
+}
+
+/** Thrown by {@linkcode spawnChild} when the child could not be started. */
+export class SpawnFailure extends Error {
+  /** What went wrong, in words. */
+  readonly problem: SpawnProblem;
+  constructor(problem: SpawnProblem, cause: unknown) {
+    super(problem.reason, { cause });
+    this.problem = problem;
+  }
+}
+
+const spawnImpl: (request: AdapterRequest) => SpawnedChild =
+  "Deno" in globalThis ? spawnDeno : spawnNode;
+
+function effectivePath(request: SpawnRequest): string | undefined {
+  if (request.env && "PATH" in request.env) return request.env.PATH;
+  return request.clearEnv ? undefined : process.env.PATH;
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "UNKNOWN";
+}
+
+/**
+ * `stderr: STDOUT` needs both streams on one pipe, which neither runtime's
+ * spawn API offers: a `sh` that execs the resolved command after `2>&1` gives
+ * exactly Python's dup2, at the cost of one exec.
+ */
+function mergeStderrIntoStdout(request: SpawnRequest): AdapterRequest {
+  const resolution = resolveCommand(
+    request.command,
+    request.cwd,
+    effectivePath(request),
+  );
+  if ("problem" in resolution) {
+    throw new SpawnFailure(resolution.problem, undefined);
+  }
+  return {
+    ...request,
+    command: "/bin/sh",
+    args: ["-c", 'exec "$0" "$@" 2>&1', resolution.path, ...request.args],
+    stderr: "inherit",
+  };
+}
+
+/**
+ * Starts a child process with the running runtime's own API.
+ *
+ * @throws {SpawnFailure} when the command cannot be started.
+ */
+export function spawnChild(request: SpawnRequest): SpawnedChild {
+  const concrete = request.stderr === "stdout"
+    ? mergeStderrIntoStdout(request)
+    : request as AdapterRequest;
+  try {
+    return spawnImpl(concrete);
+  } catch (error) {
+    const fallback: SpawnProblem = {
+      code: errorCode(error),
+      reason: error instanceof Error ? error.message : String(error),
+    };
+    const problem = diagnoseSpawn(
+      concrete.command,
+      concrete.cwd,
+      effectivePath(concrete),
+      fallback,
+    );
+    // Node reports the OS error only on the next tick: stand in for it.
+    const cause = fallback.code === "UNKNOWN"
+      ? Object.assign(
+        new Error(`spawn ${concrete.command} ${problem.code}`),
+        { code: problem.code, syscall: `spawn ${concrete.command}` },
+      )
+      : error;
+    throw new SpawnFailure(problem, cause);
+  }
+}
+
+/** The number of a signal name on this platform, e.g. 9 for `SIGKILL`. */
+export function signalNumber(name: string): number {
+  return (constants.signals as Record<string, number>)[name] ?? 0;
+}
+
+/** The name of signal `number`, e.g. `SIGKILL` for 9, or the number itself when unknown. */
+export function signalName(number: number): string {
+  const names = constants.signals as Record<string, number>;
+  return Object.keys(names).find((name) => names[name] === number) ??
+    String(number);
+}
+
+/** Python's returncode: the exit code, or `-N` for a child killed by signal N. */
+export function returncodeOf(status: ExitStatus): number {
+  if (status.signal !== null) return -signalNumber(status.signal);
+  return status.code ?? 0;
+}
+
+/** Whether a write failed because the child closed its end of the pipe. */
+export function isBrokenPipe(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "EPIPE" || code === "ERR_STREAM_DESTROYED" ||
+    (error instanceof Error && error.name === "BrokenPipe");
+}

@@ -1,0 +1,50 @@
+// Deno adapter: children through Deno.Command.
+import type { AdapterRequest, ExitStatus, SpawnedChild } from "./_spawn.ts";
+
+function stdio(mode: AdapterRequest["stdin"]): "piped" | "null" | "inherit" {
+  return mode === "pipe" ? "piped" : mode;
+}
+
+function quietKill(kill: () => void): void {
+  try {
+    kill();
+  } catch (error) {
+    // The child may exit between our last look and the kill: that is no error.
+    const message = error instanceof Error ? error.message : "";
+    const gone = (error as { code?: string }).code === "ESRCH" ||
+      message.includes("already terminated");
+    if (!gone) throw error;
+  }
+}
+
+/** Starts a child with `Deno.Command`. */
+export function spawnDeno(request: AdapterRequest): SpawnedChild {
+  const child = new Deno.Command(request.command, {
+    args: [...request.args],
+    cwd: request.cwd,
+    env: request.env,
+    clearEnv: request.clearEnv,
+    stdin: stdio(request.stdin),
+    stdout: stdio(request.stdout),
+    stderr: stdio(request.stderr),
+    detached: request.group,
+  }).spawn();
+  const exited: Promise<ExitStatus> = child.status.then((status) => ({
+    code: status.signal === null ? status.code : null,
+    signal: status.signal,
+  }));
+  return {
+    pid: child.pid,
+    stdin: request.stdin === "pipe" ? child.stdin : null,
+    stdout: request.stdout === "pipe" ? child.stdout : null,
+    stderr: request.stderr === "pipe" ? child.stderr : null,
+    exited,
+    kill(signal: string, group: boolean): void {
+      quietKill(() =>
+        group
+          ? Deno.kill(-child.pid, signal as Deno.Signal)
+          : child.kill(signal as Deno.Signal)
+      );
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * The whole test command: static checks, the Deno test suite with the JSDoc
+ * examples, the npm build, the same suite on Node against the build, a
+ * consumer project that installs the package, and a publish dry run. Stops
+ * at the first failure with a non-zero exit code.
+ *
+ * Run with `npm test` (or `deno task test`).
+ *
+ * @module
+ */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const deno = Deno.execPath();
+const publicFiles = ["mod.ts", "subprocess.ts"];
+
+function testFiles(dir: string, extension: string): string[] {
+  return readdirSync(join(root, dir))
+    .filter((name) => name.endsWith(`_test${extension}`))
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+const steps: [string, string, string[]][] = [
+  ["format", deno, ["fmt", "--check"]],
+  ["lint", deno, ["lint"]],
+  ["type check", deno, [
+    "check",
+    ...publicFiles,
+    "tests/",
+    "examples/",
+    "scripts/",
+  ]],
+  ["doc lint", deno, ["doc", "--lint", ...publicFiles]],
+  ["Deno tests and JSDoc examples", deno, [
+    "test",
+    "-A",
+    "--doc",
+    ...publicFiles,
+    "tests/",
+  ]],
+  ["npm build", deno, ["run", "-A", "scripts/build_npm.ts"]],
+  ["Node tests on the npm build", "node", [
+    "--test",
+    ...testFiles("npm/esm/tests", ".js"),
+  ]],
+  ["npm consumer project", deno, ["run", "-A", "scripts/check_consumer.ts"]],
+  ["publish dry run", deno, ["publish", "--dry-run", "--allow-dirty"]],
+];
+
+const only = Deno.args.length > 0 ? new Set(Deno.args) : undefined;
+for (const [title, command, args] of steps) {
+  if (only && ![...only].some((word) => title.toLowerCase().includes(word))) {
+    continue;
+  }
+  console.log(`\n=== ${title}: ${[command, ...args].join(" ")}`);
+  const started = performance.now();
+  const { code } = await new Deno.Command(command, {
+    args,
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (code !== 0) {
+    console.error(`\n=== FAILED: ${title} (exit ${code}, ${seconds} s)`);
+    Deno.exit(1);
+  }
+  console.log(`=== ok: ${title} (${seconds} s)`);
+}

@@ -1,0 +1,1061 @@
+/**
+ * Python's `subprocess` for Deno and Node: run commands given as argv arrays
+ * (no shell unless you run one), capture or stream their output, feed their
+ * input without pipe deadlocks, and stop them — or their whole process group
+ * — on a timeout or an abort signal.
+ *
+ * Built on `Deno.Command` in Deno and on `node:child_process` in Node and
+ * Bun, with the same behaviour in each. Timeouts are in milliseconds.
+ *
+ * Deno permissions: `--allow-run` for the commands; `--allow-env` to read
+ * `PATH` and `--allow-read` to explain start failures, both only for
+ * `stderr: STDOUT` and for the error of a command that cannot start.
+ *
+ * ```ts
+ * import { run } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const result = await run(["echo", "hi"], { capture: true, text: true });
+ * equal(result.stdout, "hi\n");
+ * equal(result.returncode, 0);
+ * ```
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { Communication } from "./_communicate.ts";
+import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import {
+  returncodeOf,
+  signalName,
+  spawnChild,
+  type SpawnedChild,
+  SpawnFailure,
+} from "./_spawn.ts";
+import { decodeUtf8, readLines } from "./_text.ts";
+
+/**
+ * Connect the stream to a new pipe, readable (or writable) as a web stream.
+ *
+ * @example Capture stdout
+ * ```ts
+ * import { PIPE, run } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const { stdout } = await run(["echo", "piped"], { stdout: PIPE, text: true });
+ * equal(stdout, "piped\n");
+ * ```
+ */
+export const PIPE = "pipe" as const;
+
+/**
+ * Connect the stream to `/dev/null`.
+ *
+ * @example Silence a command
+ * ```ts
+ * import { DEVNULL, run } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const { stdout } = await run(["echo", "lost"], { stdout: DEVNULL });
+ * equal(stdout, null);
+ * ```
+ */
+export const DEVNULL = "null" as const;
+
+/**
+ * Share the parent's own stream with the child (the default for `run`).
+ *
+ * @example Let the child print to the terminal
+ * ```ts
+ * import { INHERIT, run } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const { returncode } = await run(["true"], { stdout: INHERIT });
+ * equal(returncode, 0);
+ * ```
+ */
+export const INHERIT = "inherit" as const;
+
+/**
+ * For `stderr` only: send it down the same pipe (or file) as stdout, in the
+ * order the child writes, as Python's `stderr=subprocess.STDOUT` does.
+ *
+ * @example Merge stderr into stdout
+ * ```ts
+ * import { PIPE, run, STDOUT } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const { stdout } = await run(["sh", "-c", "echo out; echo err >&2"], {
+ *   stdout: PIPE,
+ *   stderr: STDOUT,
+ *   text: true,
+ * });
+ * equal(stdout, "out\nerr\n");
+ * ```
+ */
+export const STDOUT = "stdout" as const;
+
+/** Where a child's stdin, stdout or stderr goes: {@linkcode PIPE}, {@linkcode DEVNULL} or {@linkcode INHERIT}. */
+export type Stdio = typeof PIPE | typeof DEVNULL | typeof INHERIT;
+
+/** The signals that {@linkcode Popen.sendSignal} can send. */
+export type Signal =
+  | "SIGABRT"
+  | "SIGALRM"
+  | "SIGCONT"
+  | "SIGHUP"
+  | "SIGINT"
+  | "SIGKILL"
+  | "SIGPIPE"
+  | "SIGQUIT"
+  | "SIGSTOP"
+  | "SIGTERM"
+  | "SIGTSTP"
+  | "SIGUSR1"
+  | "SIGUSR2"
+  | "SIGWINCH";
+
+/** What a child's output is decoded to: `string` with `text: true`, else bytes. */
+export type Output<TText extends boolean> = TText extends true ? string
+  : Uint8Array;
+
+/** Input for a child's stdin: text is sent as UTF-8. */
+export type Input = string | Uint8Array;
+
+/** Options of {@linkcode Popen}: how to start the child and wire its streams. */
+export interface PopenOptions<TText extends boolean = boolean> {
+  /**
+   * The child's stdin: a pipe, `/dev/null`, the parent's, or a byte stream
+   * to pump into it (for example another `Popen`'s `stdout`, to build a
+   * pipeline).
+   *
+   * @default {INHERIT}
+   */
+  stdin?: Stdio | ReadableStream<Uint8Array>;
+  /** The child's stdout. @default {INHERIT} */
+  stdout?: Stdio;
+  /** The child's stderr, or {@linkcode STDOUT} to merge it into stdout. @default {INHERIT} */
+  stderr?: Stdio | typeof STDOUT;
+  /**
+   * Decode output as UTF-8 text instead of returning bytes. Decoding is done
+   * on the whole output, so characters split across reads come out whole.
+   *
+   * @default {false}
+   */
+  text?: TText;
+  /** The child's working directory. @default {the parent's} */
+  cwd?: string | URL;
+  /** Environment variables to set on top of the parent's (or alone with `clearEnv`). @default {undefined} */
+  env?: Record<string, string>;
+  /** Start from an empty environment rather than the parent's. @default {false} */
+  clearEnv?: boolean;
+  /**
+   * Start the child as the leader of its own process group, and send every
+   * signal, kill, timeout and abort to the whole group, so that the
+   * grandchildren it started go too. The group also stops receiving the
+   * terminal's Ctrl-C, as with Python's `start_new_session`.
+   *
+   * @default {false}
+   */
+  killTree?: boolean;
+  /** Kills the child when aborted. @default {undefined} */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode run}, {@linkcode call}, {@linkcode checkCall} and {@linkcode checkOutput}. */
+export interface RunOptions<TText extends boolean = boolean>
+  extends Omit<PopenOptions<TText>, "stdin"> {
+  /**
+   * Data to write to the child's stdin, which is then closed. Cannot be used
+   * together with `stdin`.
+   *
+   * @default {undefined}
+   */
+  input?: Input | ReadableStream<Uint8Array>;
+  /** The child's stdin, when `input` is not given. @default {INHERIT} */
+  stdin?: Stdio;
+  /** Capture both stdout and stderr (`stdout: PIPE, stderr: PIPE`). @default {false} */
+  capture?: boolean;
+  /**
+   * Milliseconds to wait for the child. Past it the child (its group with
+   * `killTree`) is killed and reaped, and the call throws
+   * {@linkcode TimeoutExpiredError} with the output read so far.
+   *
+   * @default {undefined}
+   */
+  timeout?: number;
+  /** Throw {@linkcode CalledProcessError} when the exit status is not 0. @default {false} */
+  check?: boolean;
+}
+
+/** Options of {@linkcode Popen.communicate} and {@linkcode Popen.wait}. */
+export interface WaitOptions {
+  /**
+   * Milliseconds to wait. Past it the call throws
+   * {@linkcode TimeoutExpiredError} and the child keeps running; a later call
+   * picks up where this one left off.
+   *
+   * @default {undefined}
+   */
+  timeout?: number;
+  /** Stop waiting when aborted (rejecting with its reason); the child keeps running. @default {undefined} */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Popen.lines}. */
+export interface LinesOptions {
+  /** Which piped output to read. @default {"stdout"} */
+  from?: "stdout" | "stderr";
+}
+
+/** Options of the errors that carry a child's output. */
+export interface OutputErrorOptions<T> extends ErrorOptions {
+  /** The child's stdout, as read. @default {null} */
+  stdout?: T | null;
+  /** The child's stderr, as read. @default {null} */
+  stderr?: T | null;
+}
+
+/**
+ * The base class of this module's errors. Thrown as itself when a command
+ * cannot be started (not found, not executable, bad `cwd`): the message
+ * names the command and the reason, and the OS error is the `cause`.
+ *
+ * @example Catch a command that does not exist
+ * ```ts
+ * import { run, SubprocessError } from "@multiproc/multiproc/subprocess";
+ * import { ok, rejects } from "node:assert/strict";
+ *
+ * await rejects(run(["no-such-command-here"]), (error) => {
+ *   ok(error instanceof SubprocessError);
+ *   ok(error.message.includes("not found in PATH"));
+ *   return true;
+ * });
+ * ```
+ */
+export class SubprocessError extends Error {
+  /**
+   * Makes an error with `message`.
+   *
+   * @param message What went wrong.
+   * @param options The `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A child exited with a status other than 0 where success was required
+ * (`check: true`, {@linkcode checkCall}, {@linkcode checkOutput},
+ * {@linkcode CompletedProcess.checkReturncode}).
+ *
+ * @typeParam T The type of the captured output.
+ *
+ * @example Inspect a failed command
+ * ```ts
+ * import { CalledProcessError, run } from "@multiproc/multiproc/subprocess";
+ * import { equal, ok, rejects } from "node:assert/strict";
+ *
+ * await rejects(
+ *   run(["sh", "-c", "echo oops >&2; exit 3"], { capture: true, text: true, check: true }),
+ *   (error) => {
+ *     ok(error instanceof CalledProcessError);
+ *     equal(error.returncode, 3);
+ *     equal(error.stderr, "oops\n");
+ *     return true;
+ *   },
+ * );
+ * ```
+ */
+export class CalledProcessError<T = Input> extends SubprocessError {
+  /** The exit status, or `-N` for a child killed by signal N. */
+  readonly returncode: number;
+  /** The command that ran. */
+  readonly cmd: readonly string[];
+  /** Its stdout, when captured. */
+  readonly stdout: T | null;
+  /** Its stderr, when captured. */
+  readonly stderr: T | null;
+
+  /**
+   * Makes the error for `cmd` having ended with `returncode`.
+   *
+   * @param returncode The exit status, or `-N` for signal N.
+   * @param cmd The command that ran.
+   * @param options The captured output.
+   */
+  constructor(
+    returncode: number,
+    cmd: readonly string[],
+    options: OutputErrorOptions<T> = {},
+  ) {
+    super(
+      `Command ${quoteCommand(cmd)} ${describeReturncode(returncode)}${
+        lastLine(options.stderr)
+      }`,
+      options,
+    );
+    this.returncode = returncode;
+    this.cmd = cmd;
+    this.stdout = options.stdout ?? null;
+    this.stderr = options.stderr ?? null;
+  }
+}
+
+/**
+ * A wait for a child ran out of time. From {@linkcode run} and its kin the
+ * child has been killed and reaped; from {@linkcode Popen.communicate} and
+ * {@linkcode Popen.wait} it is still running. `stdout` and `stderr` hold
+ * what was read before the time ran out.
+ *
+ * @typeParam T The type of the captured output.
+ *
+ * @example A command that takes too long
+ * ```ts
+ * import { run, TimeoutExpiredError } from "@multiproc/multiproc/subprocess";
+ * import { equal, ok, rejects } from "node:assert/strict";
+ *
+ * await rejects(
+ *   run(["sh", "-c", "echo started; sleep 10"], { capture: true, text: true, timeout: 200 }),
+ *   (error) => {
+ *     ok(error instanceof TimeoutExpiredError);
+ *     equal(error.stdout, "started\n");
+ *     return true;
+ *   },
+ * );
+ * ```
+ */
+export class TimeoutExpiredError<T = Input> extends SubprocessError {
+  /** The command that was waited for. */
+  readonly cmd: readonly string[];
+  /** The time limit, in milliseconds. */
+  readonly timeout: number;
+  /** Stdout read before the time ran out, when piped. */
+  readonly stdout: T | null;
+  /** Stderr read before the time ran out, when piped. */
+  readonly stderr: T | null;
+
+  /**
+   * Makes the error for `cmd` having taken longer than `timeout` ms.
+   *
+   * @param cmd The command.
+   * @param timeout The limit, in milliseconds.
+   * @param options The output read so far.
+   */
+  constructor(
+    cmd: readonly string[],
+    timeout: number,
+    options: OutputErrorOptions<T> = {},
+  ) {
+    super(
+      `Command ${quoteCommand(cmd)} timed out after ${timeout} ms`,
+      options,
+    );
+    this.cmd = cmd;
+    this.timeout = timeout;
+    this.stdout = options.stdout ?? null;
+    this.stderr = options.stderr ?? null;
+  }
+}
+
+/**
+ * The result of {@linkcode run}: a child that has exited.
+ *
+ * @typeParam T The type of the captured output.
+ *
+ * @example Check the result afterwards
+ * ```ts
+ * import { run } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const result = await run(["echo", "fine"], { capture: true, text: true });
+ * equal(result.checkReturncode().stdout, "fine\n");
+ * ```
+ */
+export class CompletedProcess<T = Input> {
+  /** The command that ran. */
+  readonly args: readonly string[];
+  /** The exit status, or `-N` for a child killed by signal N. */
+  readonly returncode: number;
+  /** Its stdout, when piped. */
+  readonly stdout: T | null;
+  /** Its stderr, when piped. */
+  readonly stderr: T | null;
+
+  /**
+   * Records how `args` ended.
+   *
+   * @param args The command that ran.
+   * @param returncode Its exit status.
+   * @param options Its captured output.
+   */
+  constructor(
+    args: readonly string[],
+    returncode: number,
+    options: OutputErrorOptions<T> = {},
+  ) {
+    this.args = args;
+    this.returncode = returncode;
+    this.stdout = options.stdout ?? null;
+    this.stderr = options.stderr ?? null;
+  }
+
+  /**
+   * Throws when the exit status is not 0.
+   *
+   * @returns This result, for chaining.
+   * @throws {CalledProcessError} when `returncode` is not 0.
+   *
+   * @example Fail loudly
+   * ```ts
+   * import { CalledProcessError, run } from "@multiproc/multiproc/subprocess";
+   * import { throws } from "node:assert/strict";
+   *
+   * const result = await run(["false"]);
+   * throws(() => result.checkReturncode(), CalledProcessError);
+   * ```
+   */
+  checkReturncode(): this {
+    if (this.returncode !== 0) {
+      throw new CalledProcessError(this.returncode, this.args, this);
+    }
+    return this;
+  }
+}
+
+/**
+ * A running child process: Python's `subprocess.Popen`. It starts in the
+ * constructor; its piped streams are web streams. Use
+ * {@linkcode Popen.communicate} to exchange data without deadlocks, and
+ * `await using` so that a child still running at the end of the scope is
+ * killed and reaped.
+ *
+ * @typeParam TText `true` when created with `text: true`.
+ *
+ * @example Feed input to an interactive program
+ * ```ts
+ * import { PIPE, Popen } from "@multiproc/multiproc/subprocess";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * await using p = new Popen(["sort"], { stdin: PIPE, stdout: PIPE, text: true });
+ * deepEqual(await p.communicate("b\na\n"), ["a\nb\n", null]);
+ * ```
+ *
+ * @example Read output line by line as it comes
+ * ```ts
+ * import { PIPE, Popen } from "@multiproc/multiproc/subprocess";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * await using p = new Popen(["printf", "one\ntwo\n"], { stdout: PIPE });
+ * const lines: string[] = [];
+ * for await (const line of p) lines.push(line);
+ * deepEqual(lines, ["one", "two"]);
+ * equal(await p.wait(), 0);
+ * ```
+ *
+ * @example A pipeline: `printf … | sort`
+ * ```ts
+ * import { PIPE, Popen } from "@multiproc/multiproc/subprocess";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * await using producer = new Popen(["printf", "b\na\n"], { stdout: PIPE });
+ * await using sorter = new Popen(["sort"], { stdin: producer.stdout!, stdout: PIPE, text: true });
+ * deepEqual(await sorter.communicate(), ["a\nb\n", null]);
+ * ```
+ */
+export class Popen<TText extends boolean = false> implements AsyncDisposable {
+  /** The command, as given. */
+  readonly args: readonly string[];
+  /** The child's process id. */
+  readonly pid: number;
+  /** The child's stdin, when `stdin: PIPE`. */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  /** The child's stdout, when `stdout: PIPE`. */
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  /** The child's stderr, when `stderr: PIPE`. */
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  #child: SpawnedChild;
+  #exited: Promise<number>;
+  #returncode: number | null = null;
+  #text: boolean;
+  #killTree: boolean;
+  #communication: Communication | undefined;
+
+  /**
+   * Starts `cmd`.
+   *
+   * @param cmd The program and its arguments, e.g. `["ls", "-l"]`.
+   * @param options How to start it and wire its streams.
+   * @throws {TypeError} when `cmd` is not a non-empty array of strings or an option is invalid.
+   * @throws {SubprocessError} when the command cannot be started.
+   */
+  constructor(cmd: readonly string[], options: PopenOptions<TText> = {}) {
+    checkCommand(cmd);
+    options.signal?.throwIfAborted();
+    const pump = isStream(options.stdin) ? options.stdin : undefined;
+    this.args = [...cmd];
+    this.#text = options.text === true;
+    this.#killTree = options.killTree === true;
+    this.#child = startChild(
+      this.args,
+      options,
+      pump ? PIPE : options.stdin as Stdio | undefined,
+    );
+    this.pid = this.#child.pid;
+    this.stdin = pump ? null : this.#child.stdin;
+    this.stdout = this.#child.stdout;
+    this.stderr = this.#child.stderr;
+    this.#exited = this.#child.exited.then((status) =>
+      this.#returncode = returncodeOf(status)
+    );
+    if (pump) pumpInto(pump, this.#child.stdin!);
+    if (options.signal) this.#killOnAbort(options.signal);
+  }
+
+  /** The exit status once the child has exited, `-N` if signal N killed it; `null` while it runs. */
+  get returncode(): number | null {
+    return this.#returncode;
+  }
+
+  /**
+   * Sends `input` to stdin and closes it, reads stdout and stderr to their
+   * end, and waits for the child to exit — all at once, so that no pipe
+   * fills up and blocks. On timeout the child keeps running and nothing read
+   * is lost: call again (without input) to go on.
+   *
+   * @param input Data for stdin, which must be `PIPE`.
+   * @param options A `timeout` and an abort `signal` for this call.
+   * @returns `[stdout, stderr]`, each `null` where not piped.
+   * @throws {TimeoutExpiredError} when `timeout` passes first, with the output so far.
+   * @throws {TypeError} when `input` is given but stdin is not a pipe, or
+   * after the communication has started, or when a stream is locked.
+   *
+   * @example With a timeout, then again
+   * ```ts
+   * import { PIPE, Popen, TimeoutExpiredError } from "@multiproc/multiproc/subprocess";
+   * import { deepEqual, rejects } from "node:assert/strict";
+   *
+   * await using p = new Popen(["sh", "-c", "echo a; sleep 0.5; echo b"], { stdout: PIPE, text: true });
+   * await rejects(p.communicate(undefined, { timeout: 100 }), TimeoutExpiredError);
+   * deepEqual(await p.communicate(), ["a\nb\n", null]);
+   * ```
+   */
+  async communicate(
+    input?: Input,
+    options: WaitOptions = {},
+  ): Promise<[Output<TText> | null, Output<TText> | null]> {
+    checkTimeout(options.timeout);
+    const communication = this.#communicationFor(input);
+    const outcome = await waitAtMost(
+      communication.done,
+      options.timeout,
+      options.signal,
+    );
+    if (outcome === TIMED_OUT) {
+      const [stdout, stderr] = communication.output();
+      throw new TimeoutExpiredError(this.args, options.timeout!, {
+        stdout: this.#decode(stdout, true),
+        stderr: this.#decode(stderr, true),
+      });
+    }
+    const [stdout, stderr] = communication.output();
+    return [this.#decode(stdout), this.#decode(stderr)];
+  }
+
+  #communicationFor(input: Input | undefined): Communication {
+    if (this.#communication) {
+      if (input !== undefined) {
+        throw new TypeError(
+          "Cannot send input after the communication has started: call communicate() again without input",
+        );
+      }
+      return this.#communication;
+    }
+    if (input !== undefined && this.stdin === null) {
+      throw new TypeError(
+        "Cannot send input: stdin is not a pipe: create the Popen with { stdin: PIPE }",
+      );
+    }
+    this.#communication = new Communication(
+      {
+        stdin: this.stdin,
+        stdout: this.stdout,
+        stderr: this.stderr,
+        exited: this.#exited,
+      },
+      typeof input === "string" ? new TextEncoder().encode(input) : input,
+    );
+    return this.#communication;
+  }
+
+  #decode(bytes: Uint8Array | null, partial = false): Output<TText> | null {
+    if (bytes === null) return null;
+    return (this.#text ? decodeUtf8(bytes, partial) : bytes) as Output<TText>;
+  }
+
+  /**
+   * Waits for the child to exit. With piped output, read it meanwhile (or
+   * use {@linkcode Popen.communicate}): a child blocked on a full pipe never
+   * exits.
+   *
+   * @param options A `timeout` and an abort `signal` for this call.
+   * @returns The returncode.
+   * @throws {TimeoutExpiredError} when `timeout` passes first; the child keeps running.
+   *
+   * @example Wait for exit
+   * ```ts
+   * import { Popen } from "@multiproc/multiproc/subprocess";
+   * import { equal } from "node:assert/strict";
+   *
+   * const p = new Popen(["sh", "-c", "exit 4"]);
+   * equal(await p.wait(), 4);
+   * equal(p.returncode, 4);
+   * ```
+   */
+  async wait(options: WaitOptions = {}): Promise<number> {
+    checkTimeout(options.timeout);
+    const outcome = await waitAtMost(
+      this.#exited,
+      options.timeout,
+      options.signal,
+    );
+    if (outcome === TIMED_OUT) {
+      throw new TimeoutExpiredError(this.args, options.timeout!);
+    }
+    return outcome;
+  }
+
+  /**
+   * Checks whether the child has exited, without waiting.
+   *
+   * @returns The returncode, or `null` while it runs.
+   *
+   * @example Poll a running child
+   * ```ts
+   * import { Popen } from "@multiproc/multiproc/subprocess";
+   * import { equal } from "node:assert/strict";
+   *
+   * await using p = new Popen(["sleep", "10"]);
+   * equal(p.poll(), null);
+   * ```
+   */
+  poll(): number | null {
+    return this.#returncode;
+  }
+
+  /**
+   * Sends `signal` to the child (to its process group with `killTree`). Does
+   * nothing once the child has exited.
+   *
+   * @param signal The signal's name, e.g. `"SIGINT"`.
+   *
+   * @example Interrupt a child
+   * ```ts
+   * import { Popen } from "@multiproc/multiproc/subprocess";
+   * import { equal } from "node:assert/strict";
+   *
+   * const p = new Popen(["sleep", "10"]);
+   * p.sendSignal("SIGINT");
+   * equal(await p.wait(), -2);
+   * ```
+   */
+  sendSignal(signal: Signal): void {
+    if (this.#returncode !== null) return;
+    this.#child.kill(signal, this.#killTree);
+  }
+
+  /**
+   * Asks the child to stop with SIGTERM. Does nothing once it has exited.
+   *
+   * @example Terminate a child
+   * ```ts
+   * import { Popen } from "@multiproc/multiproc/subprocess";
+   * import { equal } from "node:assert/strict";
+   *
+   * const p = new Popen(["sleep", "10"]);
+   * p.terminate();
+   * equal(await p.wait(), -15);
+   * ```
+   */
+  terminate(): void {
+    this.sendSignal("SIGTERM");
+  }
+
+  /**
+   * Kills the child with SIGKILL. Does nothing once it has exited.
+   *
+   * @example Kill a child
+   * ```ts
+   * import { Popen } from "@multiproc/multiproc/subprocess";
+   * import { equal } from "node:assert/strict";
+   *
+   * const p = new Popen(["sleep", "10"]);
+   * p.kill();
+   * equal(await p.wait(), -9);
+   * ```
+   */
+  kill(): void {
+    this.sendSignal("SIGKILL");
+  }
+
+  /**
+   * Reads a piped output as UTF-8 lines, without their line endings, as they
+   * arrive. Leaving the loop early closes that pipe.
+   *
+   * @param options Which output to read.
+   * @returns An async iterator of lines.
+   * @throws {TypeError} when that output is not piped.
+   *
+   * @example Lines of stderr
+   * ```ts
+   * import { PIPE, Popen } from "@multiproc/multiproc/subprocess";
+   * import { deepEqual } from "node:assert/strict";
+   *
+   * await using p = new Popen(["sh", "-c", "echo warn >&2"], { stderr: PIPE });
+   * deepEqual(await Array.fromAsync(p.lines({ from: "stderr" })), ["warn"]);
+   * ```
+   */
+  lines(options: LinesOptions = {}): AsyncGenerator<string, void, undefined> {
+    const from = options.from ?? "stdout";
+    const stream = this[from];
+    if (stream === null) {
+      throw new TypeError(
+        `Cannot read lines of ${from}: it is not piped: create the Popen with { ${from}: PIPE }`,
+      );
+    }
+    return readLines(stream);
+  }
+
+  /**
+   * Iterates over the lines of stdout: the same as {@linkcode Popen.lines}.
+   *
+   * @returns An async iterator of lines.
+   *
+   * @example Loop over output lines
+   * ```ts
+   * import { PIPE, Popen } from "@multiproc/multiproc/subprocess";
+   * import { deepEqual } from "node:assert/strict";
+   *
+   * await using p = new Popen(["echo", "only"], { stdout: PIPE });
+   * deepEqual(await Array.fromAsync(p), ["only"]);
+   * ```
+   */
+  [Symbol.asyncIterator](): AsyncGenerator<string, void, undefined> {
+    return this.lines();
+  }
+
+  /**
+   * Kills the child if it still runs, reaps it, and closes the pipes nobody
+   * reads, so that nothing is left behind. Called by `await using`.
+   *
+   * @example Scope a child
+   * ```ts
+   * import { Popen } from "@multiproc/multiproc/subprocess";
+   * import { equal } from "node:assert/strict";
+   *
+   * let child: Popen;
+   * {
+   *   await using p = new Popen(["sleep", "10"]);
+   *   child = p;
+   * }
+   * equal(child.returncode, -9);
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.kill();
+    await this.#exited;
+    await Promise.all([
+      this.#communication?.stopReading(),
+      ...[this.stdout, this.stderr].map((stream) =>
+        stream && !stream.locked ? stream.cancel() : undefined
+      ),
+      this.stdin && !this.stdin.locked
+        ? this.stdin.abort().catch(() => {})
+        : undefined,
+    ]);
+  }
+
+  #killOnAbort(signal: AbortSignal): void {
+    const onAbort = (): void => this.kill();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#exited.then(() => signal.removeEventListener("abort", onAbort));
+  }
+}
+
+/**
+ * Runs `cmd`, waits for it, and returns how it ended: Python's
+ * `subprocess.run`. Output goes to the parent's unless piped; `capture`
+ * pipes both.
+ *
+ * @typeParam TText `true` with `text: true`, for string output.
+ * @param cmd The program and its arguments.
+ * @param options Input, stream wiring, `timeout`, `check`, environment.
+ * @returns The finished process.
+ * @throws {SubprocessError} when the command cannot be started.
+ * @throws {TimeoutExpiredError} when `timeout` passes (the child is killed and reaped).
+ * @throws {CalledProcessError} with `check` when the status is not 0.
+ * @throws {TypeError} when `cmd` or an option is invalid.
+ * @throws The signal's reason when `signal` aborts (the child is killed and reaped).
+ *
+ * @example Capture text output
+ * ```ts
+ * import { run } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * const { stdout } = await run(["tr", "a-z", "A-Z"], { input: "shout\n", capture: true, text: true });
+ * equal(stdout, "SHOUT\n");
+ * ```
+ */
+export async function run<TText extends boolean = false>(
+  cmd: readonly string[],
+  options: RunOptions<TText> = {},
+): Promise<CompletedProcess<Output<TText>>> {
+  checkTimeout(options.timeout);
+  checkRunStreams(options);
+  options.signal?.throwIfAborted();
+  const { input, stdin, capture, timeout, check, signal, ...rest } = options;
+  const stream = isStream(input) ? input : undefined;
+  const process = new Popen<TText>(cmd, {
+    ...rest,
+    stdin: stream ?? (input === undefined ? stdin : PIPE),
+    stdout: capture ? PIPE : options.stdout,
+    stderr: capture ? PIPE : options.stderr,
+  });
+  const [stdout, stderr] = await collect(
+    process,
+    stream ? undefined : input as Input | undefined,
+    timeout,
+    signal,
+  );
+  const result = new CompletedProcess(process.args, process.returncode!, {
+    stdout,
+    stderr,
+  });
+  return check ? result.checkReturncode() : result;
+}
+
+async function collect<TText extends boolean>(
+  process: Popen<TText>,
+  input: Input | undefined,
+  timeout: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<[Output<TText> | null, Output<TText> | null]> {
+  try {
+    return await process.communicate(input, { timeout, signal });
+  } catch (error) {
+    const [stdout, stderr] = await killAndDrain(process);
+    if (error instanceof TimeoutExpiredError) {
+      throw new TimeoutExpiredError(process.args, timeout!, { stdout, stderr });
+    }
+    throw error;
+  }
+}
+
+/** How long a killed child's pipes may stay open, held by its own children, before we stop reading. */
+const DRAIN_GRACE_MS = 50;
+
+async function killAndDrain<TText extends boolean>(
+  process: Popen<TText>,
+): Promise<[Output<TText> | null, Output<TText> | null]> {
+  process.kill();
+  await process.wait();
+  try {
+    return await process.communicate(undefined, { timeout: DRAIN_GRACE_MS });
+  } catch (error) {
+    if (!(error instanceof TimeoutExpiredError)) throw error;
+    await process[Symbol.asyncDispose]();
+    return [error.stdout, error.stderr];
+  }
+}
+
+/**
+ * Runs `cmd` and returns its exit status: Python's `subprocess.call`.
+ *
+ * @param cmd The program and its arguments.
+ * @param options As for {@linkcode run}.
+ * @returns The returncode (`-N` when killed by signal N).
+ * @throws {SubprocessError} when the command cannot be started.
+ * @throws {TimeoutExpiredError} when `timeout` passes (the child is killed and reaped).
+ *
+ * @example Exit status of a command
+ * ```ts
+ * import { call } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(await call(["sh", "-c", "exit 7"]), 7);
+ * ```
+ */
+export async function call(
+  cmd: readonly string[],
+  options: RunOptions = {},
+): Promise<number> {
+  return (await run(cmd, { ...options, check: false })).returncode;
+}
+
+/**
+ * Runs `cmd` and requires it to succeed: Python's `subprocess.check_call`.
+ *
+ * @param cmd The program and its arguments.
+ * @param options As for {@linkcode run}.
+ * @returns 0.
+ * @throws {CalledProcessError} when the status is not 0.
+ * @throws {SubprocessError} when the command cannot be started.
+ * @throws {TimeoutExpiredError} when `timeout` passes (the child is killed and reaped).
+ *
+ * @example Require success
+ * ```ts
+ * import { CalledProcessError, checkCall } from "@multiproc/multiproc/subprocess";
+ * import { equal, rejects } from "node:assert/strict";
+ *
+ * equal(await checkCall(["true"]), 0);
+ * await rejects(checkCall(["false"]), CalledProcessError);
+ * ```
+ */
+export async function checkCall(
+  cmd: readonly string[],
+  options: RunOptions = {},
+): Promise<0> {
+  await run(cmd, { ...options, check: true });
+  return 0;
+}
+
+/**
+ * Runs `cmd`, requires it to succeed, and returns its stdout: Python's
+ * `subprocess.check_output`. Stderr goes to the parent's unless redirected.
+ *
+ * @typeParam TText `true` with `text: true`, for a string.
+ * @param cmd The program and its arguments.
+ * @param options As for {@linkcode run}; `stdout` is always piped.
+ * @returns The command's stdout.
+ * @throws {CalledProcessError} when the status is not 0, with the output.
+ * @throws {SubprocessError} when the command cannot be started.
+ * @throws {TimeoutExpiredError} when `timeout` passes (the child is killed and reaped).
+ *
+ * @example Read a command's answer
+ * ```ts
+ * import { checkOutput } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(await checkOutput(["echo", "42"], { text: true }), "42\n");
+ * ```
+ */
+export async function checkOutput<TText extends boolean = false>(
+  cmd: readonly string[],
+  options: Omit<RunOptions<TText>, "stdout" | "capture"> = {},
+): Promise<Output<TText>> {
+  const result = await run<TText>(cmd, {
+    ...options,
+    stdout: PIPE,
+    check: true,
+  });
+  return result.stdout!;
+}
+
+function isStream(value: unknown): value is ReadableStream<Uint8Array> {
+  return typeof ReadableStream !== "undefined" &&
+    value instanceof ReadableStream;
+}
+
+function checkCommand(cmd: unknown): asserts cmd is readonly string[] {
+  if (
+    !Array.isArray(cmd) || cmd.length === 0 ||
+    !cmd.every((arg) => typeof arg === "string")
+  ) {
+    const got = typeof cmd === "string"
+      ? `"${cmd}": pass the program and its arguments as an array, e.g. ${
+        JSON.stringify(cmd.split(" ").filter(Boolean))
+      }`
+      : `"${
+        Array.isArray(cmd) ? JSON.stringify(cmd) : String(cmd)
+      }": pass the program and its arguments as a non-empty array of strings, e.g. ["ls", "-l"]`;
+    throw new TypeError(
+      `Expected a command as an array of strings, got ${got}`,
+    );
+  }
+  const withNul = cmd.find((arg) => arg.includes("\0"));
+  if (withNul !== undefined) {
+    throw new TypeError(
+      `Command arguments cannot contain NUL characters, got "${
+        withNul.replaceAll("\0", "\\0")
+      }": remove them`,
+    );
+  }
+}
+
+function checkRunStreams(options: RunOptions<boolean>): void {
+  if (options.input !== undefined && options.stdin !== undefined) {
+    throw new TypeError(
+      "Cannot use both input and stdin: pass the data as input, or wire stdin yourself",
+    );
+  }
+  if (
+    options.capture &&
+    (options.stdout !== undefined || options.stderr !== undefined)
+  ) {
+    throw new TypeError(
+      "Cannot use capture together with stdout or stderr: capture pipes both; set stdout and stderr yourself instead",
+    );
+  }
+}
+
+function startChild(
+  cmd: readonly string[],
+  options: PopenOptions<boolean>,
+  stdin: Stdio | undefined,
+): SpawnedChild {
+  const cwd = options.cwd instanceof URL
+    ? fileURLToPath(options.cwd)
+    : options.cwd;
+  try {
+    return spawnChild({
+      command: cmd[0]!,
+      args: cmd.slice(1),
+      cwd,
+      env: options.env,
+      clearEnv: options.clearEnv === true,
+      stdin: stdin ?? INHERIT,
+      stdout: options.stdout ?? INHERIT,
+      stderr: options.stderr ?? INHERIT,
+      group: options.killTree === true,
+    });
+  } catch (error) {
+    if (!(error instanceof SpawnFailure)) throw error;
+    throw new SubprocessError(
+      `Cannot run ${quoteCommand(cmd)}: ${error.problem.reason}`,
+      { cause: error.cause ?? error },
+    );
+  }
+}
+
+function pumpInto(
+  source: ReadableStream<Uint8Array>,
+  stdin: WritableStream<Uint8Array>,
+): void {
+  // A child that exits without reading the whole stream is not an error:
+  // the rest of the stream is cancelled, as a shell pipeline would.
+  source.pipeTo(stdin).catch(() => {});
+}
+
+function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg)
+    ? arg
+    : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+function quoteCommand(cmd: readonly string[]): string {
+  return `"${cmd.map(quoteArg).join(" ")}"`;
+}
+
+function describeReturncode(returncode: number): string {
+  return returncode < 0
+    ? `died with signal ${signalName(-returncode)}`
+    : `returned non-zero exit status ${returncode}`;
+}
+
+function lastLine(stderr: unknown): string {
+  if (typeof stderr !== "string") return "";
+  const line = stderr.trimEnd().split("\n").pop()?.trim();
+  return line ? `: ${line}` : "";
+}
