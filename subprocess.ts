@@ -702,7 +702,9 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
 
   /**
    * Reads a piped output as UTF-8 lines, without their line endings, as they
-   * arrive. Leaving the loop early closes that pipe.
+   * arrive. Leaving the loop early closes that pipe, so the child's next
+   * write to it fails: SIGPIPE in Deno; in Node and Bun, whose child pipes
+   * are socket pairs, a write error (`ECONNRESET`).
    *
    * @param options Which output to read.
    * @returns An async iterator of lines.
@@ -714,7 +716,9 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * import { deepEqual } from "node:assert/strict";
    *
    * await using p = new Popen(["sh", "-c", "echo warn >&2"], { stderr: PIPE });
-   * deepEqual(await Array.fromAsync(p.lines({ from: "stderr" })), ["warn"]);
+   * const lines: string[] = [];
+   * for await (const line of p.lines({ from: "stderr" })) lines.push(line);
+   * deepEqual(lines, ["warn"]);
    * ```
    */
   lines(options: LinesOptions = {}): AsyncGenerator<string, void, undefined> {
@@ -739,7 +743,9 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * import { deepEqual } from "node:assert/strict";
    *
    * await using p = new Popen(["echo", "only"], { stdout: PIPE });
-   * deepEqual(await Array.fromAsync(p), ["only"]);
+   * const lines: string[] = [];
+   * for await (const line of p) lines.push(line);
+   * deepEqual(lines, ["only"]);
    * ```
    */
   [Symbol.asyncIterator](): AsyncGenerator<string, void, undefined> {

@@ -8,7 +8,14 @@
  *
  * @module
  */
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -113,5 +120,7 @@ for (const file of ["README.md", "LICENSE"]) {
   await copyFile(join(root, file), join(out, file));
 }
 console.log(
-  `Built npm/ (multiproc@${config.version}) from ${(await sources()).length} source files`,
+  `Built npm/ (multiproc@${config.version}) from ${
+    (await sources()).length
+  } source files`,
 );

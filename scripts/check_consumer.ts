@@ -94,7 +94,9 @@ try {
   }
   const output = (await sh("node", ["out/main.js"], dir)).trim();
   if (output !== expected) {
-    throw new Error(`Expected the consumer to print ${expected}, got ${output}`);
+    throw new Error(
+      `Expected the consumer to print ${expected}, got ${output}`,
+    );
   }
   console.log(`node: the installed package runs (${output})`);
 } finally {

@@ -1,0 +1,72 @@
+// Helpers shared by the test files: looking at /proc and running fixtures
+// under whichever runtime runs the tests.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import process from "node:process";
+
+/** Pids of live (non-zombie) processes whose command line contains `needle`. */
+export function processesMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8")
+        .replaceAll("\0", " ");
+      if (cmdline.includes(needle) && !isZombie(Number(entry))) {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** Whether process `pid` still exists at all, zombie included. */
+export function processExists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+/** Kills every process whose command line contains `needle`; for clean-up after a test. */
+export function killMatching(needle: string): void {
+  for (const pid of processesMatching(needle)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/**
+ * The argv that runs fixture `name` (without extension) with the runtime
+ * running the tests: Deno on the `.ts` sources, Node on the compiled `.js`.
+ */
+export function fixtureCommand(name: string): string[] {
+  const typescript = import.meta.url.endsWith(".ts");
+  const file = new URL(
+    `./fixtures/${name}${typescript ? ".ts" : ".js"}`,
+    import.meta.url,
+  ).pathname;
+  return typescript
+    ? [process.execPath, "run", "-A", file]
+    : [process.execPath, file];
+}
+
+/** A unique marker to find this test's processes in /proc. */
+export function marker(): string {
+  return `61.${Math.floor(Math.random() * 1e6)}`;
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

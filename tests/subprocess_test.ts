@@ -1,0 +1,596 @@
+import { after, describe, test } from "node:test";
+import {
+  deepEqual,
+  equal,
+  match,
+  ok,
+  rejects,
+  throws,
+} from "node:assert/strict";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import process from "node:process";
+import {
+  call,
+  CalledProcessError,
+  checkCall,
+  checkOutput,
+  CompletedProcess,
+  DEVNULL,
+  PIPE,
+  Popen,
+  run,
+  STDOUT,
+  SubprocessError,
+  TimeoutExpiredError,
+} from "../mod.ts";
+import { decodeUtf8, readLines } from "../_text.ts";
+import {
+  delay,
+  fixtureCommand,
+  killMatching,
+  marker,
+  processesMatching,
+  processExists,
+} from "./_helpers.ts";
+
+const unhandled: unknown[] = [];
+process.on("unhandledRejection", (reason) => unhandled.push(reason));
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+function streamOf(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller): void {
+      for (const chunk of chunks) controller.enqueue(chunk);
+      controller.close();
+    },
+  });
+}
+
+describe("run, call, checkCall, checkOutput", () => {
+  test("run captures text and bytes", async () => {
+    const text = await run(["echo", "hi"], { capture: true, text: true });
+    ok(text instanceof CompletedProcess);
+    deepEqual(text.args, ["echo", "hi"]);
+    equal(text.returncode, 0);
+    equal(text.stdout, "hi\n");
+    equal(text.stderr, "");
+    const bytes = await run(["printf", "\\001\\002"], { capture: true });
+    ok(bytes.stdout instanceof Uint8Array);
+    deepEqual([...bytes.stdout!], [1, 2]);
+  });
+
+  test("run leaves output to the parent unless piped", async () => {
+    const result = await run(["true"]);
+    equal(result.stdout, null);
+    equal(result.stderr, null);
+    const silent = await run(["echo", "x"], { stdout: DEVNULL });
+    equal(silent.stdout, null);
+  });
+
+  test("call returns the status, checkCall and check require 0", async () => {
+    equal(await call(["sh", "-c", "exit 7"]), 7);
+    equal(await checkCall(["true"]), 0);
+    await rejects(checkCall(["sh", "-c", "exit 2"]), (error) => {
+      ok(error instanceof CalledProcessError);
+      equal(error.returncode, 2);
+      deepEqual(error.cmd, ["sh", "-c", "exit 2"]);
+      match(error.message, /returned non-zero exit status 2/);
+      return true;
+    });
+    const failed = await run(["false"]);
+    equal(failed.returncode, 1);
+    throws(() => failed.checkReturncode(), CalledProcessError);
+  });
+
+  test("checkOutput returns stdout and keeps it on failure", async () => {
+    equal(await checkOutput(["echo", "42"], { text: true }), "42\n");
+    deepEqual([...await checkOutput(["printf", "A"])], [65]);
+    await rejects(
+      checkOutput(["sh", "-c", "echo partial; echo why >&2; exit 3"], {
+        text: true,
+        stderr: PIPE,
+      }),
+      (error) => {
+        ok(error instanceof CalledProcessError);
+        equal(error.stdout, "partial\n");
+        equal(error.stderr, "why\n");
+        match(error.message, /status 3: why$/);
+        return true;
+      },
+    );
+  });
+
+  test("input as text, bytes and a stream", async () => {
+    const fromText = await run(["cat"], { input: "é\n", capture: true });
+    deepEqual([...fromText.stdout!], [...new TextEncoder().encode("é\n")]);
+    const fromBytes = await run(["wc", "-c"], {
+      input: new Uint8Array(1000),
+      capture: true,
+      text: true,
+    });
+    equal(fromBytes.stdout!.trim(), "1000");
+    const fromStream = await run(["cat"], {
+      input: streamOf([
+        new TextEncoder().encode("a"),
+        new TextEncoder().encode("b"),
+      ]),
+      capture: true,
+      text: true,
+    });
+    equal(fromStream.stdout, "ab");
+  });
+
+  test("env is merged into the parent's unless clearEnv", async () => {
+    const merged = await checkOutput(
+      ["sh", "-c", 'echo "$MULTIPROC_TEST_VAR:${HOME:+has-home}"'],
+      { env: { MULTIPROC_TEST_VAR: "set" }, text: true },
+    );
+    equal(merged, "set:has-home\n");
+    const cleared = await checkOutput(
+      ["/bin/sh", "-c", 'echo "$MULTIPROC_TEST_VAR:${HOME:-no-home}"'],
+      { env: { MULTIPROC_TEST_VAR: "only" }, clearEnv: true, text: true },
+    );
+    equal(cleared, "only:no-home\n");
+  });
+
+  test("cwd as a path and as a file URL", async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), "multiproc-cwd-")));
+    try {
+      equal(await checkOutput(["pwd"], { cwd: dir, text: true }), `${dir}\n`);
+      equal(
+        await checkOutput(["pwd"], { cwd: pathToFileURL(dir), text: true }),
+        `${dir}\n`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("stderr: STDOUT merges both streams in the child's order", async () => {
+    const result = await run(
+      ["sh", "-c", "echo 1; echo 2 >&2; echo 3; echo 4 >&2"],
+      { stdout: PIPE, stderr: STDOUT, text: true },
+    );
+    equal(result.stdout, "1\n2\n3\n4\n");
+    equal(result.stderr, null);
+    const viaPath = await run(["cat", "/no/such/file"], {
+      stdout: PIPE,
+      stderr: STDOUT,
+      text: true,
+    });
+    equal(viaPath.returncode, 1);
+    match(viaPath.stdout!, /No such file/);
+  });
+
+  test("a child that exits without reading its input", async () => {
+    const big = new Uint8Array(8 * 1024 * 1024);
+    const result = await run(["true"], { input: big, capture: true });
+    equal(result.returncode, 0);
+    const early = await run(["sh", "-c", "exit 4"], { input: big });
+    equal(early.returncode, 4);
+    const head = await run(["head", "-c", "5"], {
+      input: big.fill(120),
+      capture: true,
+      text: true,
+    });
+    equal(head.stdout, "xxxxx");
+  });
+});
+
+describe("bad input", () => {
+  test("the command must be a non-empty array of strings", async () => {
+    await rejects(
+      run("ls -l" as unknown as string[]),
+      (error) => {
+        ok(error instanceof TypeError);
+        match(error.message, /got "ls -l": .*\["ls","-l"\]/);
+        return true;
+      },
+    );
+    await rejects(run([]), TypeError);
+    await rejects(run(["echo", 3 as unknown as string]), TypeError);
+    throws(() => new Popen(["echo", "a\0b"]), /NUL/);
+  });
+
+  test("timeouts must be non-negative numbers", async () => {
+    await rejects(run(["true"], { timeout: -1 }), (error) => {
+      ok(error instanceof RangeError);
+      match(error.message, /got "-1"/);
+      return true;
+    });
+    await rejects(run(["true"], { timeout: Number.NaN }), RangeError);
+    await using p = new Popen(["true"]);
+    await rejects(p.wait({ timeout: -5 }), RangeError);
+  });
+
+  test("conflicting stream options", async () => {
+    await rejects(run(["cat"], { input: "x", stdin: PIPE }), /input and stdin/);
+    await rejects(
+      run(["cat"], { capture: true, stdout: DEVNULL }),
+      /capture together with stdout/,
+    );
+    await using p = new Popen(["cat"], { stdout: PIPE });
+    await rejects(p.communicate("x"), /stdin is not a pipe/);
+  });
+
+  test("a command that is not found", async () => {
+    await rejects(run(["no-such-command-4711", "arg"]), (error) => {
+      ok(error instanceof SubprocessError);
+      match(error.message, /"no-such-command-4711 arg".*not found in PATH/);
+      equal((error.cause as { code?: string }).code, "ENOENT");
+      return true;
+    });
+    throws(() => new Popen(["./missing-here"]), /does not exist/);
+    await rejects(
+      run(["no-such-command-4711"], { stdout: PIPE, stderr: STDOUT }),
+      /not found in PATH/,
+    );
+  });
+
+  test("a file that is not executable, a directory", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "multiproc-exec-"));
+    const script = join(dir, "script.sh");
+    writeFileSync(script, "#!/bin/sh\necho hi\n", { mode: 0o644 });
+    try {
+      await rejects(run([script]), (error) => {
+        ok(error instanceof SubprocessError);
+        match(error.message, /is not executable: check its permissions/);
+        equal((error.cause as { code?: string }).code, "EACCES");
+        return true;
+      });
+      await rejects(run([dir]), /is a directory/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("a working directory that does not exist", async () => {
+    await rejects(run(["ls"], { cwd: "/no/such/dir" }), (error) => {
+      ok(error instanceof SubprocessError);
+      match(
+        error.message,
+        /working directory "\/no\/such\/dir" does not exist/,
+      );
+      ok(error.cause instanceof Error);
+      return true;
+    });
+    await rejects(run(["ls"], { cwd: "/etc/hostname" }), /not a directory/);
+  });
+});
+
+describe("Popen", () => {
+  test("communicate feeds input and returns both outputs", async () => {
+    await using p = new Popen(["sort"], {
+      stdin: PIPE,
+      stdout: PIPE,
+      text: true,
+    });
+    ok(p.pid > 0);
+    deepEqual(await p.communicate("b\na\n"), ["a\nb\n", null]);
+    equal(p.returncode, 0);
+    await using both = new Popen(["sh", "-c", "cat; echo e >&2"], {
+      stdin: PIPE,
+      stdout: PIPE,
+      stderr: PIPE,
+    });
+    const [out, err] = await both.communicate(new Uint8Array([7, 8]));
+    deepEqual([...out!], [7, 8]);
+    deepEqual([...err!], [101, 10]);
+  });
+
+  test("100 MiB through cat comes back whole, without deadlock", async () => {
+    const size = 100 * 1024 * 1024;
+    const input = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4096) input[i] = (i / 4096) % 251;
+    input[size - 1] = 42;
+    await using p = new Popen(["cat"], { stdin: PIPE, stdout: PIPE });
+    const [output] = await p.communicate(input);
+    equal(output!.byteLength, size);
+    for (let i = 0; i < size; i += 4096) {
+      if (output![i] !== input[i]) equal(output![i], input[i], `byte ${i}`);
+    }
+    equal(output![size - 1], 42);
+  });
+
+  test("communicate timeout leaves the child running and loses nothing", async () => {
+    await using p = new Popen(
+      ["sh", "-c", "echo first; read line; echo got $line; echo err >&2"],
+      { stdin: PIPE, stdout: PIPE, stderr: PIPE, text: true },
+    );
+    const writer = p.stdin!.getWriter();
+    await rejects(p.communicate(undefined, { timeout: 50 }), /locked/);
+    writer.releaseLock();
+    const slow = new Popen(["sh", "-c", "echo a; sleep 0.4; echo b"], {
+      stdout: PIPE,
+      text: true,
+    });
+    await rejects(slow.communicate(undefined, { timeout: 50 }), (error) => {
+      ok(error instanceof TimeoutExpiredError);
+      equal(error.stdout, "a\n");
+      equal(error.timeout, 50);
+      return true;
+    });
+    equal(slow.poll(), null, "the child still runs after the timeout");
+    await rejects(slow.communicate("late"), /after the communication/);
+    deepEqual(await slow.communicate(), ["a\nb\n", null]);
+    equal(slow.returncode, 0);
+    deepEqual(await p.communicate("x\n"), ["first\ngot x\n", "err\n"]);
+  });
+
+  test("wait with a timeout, then without", async () => {
+    const p = new Popen(["sleep", "0.3"]);
+    await rejects(p.wait({ timeout: 20 }), TimeoutExpiredError);
+    equal(p.returncode, null);
+    equal(await p.wait(), 0);
+    equal(p.poll(), 0);
+  });
+
+  test("wait stops waiting on abort; the child runs on", async () => {
+    await using p = new Popen(["sleep", "10"]);
+    const controller = new AbortController();
+    const waiting = p.wait({ signal: controller.signal });
+    controller.abort(new Error("enough"));
+    await rejects(waiting, /enough/);
+    equal(p.poll(), null);
+  });
+
+  test("returncode is -N for signal N; signals after exit are no-ops", async () => {
+    const killed = new Popen(["sleep", "10"]);
+    killed.kill();
+    equal(await killed.wait(), -9);
+    const terminated = new Popen(["sleep", "10"]);
+    terminated.terminate();
+    equal(await terminated.wait(), -15);
+    const interrupted = new Popen(["sleep", "10"]);
+    interrupted.sendSignal("SIGUSR1");
+    equal(await interrupted.wait(), -10);
+    for (const p of [killed, terminated, interrupted]) {
+      p.kill();
+      p.terminate();
+      p.sendSignal("SIGINT");
+    }
+    const done = new Popen(["true"]);
+    await done.wait();
+    done.kill();
+    equal(done.returncode, 0);
+  });
+
+  test("a signal from outside shows as -N", async () => {
+    const p = new Popen(["sleep", "10"]);
+    process.kill(p.pid, "SIGTERM");
+    equal(await p.wait(), -15);
+  });
+
+  test("await using kills a running child and reaps it", async () => {
+    let pid = 0;
+    let child: Popen | undefined;
+    {
+      await using p = new Popen(["sleep", "10"], { stdout: PIPE });
+      pid = p.pid;
+      child = p;
+      ok(processExists(pid));
+    }
+    equal(child.returncode, -9);
+    ok(!processExists(pid), "the child was reaped");
+  });
+
+  test("lines of stdout and stderr, with and without a final newline", async () => {
+    await using p = new Popen(
+      ["sh", "-c", "printf 'a\\r\\nb\\n\\nlast'; echo e1 >&2; echo e2 >&2"],
+      { stdout: PIPE, stderr: PIPE },
+    );
+    const [stdout, stderr] = await Promise.all([
+      collect(p),
+      collect(p.lines({ from: "stderr" })),
+    ]);
+    deepEqual(stdout, ["a", "b", "", "last"]);
+    deepEqual(stderr, ["e1", "e2"]);
+    throws(() => new Popen(["true"]).lines(), /not piped/);
+  });
+
+  test("leaving the line loop early closes the pipe", async () => {
+    const p = new Popen(["seq", "1", "100000000"], {
+      stdout: PIPE,
+      stderr: DEVNULL,
+    });
+    const first: string[] = [];
+    for await (const line of p) {
+      first.push(line);
+      if (first.length === 3) break;
+    }
+    deepEqual(first, ["1", "2", "3"]);
+    // Deno's pipes are pipes (SIGPIPE); Node's are socket pairs, where the
+    // write fails with ECONNRESET and seq exits with 1.
+    const returncode = await p.wait();
+    ok(returncode === -13 || returncode === 1, `seq ended: ${returncode}`);
+  });
+
+  test("a pipeline: one child's stdout is the next one's stdin", async () => {
+    await using producer = new Popen(["printf", "c\\nb\\na\\n"], {
+      stdout: PIPE,
+    });
+    await using sorter = new Popen(["sort"], {
+      stdin: producer.stdout!,
+      stdout: PIPE,
+    });
+    await using counter = new Popen(["head", "-n", "2"], {
+      stdin: sorter.stdout!,
+      stdout: PIPE,
+      text: true,
+    });
+    deepEqual(await counter.communicate(), ["a\nb\n", null]);
+    equal(await producer.wait(), 0);
+    equal(await sorter.wait(), 0);
+  });
+
+  test("an AbortSignal kills the child", async () => {
+    const controller = new AbortController();
+    const p = new Popen(["sleep", "10"], { signal: controller.signal });
+    controller.abort();
+    equal(await p.wait(), -9);
+    throws(
+      () => new Popen(["sleep", "10"], { signal: controller.signal }),
+      (error: unknown) => error instanceof Error && error.name === "AbortError",
+    );
+  });
+});
+
+describe("timeouts, aborts and process groups", () => {
+  test("run timeout kills, reaps and reports partial output", async () => {
+    let pid = 0;
+    await rejects(
+      run(["sh", "-c", "echo so-far; echo err >&2; exec sleep 10"], {
+        capture: true,
+        text: true,
+        timeout: 300,
+      }),
+      (error) => {
+        ok(error instanceof TimeoutExpiredError);
+        equal(error.stdout, "so-far\n");
+        equal(error.stderr, "err\n");
+        match(error.message, /timed out after 300 ms/);
+        return true;
+      },
+    );
+    const p = new Popen(["sleep", "10"]);
+    pid = p.pid;
+    await rejects(call(["sleep", "10"], { timeout: 10 }), TimeoutExpiredError);
+    p.kill();
+    await p.wait();
+    ok(!processExists(pid));
+  });
+
+  test("killTree: a timeout leaves no grandchild behind", async () => {
+    const tag = marker();
+    await rejects(
+      run(["sh", "-c", `sleep ${tag} & sleep ${tag}`], {
+        timeout: 200,
+        killTree: true,
+        capture: true,
+      }),
+      TimeoutExpiredError,
+    );
+    await delay(50);
+    deepEqual(processesMatching(`sleep ${tag}`), []);
+  });
+
+  test("without killTree a grandchild holding the pipe does not hang run", async () => {
+    const tag = marker();
+    try {
+      await rejects(
+        run(["sh", "-c", `echo out; sleep ${tag} & exec sleep ${tag}`], {
+          timeout: 200,
+          capture: true,
+          text: true,
+        }),
+        (error) => {
+          ok(error instanceof TimeoutExpiredError);
+          equal(error.stdout, "out\n");
+          return true;
+        },
+      );
+      equal(processesMatching(`sleep ${tag}`).length, 1, "the orphan");
+    } finally {
+      killMatching(`sleep ${tag}`);
+    }
+  });
+
+  test("killTree signals the whole group", async () => {
+    const tag = marker();
+    const p = new Popen(["sh", "-c", `sleep ${tag} & sleep ${tag}; wait`], {
+      killTree: true,
+    });
+    for (let i = 0; processesMatching(`sleep ${tag}`).length < 2; i++) {
+      ok(i < 200, "both sleeps started");
+      await delay(10);
+    }
+    p.terminate();
+    equal(await p.wait(), -15);
+    await delay(50);
+    deepEqual(processesMatching(`sleep ${tag}`), []);
+  });
+
+  test("run with an AbortSignal kills and rejects with its reason", async () => {
+    const tag = marker();
+    const controller = new AbortController();
+    const reason = new Error("stop it");
+    setTimeout(() => controller.abort(reason), 100);
+    await rejects(
+      run(["sh", "-c", `sleep ${tag}`], {
+        signal: controller.signal,
+        killTree: true,
+      }),
+      (error) => error === reason,
+    );
+    deepEqual(processesMatching(`sleep ${tag}`), []);
+    await rejects(
+      run(["sleep", tag], { signal: controller.signal }),
+      (error) => error === reason,
+    );
+    deepEqual(processesMatching(`sleep ${tag}`), [], "never started");
+  });
+});
+
+describe("text decoding", () => {
+  const sample = "aé€😀b";
+  const bytes = new TextEncoder().encode(sample);
+
+  test("lines decode characters split at every byte offset", async () => {
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const lines = await collect(
+        readLines(streamOf([bytes.slice(0, cut), bytes.slice(cut)])),
+      );
+      deepEqual(lines, [sample], `split at byte ${cut}`);
+    }
+    const oneByteChunks = [...bytes].map((byte) => new Uint8Array([byte]));
+    deepEqual(await collect(readLines(streamOf(oneByteChunks))), [
+      sample,
+    ]);
+  });
+
+  test("partial output ends on a character boundary", () => {
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const text = decodeUtf8(bytes.slice(0, cut), true);
+      ok(sample.startsWith(text), `cut at ${cut}: ${JSON.stringify(text)}`);
+      ok(!text.includes("\uFFFD"));
+    }
+  });
+
+  test("a child writing one byte at a time", async () => {
+    const octal = [...bytes].map((byte) => `\\${byte.toString(8)}`);
+    const script = octal.map((code) => `printf '${code}'; sleep 0.01`)
+      .join("; ");
+    const { stdout } = await run(["sh", "-c", script], {
+      capture: true,
+      text: true,
+    });
+    equal(stdout, sample);
+    await using p = new Popen(["sh", "-c", script], { stdout: PIPE });
+    deepEqual(await collect(p), [sample]);
+  });
+});
+
+describe("nothing left behind", () => {
+  test("a script using every feature exits on its own", async () => {
+    const result = await run(fixtureCommand("loop_exits"), {
+      capture: true,
+      text: true,
+      timeout: 60_000,
+    });
+    equal(result.stderr, "");
+    equal(result.stdout, "done\n");
+    equal(result.returncode, 0);
+  });
+
+  after(() => {
+    deepEqual(unhandled, [], "no unhandled rejections");
+  });
+});
