@@ -57,7 +57,7 @@ const packageJson = {
   main: "./esm/mod.js",
   types: "./esm/mod.d.ts",
   exports: exportsMap(),
-  files: ["esm/", "!esm/tests/", "README.md", "LICENSE"],
+  files: ["esm/", "!esm/tests/", "!esm/examples/", "README.md", "LICENSE"],
   sideEffects: false,
   engines: { node: ">=20" },
   keywords: [
@@ -91,7 +91,11 @@ const tsconfig = {
     removeComments: false,
     verbatimModuleSyntax: false,
   },
-  include: [join(root, "*.ts"), join(root, "tests/**/*.ts")],
+  include: [
+    join(root, "*.ts"),
+    join(root, "tests/**/*.ts"),
+    join(root, "examples/**/*.ts"),
+  ],
 };
 
 async function sources(): Promise<string[]> {

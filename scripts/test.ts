@@ -23,38 +23,45 @@ function testFiles(dir: string, extension: string): string[] {
     .map((name) => join(dir, name));
 }
 
-const steps: [string, string, string[]][] = [
-  ["format", deno, ["fmt", "--check"]],
-  ["lint", deno, ["lint"]],
-  ["type check", deno, [
+// Arguments are computed when the step runs: the Node test files exist only
+// once the npm build has run.
+const steps: [string, string, () => string[]][] = [
+  ["format", deno, () => ["fmt", "--check"]],
+  ["lint", deno, () => ["lint"]],
+  ["type check", deno, () => [
     "check",
     ...publicFiles,
     "tests/",
     "examples/",
     "scripts/",
   ]],
-  ["doc lint", deno, ["doc", "--lint", ...publicFiles]],
-  ["Deno tests and JSDoc examples", deno, [
+  ["doc lint", deno, () => ["doc", "--lint", ...publicFiles]],
+  ["Deno tests and JSDoc examples", deno, () => [
     "test",
     "-A",
     "--doc",
     ...publicFiles,
     "tests/",
   ]],
-  ["npm build", deno, ["run", "-A", "scripts/build_npm.ts"]],
-  ["Node tests on the npm build", "node", [
+  ["npm build", deno, () => ["run", "-A", "scripts/build_npm.ts"]],
+  ["Node tests on the npm build", "node", () => [
     "--test",
     ...testFiles("npm/esm/tests", ".js"),
   ]],
-  ["npm consumer project", deno, ["run", "-A", "scripts/check_consumer.ts"]],
-  ["publish dry run", deno, ["publish", "--dry-run", "--allow-dirty"]],
+  ["npm consumer project", deno, () => [
+    "run",
+    "-A",
+    "scripts/check_consumer.ts",
+  ]],
+  ["publish dry run", deno, () => ["publish", "--dry-run", "--allow-dirty"]],
 ];
 
 const only = Deno.args.length > 0 ? new Set(Deno.args) : undefined;
-for (const [title, command, args] of steps) {
+for (const [title, command, argsOf] of steps) {
   if (only && ![...only].some((word) => title.toLowerCase().includes(word))) {
     continue;
   }
+  const args = argsOf();
   console.log(`\n=== ${title}: ${[command, ...args].join(" ")}`);
   const started = performance.now();
   const { code } = await new Deno.Command(command, {

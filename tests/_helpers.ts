@@ -47,13 +47,14 @@ export function killMatching(needle: string): void {
 }
 
 /**
- * The argv that runs fixture `name` (without extension) with the runtime
- * running the tests: Deno on the `.ts` sources, Node on the compiled `.js`.
+ * The argv that runs the script at `path` (relative to `tests/`, without
+ * extension) with the runtime running the tests: Deno on the `.ts` sources,
+ * Node on the compiled `.js`.
  */
-export function fixtureCommand(name: string): string[] {
+export function scriptCommand(path: string): string[] {
   const typescript = import.meta.url.endsWith(".ts");
   const file = new URL(
-    `./fixtures/${name}${typescript ? ".ts" : ".js"}`,
+    `${path}${typescript ? ".ts" : ".js"}`,
     import.meta.url,
   ).pathname;
   return typescript

@@ -29,11 +29,11 @@ import {
 import { decodeUtf8, readLines } from "../_text.ts";
 import {
   delay,
-  fixtureCommand,
   killMatching,
   marker,
   processesMatching,
   processExists,
+  scriptCommand,
 } from "./_helpers.ts";
 
 const unhandled: unknown[] = [];
@@ -580,7 +580,7 @@ describe("text decoding", () => {
 
 describe("nothing left behind", () => {
   test("a script using every feature exits on its own", async () => {
-    const result = await run(fixtureCommand("loop_exits"), {
+    const result = await run(scriptCommand("./fixtures/loop_exits"), {
       capture: true,
       text: true,
       timeout: 60_000,
