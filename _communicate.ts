@@ -1,13 +1,14 @@
 // Python's Popen.communicate: feed stdin while draining stdout and stderr, so
 // that no pipe fills up and blocks the child.
+import type { OutputPipe } from "./_pipe.ts";
 import { isBrokenPipe } from "./_spawn.ts";
 import { concatBytes } from "./_text.ts";
 
 /** The pipes of one child, as {@linkcode Communication} uses them. */
 export interface ChildPipes {
   stdin: WritableStream<Uint8Array> | null;
-  stdout: ReadableStream<Uint8Array> | null;
-  stderr: ReadableStream<Uint8Array> | null;
+  stdout: OutputPipe | null;
+  stderr: OutputPipe | null;
   exited: Promise<unknown>;
 }
 
@@ -21,11 +22,18 @@ export class Communication {
   readonly done: Promise<void>;
   #stdout: Uint8Array[] | null;
   #stderr: Uint8Array[] | null;
-  #readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  #pipes: OutputPipe[];
 
-  constructor(pipes: ChildPipes, input: Uint8Array | undefined) {
-    this.#stdout = pipes.stdout ? [] : null;
-    this.#stderr = pipes.stderr ? [] : null;
+  /**
+   * Starts the communication. `live` keeps partial output visible (for
+   * callers with a timeout or a signal); without it the runtime may read
+   * each pipe in one native call.
+   */
+  constructor(
+    pipes: ChildPipes,
+    input: Uint8Array | undefined,
+    live: boolean,
+  ) {
     for (const name of ["stdin", "stdout", "stderr"] as const) {
       if (pipes[name]?.locked) {
         throw new TypeError(
@@ -33,24 +41,17 @@ export class Communication {
         );
       }
     }
-    const stdoutReader = pipes.stdout && this.#reader(pipes.stdout);
-    const stderrReader = pipes.stderr && this.#reader(pipes.stderr);
+    this.#stdout = pipes.stdout ? [] : null;
+    this.#stderr = pipes.stderr ? [] : null;
+    this.#pipes = [pipes.stdout, pipes.stderr].filter((pipe) => pipe !== null);
     this.done = Promise.all([
       pipes.stdin ? feed(pipes.stdin.getWriter(), input) : undefined,
-      stdoutReader && drain(stdoutReader, this.#stdout!),
-      stderrReader && drain(stderrReader, this.#stderr!),
+      pipes.stdout?.readAll(this.#stdout!, live),
+      pipes.stderr?.readAll(this.#stderr!, live),
       pipes.exited,
     ]).then(() => {});
     // A caller that timed out may never come back for the result.
     this.done.catch(() => {});
-  }
-
-  #reader(
-    stream: ReadableStream<Uint8Array>,
-  ): ReadableStreamDefaultReader<Uint8Array> {
-    const reader = stream.getReader();
-    this.#readers.push(reader);
-    return reader;
   }
 
   /** Stdout and stderr as read so far (`null` where not piped). */
@@ -66,7 +67,7 @@ export class Communication {
    * itself is gone.
    */
   async stopReading(): Promise<void> {
-    await Promise.all(this.#readers.map((reader) => reader.cancel()));
+    await Promise.all(this.#pipes.map((pipe) => pipe.cancel()));
   }
 }
 
@@ -82,16 +83,5 @@ async function feed(
     if (!isBrokenPipe(error)) throw error;
   } finally {
     writer.releaseLock();
-  }
-}
-
-async function drain(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  chunks: Uint8Array[],
-): Promise<void> {
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    chunks.push(value);
   }
 }

@@ -5,6 +5,7 @@ import { diagnoseSpawn, resolveCommand } from "./_command_path.ts";
 import { spawnDeno } from "./_spawn_deno.ts";
 import { spawnNode } from "./_spawn_node.ts";
 import type { SpawnProblem } from "./_command_path.ts";
+import type { OutputPipe } from "./_pipe.ts";
 
 /** Where one of the child's standard streams goes. */
 export type StdioMode = "pipe" | "null" | "inherit";
@@ -38,8 +39,8 @@ export interface ExitStatus {
 export interface SpawnedChild {
   readonly pid: number;
   readonly stdin: WritableStream<Uint8Array> | null;
-  readonly stdout: ReadableStream<Uint8Array> | null;
-  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly stdout: OutputPipe | null;
+  readonly stderr: OutputPipe | null;
   readonly exited: Promise<ExitStatus>;
   /** Sends `signal` to the child, or to its whole group; quiet when it is already gone. */
   kill(signal: string, group: boolean): void;

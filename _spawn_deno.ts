@@ -1,4 +1,5 @@
 // Deno adapter: children through Deno.Command.
+import { type OutputPipe, webOutputPipe } from "./_pipe.ts";
 import type { AdapterRequest, ExitStatus, SpawnedChild } from "./_spawn.ts";
 
 function stdio(mode: AdapterRequest["stdin"]): "piped" | "null" | "inherit" {
@@ -15,6 +16,17 @@ function quietKill(kill: () => void): void {
       message.includes("already terminated");
     if (!gone) throw error;
   }
+}
+
+/** Deno reads a whole resource-backed body in one native call. */
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function outputPipe(stream: ReadableStream<Uint8Array>): OutputPipe {
+  return webOutputPipe(stream, collect);
 }
 
 /** Starts a child with `Deno.Command`. */
@@ -36,8 +48,8 @@ export function spawnDeno(request: AdapterRequest): SpawnedChild {
   return {
     pid: child.pid,
     stdin: request.stdin === "pipe" ? child.stdin : null,
-    stdout: request.stdout === "pipe" ? child.stdout : null,
-    stderr: request.stderr === "pipe" ? child.stderr : null,
+    stdout: request.stdout === "pipe" ? outputPipe(child.stdout) : null,
+    stderr: request.stderr === "pipe" ? outputPipe(child.stderr) : null,
     exited,
     kill(signal: string, group: boolean): void {
       quietKill(() =>

@@ -472,10 +472,6 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
   readonly pid: number;
   /** The child's stdin, when `stdin: PIPE`. */
   readonly stdin: WritableStream<Uint8Array> | null;
-  /** The child's stdout, when `stdout: PIPE`. */
-  readonly stdout: ReadableStream<Uint8Array> | null;
-  /** The child's stderr, when `stderr: PIPE`. */
-  readonly stderr: ReadableStream<Uint8Array> | null;
   #child: SpawnedChild;
   #exited: Promise<number>;
   #returncode: number | null = null;
@@ -505,13 +501,21 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     );
     this.pid = this.#child.pid;
     this.stdin = pump ? null : this.#child.stdin;
-    this.stdout = this.#child.stdout;
-    this.stderr = this.#child.stderr;
     this.#exited = this.#child.exited.then((status) =>
       this.#returncode = returncodeOf(status)
     );
     if (pump) pumpInto(pump, this.#child.stdin!);
     if (options.signal) this.#killOnAbort(options.signal);
+  }
+
+  /** The child's stdout, when `stdout: PIPE`. */
+  get stdout(): ReadableStream<Uint8Array> | null {
+    return this.#child.stdout?.stream ?? null;
+  }
+
+  /** The child's stderr, when `stderr: PIPE`. */
+  get stderr(): ReadableStream<Uint8Array> | null {
+    return this.#child.stderr?.stream ?? null;
   }
 
   /** The exit status once the child has exited, `-N` if signal N killed it; `null` while it runs. */
@@ -547,7 +551,10 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     options: WaitOptions = {},
   ): Promise<[Output<TText> | null, Output<TText> | null]> {
     checkTimeout(options.timeout);
-    const communication = this.#communicationFor(input);
+    const communication = this.#communicationFor(
+      input,
+      options.timeout !== undefined || options.signal !== undefined,
+    );
     const outcome = await waitAtMost(
       communication.done,
       options.timeout,
@@ -564,7 +571,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     return [this.#decode(stdout), this.#decode(stderr)];
   }
 
-  #communicationFor(input: Input | undefined): Communication {
+  #communicationFor(input: Input | undefined, live: boolean): Communication {
     if (this.#communication) {
       if (input !== undefined) {
         throw new TypeError(
@@ -581,11 +588,12 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     this.#communication = new Communication(
       {
         stdin: this.stdin,
-        stdout: this.stdout,
-        stderr: this.stderr,
+        stdout: this.#child.stdout,
+        stderr: this.#child.stderr,
         exited: this.#exited,
       },
       typeof input === "string" ? new TextEncoder().encode(input) : input,
+      live,
     );
     return this.#communication;
   }
@@ -773,10 +781,11 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     this.kill();
     await this.#exited;
     await Promise.all([
-      this.#communication?.stopReading(),
-      ...[this.stdout, this.stderr].map((stream) =>
-        stream && !stream.locked ? stream.cancel() : undefined
-      ),
+      this.#communication?.stopReading() ??
+        Promise.all([
+          this.#child.stdout?.cancel(),
+          this.#child.stderr?.cancel(),
+        ]),
       this.stdin && !this.stdin.locked
         ? this.stdin.abort().catch(() => {})
         : undefined,

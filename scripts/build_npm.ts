@@ -57,7 +57,14 @@ const packageJson = {
   main: "./esm/mod.js",
   types: "./esm/mod.d.ts",
   exports: exportsMap(),
-  files: ["esm/", "!esm/tests/", "!esm/examples/", "README.md", "LICENSE"],
+  files: [
+    "esm/",
+    "!esm/tests/",
+    "!esm/examples/",
+    "!esm/scripts/",
+    "README.md",
+    "LICENSE",
+  ],
   sideEffects: false,
   engines: { node: ">=20" },
   keywords: [
@@ -95,6 +102,7 @@ const tsconfig = {
     join(root, "*.ts"),
     join(root, "tests/**/*.ts"),
     join(root, "examples/**/*.ts"),
+    join(root, "scripts/_bench_*.ts"),
   ],
 };
 
