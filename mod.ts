@@ -20,4 +20,6 @@
  *
  * @module
  */
+export * from "./pool.ts";
+export * from "./process.ts";
 export * from "./subprocess.ts";

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = Deno.execPath();
-const publicFiles = ["mod.ts", "subprocess.ts"];
+const publicFiles = ["mod.ts", "pool.ts", "process.ts", "subprocess.ts"];
 
 function testFiles(dir: string, extension: string): string[] {
   return readdirSync(join(root, dir))

@@ -1,0 +1,81 @@
+// Runtime adapter for workers and child runtimes: what differs between Deno
+// and Node (or Bun) when starting another copy of ourselves.
+import { availableParallelism } from "node:os";
+import process from "node:process";
+
+const isDeno = "Deno" in globalThis;
+const isTypeScriptSource = import.meta.url.endsWith(".ts");
+
+/**
+ * The URL of a sibling module of this package by its base name: `.ts` in the
+ * sources (Deno, JSR), `.js` in the npm build, where `tsc` rewrites import
+ * specifiers but not URL strings.
+ */
+export function siblingUrl(name: string): URL {
+  return new URL(
+    `./${name}${isTypeScriptSource ? ".ts" : ".js"}`,
+    import.meta.url,
+  );
+}
+
+/** How many workers a pool gets by default: the number of CPUs. */
+export function cpuCount(): number {
+  return availableParallelism();
+}
+
+/** The permissions `deno run` flags that give a child what this process has. */
+function denoPermissionFlags(): string[] {
+  const names = [
+    "read",
+    "write",
+    "net",
+    "env",
+    "run",
+    "ffi",
+    "sys",
+    "import",
+  ] as const;
+  const granted = names.filter((name) =>
+    Deno.permissions.querySync({ name }).state === "granted"
+  );
+  if (granted.length === names.length) return ["--allow-all"];
+  return granted.map((name) => `--allow-${name}`);
+}
+
+/** Flags of ours that a child must not inherit: test runners, debuggers. */
+function inheritableNodeFlag(flag: string): boolean {
+  return !/^--(test|inspect|debug|watch|experimental-test)/.test(flag);
+}
+
+/**
+ * The command that runs `script` in a new process of this same runtime, with
+ * this process's permissions (Deno) or V8 and loader flags (Node).
+ */
+export function childRuntimeCommand(
+  script: URL,
+  extraV8Flags: readonly string[] = [],
+): { command: string; args: string[] } {
+  if (isDeno) {
+    const v8 = extraV8Flags.length > 0
+      ? [`--v8-flags=${extraV8Flags.join(",")}`]
+      : [];
+    return {
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "--no-prompt",
+        ...denoPermissionFlags(),
+        ...v8,
+        script.href,
+      ],
+    };
+  }
+  return {
+    command: process.execPath,
+    args: [
+      ...process.execArgv.filter(inheritableNodeFlag),
+      ...extraV8Flags,
+      script.pathname,
+    ],
+  };
+}

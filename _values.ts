@@ -1,0 +1,92 @@
+// Values on their way to a worker: task functions as source, module URLs,
+// and arguments copied at submission.
+import { pathToFileURL } from "node:url";
+
+// deno-lint-ignore no-explicit-any
+export type AnyFunction = (...args: any[]) => any;
+
+/** The URL of a task module given as a URL, a URL string or a path. */
+export function toModuleUrl(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:\\/i.test(module)) {
+    return new URL(module).href;
+  }
+  return pathToFileURL(module).href;
+}
+
+/** A short description of a value for error messages. */
+export function describeValue(value: unknown): string {
+  if (typeof value === "function") return "a function";
+  if (typeof value === "symbol") return "a symbol";
+  if (typeof value === "object" && value !== null) {
+    return `a ${value.constructor?.name ?? "object"}`;
+  }
+  return typeof value;
+}
+
+function isPrimitive(value: unknown): boolean {
+  return value === null ||
+    (typeof value !== "object" && typeof value !== "function" &&
+      typeof value !== "symbol");
+}
+
+/**
+ * Copies values at submission, so that later changes by the caller are never
+ * seen by the task; primitives need no copy.
+ *
+ * @throws {TypeError} naming the first value that cannot be copied.
+ */
+export function copyValues(values: unknown[], what: string): unknown[] {
+  if (values.every(isPrimitive)) return values;
+  try {
+    return structuredClone(values);
+  } catch {
+    for (let i = 0; i < values.length; i++) {
+      try {
+        structuredClone(values[i]);
+      } catch (error) {
+        throw new TypeError(
+          `Cannot send ${what} ${i} (${
+            describeValue(values[i])
+          }) to a worker: values are copied with structured clone, which cannot copy functions, symbols or class instances' methods: pass plain data`,
+          { cause: error },
+        );
+      }
+    }
+    throw new TypeError(`Cannot send the ${what}s to a worker`);
+  }
+}
+
+const builtinNames = new Map<AnyFunction, string>([
+  [Math.max, "Math.max"],
+  [Math.min, "Math.min"],
+  [Math.pow, "Math.pow"],
+  [Math.sqrt, "Math.sqrt"],
+  [Math.abs, "Math.abs"],
+  [Math.floor, "Math.floor"],
+  [Math.ceil, "Math.ceil"],
+  [Math.round, "Math.round"],
+  [String, "String"],
+  [Number, "Number"],
+  [Boolean, "Boolean"],
+  [JSON.stringify, "JSON.stringify"],
+  [JSON.parse, "JSON.parse"],
+]);
+
+/**
+ * The source of a task function, to be rebuilt in a worker. A few built-ins
+ * (`Math.max`, `String`, …) are sent as calls to themselves.
+ *
+ * @throws {TypeError} for native and bound functions, whose source is not available.
+ */
+export function functionSource(fn: AnyFunction): string {
+  const builtin = builtinNames.get(fn);
+  if (builtin !== undefined) return `(...args) => ${builtin}(...args)`;
+  const source = fn.toString();
+  if (/\{\s*\[native code\]\s*\}$/.test(source)) {
+    throw new TypeError(
+      `Cannot send the function "${fn.name}" to a worker: it is a native or bound function, whose source is not available: wrap it, e.g. (x) => ${fn.name}(x), or export it from a module`,
+    );
+  }
+  return source;
+}

@@ -1,0 +1,139 @@
+// The messages between a pool (or Process) and its workers, and how errors
+// cross that boundary with their class, name, message, cause, own data
+// properties and stack intact.
+
+/** Parent → worker: set up (module, initializer, name). */
+export const INIT = 0;
+/** Parent → worker: an inline function's source, by id. */
+export const DEFINE = 1;
+/** Parent → worker: a batch of tasks. */
+export const RUN = 2;
+/** Worker → parent: set up, ready for tasks. */
+export const READY = 4;
+/** Worker → parent: setup failed (module load or initializer). */
+export const INIT_FAILED = 5;
+/** Worker → parent: a batch of results. */
+export const RESULTS = 6;
+/** Parent → worker: finish and exit. */
+export const STOP = 7;
+/** Worker → parent: listening; send INIT (messages sent earlier could be lost on IPC). */
+export const ONLINE = 8;
+
+/** How a task calls its function: `fn(...args)`, `items.map(fn)` or `tuples.map((t) => fn(...t))`. */
+export const APPLY = 0;
+export const MAP_CHUNK = 1;
+export const STARMAP_CHUNK = 2;
+export type TaskKind = typeof APPLY | typeof MAP_CHUNK | typeof STARMAP_CHUNK;
+
+/** A task function: an export name, or the id of an inline function. */
+export type FunctionRef = string | number;
+
+/** Setup of a worker, sent in the INIT message. */
+export interface WorkerSetup {
+  /** URL of the task module, if any. */
+  module: string | undefined;
+  /** Name that `currentProcess()` reports inside the worker. */
+  name: string;
+  /** The initializer: an export name or an inline function's source. */
+  initializer: string | undefined;
+  initializerIsSource: boolean;
+  initArgs: unknown[];
+  /** For a Process: the function to run (then exit) instead of serving tasks. */
+  target?: { fn: string; isSource: boolean; args: unknown[] };
+}
+
+/** An error as it travels between threads or processes. */
+export interface EncodedError {
+  readonly $error: true;
+  name: string;
+  message: string;
+  stack: string | undefined;
+  cause?: unknown;
+  hasCause: boolean;
+  props: Record<string, unknown>;
+  errors?: unknown[];
+}
+
+const builtins: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+function cloneable(value: unknown): unknown {
+  try {
+    return structuredClone(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Turns a thrown value into something that survives structured clone. */
+export function encodeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return cloneable(error);
+  const props: Record<string, unknown> = {};
+  for (const key of Object.keys(error)) {
+    if (key === "cause" || key === "errors") continue;
+    props[key] = cloneable((error as unknown as Record<string, unknown>)[key]);
+  }
+  const encoded: EncodedError = {
+    $error: true,
+    name: error.name,
+    message: error.message,
+    stack: error.stack,
+    hasCause: "cause" in error,
+    props,
+  };
+  if (encoded.hasCause) encoded.cause = encodeError(error.cause);
+  if (error instanceof AggregateError) {
+    encoded.errors = error.errors.map(encodeError);
+  }
+  return encoded;
+}
+
+function isEncodedError(value: unknown): value is EncodedError {
+  return typeof value === "object" && value !== null &&
+    (value as { $error?: unknown }).$error === true;
+}
+
+/**
+ * Rebuilds an error sent by {@linkcode encodeError}: a built-in class stays
+ * that class; any other becomes an `Error` with the same `name`.
+ */
+export function decodeError(value: unknown): unknown {
+  if (!isEncodedError(value)) return value;
+  const options = value.hasCause
+    ? { cause: decodeError(value.cause) }
+    : undefined;
+  let error: Error;
+  if (value.name === "AggregateError" && value.errors) {
+    error = new AggregateError(
+      value.errors.map(decodeError),
+      value.message,
+      options,
+    );
+  } else {
+    const Builtin = builtins[value.name] ?? Error;
+    error = new Builtin(value.message, options);
+    if (!(value.name in builtins)) {
+      Object.defineProperty(error, "name", {
+        value: value.name,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  Object.assign(error, value.props);
+  if (value.stack !== undefined) {
+    Object.defineProperty(error, "stack", {
+      value: value.stack,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return error;
+}

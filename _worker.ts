@@ -1,0 +1,316 @@
+// The bootstrap of every worker: a worker thread or a child process of the
+// same runtime. It loads the task module, runs batches of tasks one after
+// another (as a Python pool worker does) and sends their results back in
+// batches; or, for a Process, runs one target and exits.
+import process from "node:process";
+import { parentPort } from "node:worker_threads";
+import { setContext } from "./_context.ts";
+import {
+  APPLY,
+  DEFINE,
+  encodeError,
+  type FunctionRef,
+  INIT,
+  INIT_FAILED,
+  MAP_CHUNK,
+  ONLINE,
+  READY,
+  RESULTS,
+  RUN,
+  STOP,
+  type TaskKind,
+  type WorkerSetup,
+} from "./_wire.ts";
+
+type TaskFunction = (...args: unknown[]) => unknown;
+
+/** Send results at least this often while a long run of small tasks goes on. */
+const FLUSH_MS = 4;
+
+interface Endpoint {
+  post(message: unknown[]): void;
+  listen(handler: (message: unknown[]) => void): void;
+}
+
+function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
+  return {
+    post: (message) => port.postMessage(message),
+    listen: (handler) => port.on("message", handler),
+  };
+}
+
+function processEndpoint(): Endpoint {
+  // The parent is gone when the channel closes: leave rather than linger as
+  // an orphan.
+  process.on("disconnect", () => process.exit(0));
+  return {
+    post: (message) => process.send!(message),
+    listen: (handler) => process.on("message", handler),
+  };
+}
+
+const endpoint = parentPort ? threadEndpoint(parentPort) : processEndpoint();
+let moduleUrl: string | undefined;
+let moduleExports: Record<string, unknown> = {};
+const inline = new Map<number, TaskFunction>();
+const queue: unknown[] = [];
+let head = 0;
+let running = false;
+
+/** Compiles an inline function from its source, as an expression or a method. */
+function compile(source: string): TaskFunction {
+  const attempts = [source, `function ${source}`];
+  if (source.startsWith("async ")) {
+    attempts.push(`async function ${source.slice(6)}`);
+  }
+  for (const attempt of attempts) {
+    try {
+      return new Function(
+        `"use strict"; return (${attempt});`,
+      )() as TaskFunction;
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+    }
+  }
+  throw new TypeError(
+    `Cannot rebuild the inline task function in the worker from its source "${
+      source.slice(0, 80)
+    }": pass a plain function or arrow function, or export it from a module`,
+  );
+}
+
+/** A function that cannot be compiled fails the tasks that use it, not the worker. */
+function compileOrThrower(source: string): TaskFunction {
+  try {
+    return compile(source);
+  } catch (error) {
+    return () => {
+      throw error;
+    };
+  }
+}
+
+function exportedFunction(name: string): TaskFunction {
+  const value = moduleExports[name];
+  if (typeof value === "function") return value as TaskFunction;
+  const functions = Object.keys(moduleExports).filter((key) =>
+    typeof moduleExports[key] === "function"
+  );
+  const where = moduleUrl === undefined
+    ? "the pool has no task module: pass its URL as the first argument of new Pool(), or pass a function"
+    : `the module "${moduleUrl}" exports ${
+      functions.length > 0
+        ? `these functions: ${functions.join(", ")}`
+        : "no functions"
+    }`;
+  throw new TypeError(`Unknown task "${name}": ${where}`);
+}
+
+function resolveFunction(ref: FunctionRef): TaskFunction {
+  if (typeof ref === "string") return exportedFunction(ref);
+  return inline.get(ref)!;
+}
+
+function explainInline(error: unknown, ref: FunctionRef): unknown {
+  if (typeof ref !== "number" || !(error instanceof ReferenceError)) {
+    return error;
+  }
+  return new ReferenceError(
+    `${error.message}: an inline task function runs in a worker and cannot use variables from the scope it was written in: pass the values as arguments, or move the function into a module and pass its URL to new Pool()`,
+    { cause: error },
+  );
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+async function runChunk(
+  fn: TaskFunction,
+  items: unknown[],
+  spread: boolean,
+): Promise<unknown[]> {
+  const results = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const result = spread ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    results[i] = isThenable(result) ? await result : result;
+  }
+  return results;
+}
+
+/** Calls a task; returns its value, or a promise when it is asynchronous. */
+function call(fn: TaskFunction, kind: TaskKind, payload: unknown): unknown {
+  if (kind === APPLY) return fn(...(payload as unknown[]));
+  const items = payload as unknown[];
+  const spread = kind !== MAP_CHUNK;
+  // Stay synchronous until an item returns a promise.
+  const results = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const result = spread ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    if (isThenable(result)) {
+      return result.then(async (first) => {
+        results[i] = first;
+        const rest = await runChunk(fn, items.slice(i + 1), spread);
+        for (let j = 0; j < rest.length; j++) results[i + 1 + j] = rest[j];
+        return results;
+      });
+    }
+    results[i] = result;
+  }
+  return results;
+}
+
+function uncopyable(value: unknown): unknown {
+  const type = typeof value === "object" && value !== null
+    ? value.constructor?.name ?? "object"
+    : typeof value;
+  return encodeError(
+    new TypeError(
+      `The task returned a value that cannot be copied to the caller (a ${type}): return plain data (structured-cloneable values)`,
+    ),
+  );
+}
+
+/** Posts results; an uncopyable value fails only its own task. */
+function post(results: unknown[]): void {
+  try {
+    endpoint.post(results);
+  } catch {
+    for (let i = 2; i < results.length; i += 2) {
+      try {
+        structuredClone(results[i + 1]);
+      } catch {
+        results[i] = 0;
+        results[i + 1] = uncopyable(results[i + 1]);
+      }
+    }
+    endpoint.post(results);
+  }
+}
+
+async function drain(): Promise<void> {
+  running = true;
+  let results: unknown[] = [RESULTS, 0];
+  let batchStart = performance.now();
+  const flush = (): void => {
+    if (results.length === 2) return;
+    results[1] = performance.now() - batchStart;
+    post(results);
+    results = [RESULTS, 0];
+    batchStart = performance.now();
+  };
+  while (head < queue.length) {
+    const ref = queue[head] as FunctionRef;
+    const kind = queue[head + 1] as TaskKind;
+    const payload = queue[head + 2];
+    queue[head + 2] = undefined;
+    head += 3;
+    let ok = 1;
+    let value: unknown;
+    try {
+      value = call(resolveFunction(ref), kind, payload);
+      if (isThenable(value)) {
+        flush();
+        value = await value;
+      }
+    } catch (error) {
+      ok = 0;
+      value = encodeError(explainInline(error, ref));
+    }
+    results.push(ok, value);
+    if (performance.now() - batchStart >= FLUSH_MS) flush();
+  }
+  queue.length = 0;
+  head = 0;
+  flush();
+  running = false;
+}
+
+function loadFunction(
+  source: string | undefined,
+  isSource: boolean,
+): TaskFunction | undefined {
+  if (source === undefined) return undefined;
+  return isSource ? compile(source) : exportedFunction(source);
+}
+
+async function loadModule(): Promise<void> {
+  if (moduleUrl === undefined) return;
+  try {
+    moduleExports = await import(moduleUrl) as Record<string, unknown>;
+  } catch (error) {
+    throw new Error(
+      `Cannot load the task module "${moduleUrl}": ${String(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+async function init(setup: WorkerSetup): Promise<void> {
+  setContext(setup.name);
+  moduleUrl = setup.module;
+  if (setup.target) return runTarget(setup.target);
+  try {
+    await loadModule();
+    const initializer = loadFunction(
+      setup.initializer,
+      setup.initializerIsSource,
+    );
+    try {
+      if (initializer) await initializer(...setup.initArgs);
+    } catch (error) {
+      throw new Error(`The pool initializer failed: ${String(error)}`, {
+        cause: error,
+      });
+    }
+  } catch (error) {
+    endpoint.post([INIT_FAILED, encodeError(error)]);
+    return;
+  }
+  endpoint.post([READY]);
+}
+
+function flushStdio(): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.write("", () => process.stderr.write("", () => resolve()));
+  });
+}
+
+async function exit(code: number): Promise<void> {
+  await flushStdio();
+  process.exit(code);
+}
+
+/** A Process: run the target, print its error like an uncaught one, exit 0 or 1. */
+async function runTarget(
+  target: NonNullable<WorkerSetup["target"]>,
+): Promise<void> {
+  try {
+    await loadModule();
+    const fn = loadFunction(target.fn, target.isSource)!;
+    await fn(...target.args);
+  } catch (error) {
+    console.error(explainInline(error, target.isSource ? 0 : target.fn));
+    return exit(1);
+  }
+  return exit(0);
+}
+
+endpoint.listen((message) => {
+  switch (message[0]) {
+    case RUN:
+      for (let i = 1; i < message.length; i++) queue.push(message[i]);
+      if (!running) drain();
+      break;
+    case DEFINE:
+      inline.set(message[1] as number, compileOrThrower(message[2] as string));
+      break;
+    case INIT:
+      init(message[1] as WorkerSetup);
+      break;
+    case STOP:
+      exit(0);
+      break;
+  }
+});
+endpoint.post([ONLINE]);

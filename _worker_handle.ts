@@ -1,0 +1,114 @@
+// Parent side of a worker: a worker thread or a child process of the same
+// runtime, behind one interface. node:worker_threads and node:child_process
+// (with an IPC channel and V8 serialization) behave alike in Deno and Node.
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { Worker } from "node:worker_threads";
+import { childRuntimeCommand, siblingUrl } from "./_runtime.ts";
+
+/** How a worker ended. */
+export interface WorkerExit {
+  /** The exit code, `null` when a signal ended a process. */
+  exitCode: number | null;
+  /** The signal that ended a process. */
+  signal: string | null;
+  /** The uncaught error that ended a thread, if any. */
+  error: unknown;
+}
+
+/** Options to start a worker. */
+export interface WorkerStartOptions {
+  /** V8 heap limit in MiB, for tests of out-of-memory workers and for sandboxing. */
+  maxHeapMb: number | undefined;
+  onMessage(message: unknown[]): void;
+  onExit(exit: WorkerExit): void;
+}
+
+/** One worker, whatever it runs on. */
+export interface WorkerHandle {
+  /** The OS process id: the child's, or this process's for a thread. */
+  readonly pid: number;
+  /** Sends a message; throws when a value in it cannot be copied. */
+  post(message: unknown[], transfer?: Transferable[]): void;
+  /** Asks the worker to stop by signal (a thread is simply terminated). */
+  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** Lets the event loop exit while the worker idles, or holds it again. */
+  setRef(ref: boolean): void;
+}
+
+const bootstrap = siblingUrl("_worker");
+
+/** Starts the bootstrap in a worker thread. */
+export function startThread(options: WorkerStartOptions): WorkerHandle {
+  const worker = new Worker(bootstrap, {
+    resourceLimits: options.maxHeapMb === undefined
+      ? undefined
+      : { maxOldGenerationSizeMb: options.maxHeapMb },
+  });
+  let error: unknown;
+  worker.on("message", options.onMessage);
+  worker.on("error", (uncaught) => error = uncaught);
+  worker.once(
+    "exit",
+    (exitCode) => options.onExit({ exitCode, signal: null, error }),
+  );
+  return {
+    pid: process.pid,
+    post(message: unknown[], transfer?: Transferable[]): void {
+      // deno-lint-ignore no-explicit-any
+      worker.postMessage(message, transfer as any);
+    },
+    kill(): void {
+      worker.terminate();
+    },
+    setRef(ref: boolean): void {
+      if (ref) worker.ref();
+      else worker.unref();
+    },
+  };
+}
+
+/** Starts the bootstrap in a child process of this runtime, talking over IPC. */
+export function startProcess(options: WorkerStartOptions): WorkerHandle {
+  const { command, args } = childRuntimeCommand(
+    bootstrap,
+    options.maxHeapMb === undefined
+      ? []
+      : [`--max-old-space-size=${options.maxHeapMb}`],
+  );
+  const child: ChildProcess = spawn(command, args, {
+    stdio: ["inherit", "inherit", "inherit", "ipc"],
+    serialization: "advanced",
+  });
+  child.on("message", options.onMessage);
+  // A failed spawn reports through "error" and then "exit"/"close".
+  let spawnError: unknown;
+  child.on("error", (error) => spawnError = error);
+  child.once(
+    "close",
+    (exitCode, signal) =>
+      options.onExit({ exitCode, signal, error: spawnError }),
+  );
+  return {
+    pid: child.pid ?? 0,
+    post(message: unknown[]): void {
+      if (child.connected) child.send(message);
+    },
+    kill(signal: "SIGTERM" | "SIGKILL"): void {
+      child.kill(signal);
+    },
+    setRef(ref: boolean): void {
+      const channel = child.channel as
+        | { ref?: () => void; unref?: () => void }
+        | null
+        | undefined;
+      if (ref) {
+        child.ref();
+        channel?.ref?.();
+      } else {
+        child.unref();
+        channel?.unref?.();
+      }
+    },
+  };
+}
