@@ -18,6 +18,19 @@ export function siblingUrl(name: string): URL {
   );
 }
 
+/**
+ * Whether a worker thread can be given a heap limit and reports running out
+ * of it. Deno's worker threads stop silently instead, with no exit event.
+ */
+export const threadHeapLimitSupported: boolean = !isDeno;
+
+/**
+ * Whether `process.send` throws at once on a value it cannot serialize. In
+ * Deno it sends something the other side cannot read, which crashes the
+ * reader, so values must be checked before they are sent.
+ */
+export const ipcRejectsUncloneable: boolean = !isDeno;
+
 /** How many workers a pool gets by default: the number of CPUs. */
 export function cpuCount(): number {
   return availableParallelism();

@@ -5,6 +5,7 @@
 import process from "node:process";
 import { parentPort } from "node:worker_threads";
 import { setContext } from "./_context.ts";
+import { ipcRejectsUncloneable } from "./_runtime.ts";
 import {
   APPLY,
   DEFINE,
@@ -171,19 +172,30 @@ function uncopyable(value: unknown): unknown {
   );
 }
 
+/** Replaces each result that cannot be copied with an error of its own. */
+function replaceUncopyable(results: unknown[]): void {
+  for (let i = 2; i < results.length; i += 2) {
+    const value = results[i + 1];
+    if (typeof value !== "object" && typeof value !== "function") continue;
+    try {
+      structuredClone(value);
+    } catch {
+      results[i] = 0;
+      results[i + 1] = uncopyable(value);
+    }
+  }
+}
+
+/** Where a bad value would not throw at once, results are checked first. */
+const checkBeforePosting = parentPort === null && !ipcRejectsUncloneable;
+
 /** Posts results; an uncopyable value fails only its own task. */
 function post(results: unknown[]): void {
+  if (checkBeforePosting) replaceUncopyable(results);
   try {
     endpoint.post(results);
   } catch {
-    for (let i = 2; i < results.length; i += 2) {
-      try {
-        structuredClone(results[i + 1]);
-      } catch {
-        results[i] = 0;
-        results[i + 1] = uncopyable(results[i + 1]);
-      }
-    }
+    replaceUncopyable(results);
     endpoint.post(results);
   }
 }

@@ -4,7 +4,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { Worker } from "node:worker_threads";
-import { childRuntimeCommand, siblingUrl } from "./_runtime.ts";
+import {
+  childRuntimeCommand,
+  siblingUrl,
+  threadHeapLimitSupported,
+} from "./_runtime.ts";
 
 /** How a worker ended. */
 export interface WorkerExit {
@@ -37,6 +41,28 @@ export interface WorkerHandle {
 }
 
 const bootstrap = siblingUrl("_worker");
+
+/** How long after a child's exit its last messages may still arrive. */
+const EXIT_GRACE_MS = 100;
+
+/**
+ * Checks that a worker of this backend can honour a heap limit.
+ *
+ * @throws {RangeError} for worker threads in Deno.
+ */
+export function checkHeapLimit(
+  backend: "worker" | "process",
+  maxHeapMb: number | undefined,
+): void {
+  if (
+    maxHeapMb !== undefined && backend === "worker" &&
+    !threadHeapLimitSupported
+  ) {
+    throw new RangeError(
+      `Cannot limit the heap of worker threads to "${maxHeapMb}" MiB in Deno: its worker threads stop without a trace when they run out of memory: use backend: "process" for maxHeapMb`,
+    );
+  }
+}
 
 /** Starts the bootstrap in a worker thread. */
 export function startThread(options: WorkerStartOptions): WorkerHandle {
@@ -84,11 +110,27 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   // A failed spawn reports through "error" and then "exit"/"close".
   let spawnError: unknown;
   child.on("error", (error) => spawnError = error);
-  child.once(
-    "close",
-    (exitCode, signal) =>
-      options.onExit({ exitCode, signal, error: spawnError }),
-  );
+  // "close" comes once the IPC channel has delivered what the child sent
+  // before it died; in Deno it sometimes never comes, so "exit" starts a
+  // short grace period instead.
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  let reported = false;
+  const report = (exitCode: number | null, signal: string | null): void => {
+    if (reported) return;
+    reported = true;
+    clearTimeout(grace);
+    options.onExit({ exitCode, signal, error: spawnError });
+    // Deno may keep a dead child's channel open, holding the event loop.
+    try {
+      if (child.connected) child.disconnect();
+    } catch {
+      // Already closing.
+    }
+  };
+  child.once("close", report);
+  child.once("exit", (exitCode, signal) => {
+    grace = setTimeout(() => report(exitCode, signal), EXIT_GRACE_MS);
+  });
   return {
     pid: child.pid ?? 0,
     post(message: unknown[]): void {

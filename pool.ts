@@ -25,6 +25,7 @@
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
 import { cpuCount } from "./_runtime.ts";
 import {
+  checkHeapLimit,
   startProcess,
   startThread,
   type WorkerExit,
@@ -55,13 +56,17 @@ import {
   toModuleUrl,
 } from "./_values.ts";
 
+/** Any function, as a task or initializer: its source is sent to the worker. */
+// deno-lint-ignore no-explicit-any
+export type TaskFunction = (...args: any[]) => any;
+
 /** The tasks of a pool without a module type: any name, any arguments. */
-export type UntypedTasks = Record<string, AnyFunction>;
+export type UntypedTasks = Record<string, TaskFunction>;
 
 /** The export names of `M` that are functions: the task names of a pool. */
 export type TaskName<M> =
   & {
-    [K in keyof M]: M[K] extends AnyFunction ? K : never;
+    [K in keyof M]: M[K] extends TaskFunction ? K : never;
   }[keyof M]
   & string;
 
@@ -89,7 +94,7 @@ export interface PoolOptions {
    */
   backend?: Backend;
   /** Runs once in each worker before its first task: an export name of the module, or a self-contained function. @default {undefined} */
-  initializer?: string | AnyFunction;
+  initializer?: string | TaskFunction;
   /** Arguments of the initializer. @default {[]} */
   initArgs?: unknown[];
   /** Replace a worker after it has run this many tasks (a chunk counts as one). @default {undefined} */
@@ -627,6 +632,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     checkPositive(options.maxHeapMb, "maxHeapMb");
     this.#maxTasksPerChild = options.maxTasksPerChild;
     this.#maxQueue = options.maxQueue;
+    checkHeapLimit(this.#backend, options.maxHeapMb);
     this.#maxHeapMb = options.maxHeapMb;
     const initializer = options.initializer;
     if (
@@ -673,6 +679,13 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     task: K,
     ...params: ApplyParams<TaskArgs<M, K>, SubmitOptions>
   ): Promise<TaskResult<M, K>>;
+  /**
+   * Runs a self-contained function (sent by its source) as one task: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param params The arguments, then options.
+   * @returns The function's result.
+   */
   apply<A extends unknown[], R>(
     task: (...args: A) => R,
     ...params: ApplyParams<A, SubmitOptions>
@@ -715,6 +728,13 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       ApplyAsyncOptions<TaskResult<M, K>>
     >
   ): AsyncResult<TaskResult<M, K>>;
+  /**
+   * Submits a self-contained function (sent by its source) as one task: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param params The arguments, then options with `callback` and `errorCallback`.
+   * @returns The pending result.
+   */
   applyAsync<A extends unknown[], R>(
     task: (...args: A) => R,
     ...params: ApplyParams<A, ApplyAsyncOptions<Awaited<R>>>
@@ -745,7 +765,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     checkTimeout(options?.timeout);
     const payload = options?.transfer ? args : copyValues(args, "argument");
     const job = new SingleJob<T>(options);
-    this.#submit(new Task(fn, APPLY, payload, job, 0, options));
+    const submission = new Task(fn, APPLY, payload, job, 0, options);
+    if (this.#queueFull()) this.#submitWhenRoom(submission);
+    else this.#submit(submission);
     return job;
   }
 
@@ -773,6 +795,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<TaskArgs<M, K>[0]> | AsyncIterable<TaskArgs<M, K>[0]>,
     options?: MapOptions,
   ): Promise<TaskResult<M, K>[]>;
+  /**
+   * Applies a self-contained function to every item: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param items The items.
+   * @param options `chunksize`, `timeout` and `signal`.
+   * @returns The results, in order.
+   */
   map<T, R>(
     task: (item: T) => R,
     items: Iterable<T> | AsyncIterable<T>,
@@ -809,6 +839,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<TaskArgs<M, K>[0]> | AsyncIterable<TaskArgs<M, K>[0]>,
     options?: MapOptions,
   ): AsyncResult<TaskResult<M, K>[]>;
+  /**
+   * Applies a self-contained function to every item, returning at once: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param items The items.
+   * @param options `chunksize`, `timeout` and `signal`.
+   * @returns The pending list of results.
+   */
   mapAsync<T, R>(
     task: (item: T) => R,
     items: Iterable<T> | AsyncIterable<T>,
@@ -845,6 +883,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<TaskArgs<M, K>> | AsyncIterable<TaskArgs<M, K>>,
     options?: MapOptions,
   ): Promise<TaskResult<M, K>[]>;
+  /**
+   * Applies a self-contained function to every argument tuple: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param items The argument tuples.
+   * @param options `chunksize`, `timeout` and `signal`.
+   * @returns The results, in order.
+   */
   starmap<A extends unknown[], R>(
     task: (...args: A) => R,
     items: Iterable<A> | AsyncIterable<A>,
@@ -881,6 +927,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<TaskArgs<M, K>> | AsyncIterable<TaskArgs<M, K>>,
     options?: MapOptions,
   ): AsyncResult<TaskResult<M, K>[]>;
+  /**
+   * Applies a self-contained function to every argument tuple, returning at once: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param items The argument tuples.
+   * @param options `chunksize`, `timeout` and `signal`.
+   * @returns The pending list of results.
+   */
   starmapAsync<A extends unknown[], R>(
     task: (...args: A) => R,
     items: Iterable<A> | AsyncIterable<A>,
@@ -914,7 +968,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       const payload = copyValues(chunk, "item");
       const task = new Task(fn, kind, payload, job, index, options);
       job.tasks.push(task);
-      await this.#submitWhenRoom(task);
+      if (this.#queueFull()) await this.#submitWhenRoom(task);
+      else this.#submit(task);
     }
     return job.promise;
   }
@@ -951,6 +1006,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<TaskArgs<M, K>[0]> | AsyncIterable<TaskArgs<M, K>[0]>,
     options?: MapOptions,
   ): AsyncGenerator<TaskResult<M, K>, void, undefined>;
+  /**
+   * Streams a self-contained function over the items, in order: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param items The items.
+   * @param options `chunksize`, `timeout` and `signal`.
+   * @returns An async iterator of results.
+   */
   imap<T, R>(
     task: (item: T) => R,
     items: Iterable<T> | AsyncIterable<T>,
@@ -989,6 +1052,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<TaskArgs<M, K>[0]> | AsyncIterable<TaskArgs<M, K>[0]>,
     options?: MapOptions,
   ): AsyncGenerator<TaskResult<M, K>, void, undefined>;
+  /**
+   * Streams a self-contained function over the items, as they finish: see the overload above.
+   *
+   * @param task A function that uses only its parameters and globals.
+   * @param items The items.
+   * @param options `chunksize`, `timeout` and `signal`.
+   * @returns An async iterator of results.
+   */
   imapUnordered<T, R>(
     task: (item: T) => R,
     items: Iterable<T> | AsyncIterable<T>,
@@ -1022,7 +1093,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     try {
       while (true) {
         while (!exhausted && job.pending.size < window) {
-          const chunk = await pull(source, chunksize);
+          const pulled = pull(source, chunksize);
+          const chunk = Array.isArray(pulled) ? pulled : await pulled;
           if (chunk.length < chunksize) exhausted = true;
           if (chunk.length === 0) break;
           const payload = copyValues(chunk, "item");
@@ -1035,7 +1107,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
             options,
           );
           job.pending.add(next);
-          await this.#submitWhenRoom(next);
+          if (this.#queueFull()) await this.#submitWhenRoom(next);
+          else this.#submit(next);
         }
         if (yielded === submitted && exhausted) return;
         const key = ordered ? yielded : job.arrivals[0];
@@ -1052,7 +1125,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       }
     } finally {
       this.#cancel([...job.pending]);
-      if (!exhausted) await source.return?.();
+      if (!exhausted) await source.iterator.return?.();
     }
   }
 
@@ -1234,9 +1307,13 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     this.#scheduleDispatch();
   }
 
+  #queueFull(): boolean {
+    return this.#maxQueue !== undefined && this.#queued() >= this.#maxQueue;
+  }
+
   /** Submits, first waiting while the queue is at `maxQueue`. */
   async #submitWhenRoom(task: Task): Promise<void> {
-    while (this.#maxQueue !== undefined && this.#queued() >= this.#maxQueue) {
+    while (this.#queueFull()) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
       if (this.#state === "terminated") {
         task.job.settle(task, false, new Error("The pool was terminated"));
@@ -1285,14 +1362,14 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #dispatch(): void {
     if (this.#state === "terminated") return;
     const capacity = this.#capacity();
-    let open = 0;
-    for (const slot of this.#workers) {
-      if (this.#hasRoom(slot, capacity)) open++;
-    }
-    for (const slot of this.#workers) {
+    // Least loaded first, so that a trickle of tasks spreads over the pool.
+    const open = [...this.#workers]
+      .filter((slot) => this.#hasRoom(slot, capacity))
+      .sort((a, b) => a.inFlight.length - b.inFlight.length);
+    for (let i = 0; i < open.length; i++) {
       if (this.#nextTask() === undefined) break;
-      if (!this.#hasRoom(slot, capacity)) continue;
-      const share = Math.ceil(this.#queued() / Math.max(1, open--));
+      const slot = open[i]!;
+      const share = Math.ceil(this.#queued() / (open.length - i));
       this.#send(slot, Math.min(capacity - slot.inFlight.length, share));
     }
     this.#wakeWaiters();
@@ -1456,6 +1533,12 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     this.#workers.add(slot);
   }
 
+  #activeWorkers(): number {
+    let active = 0;
+    for (const slot of this.#workers) if (!slot.stopping) active++;
+    return active;
+  }
+
   #retire(slot: WorkerSlot): void {
     slot.stopping = true;
     slot.handle.post([STOP]);
@@ -1480,7 +1563,10 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #onExit(slot: WorkerSlot, exit: WorkerExit): void {
     this.#workers.delete(slot);
     const lost = slot.inFlight.splice(0);
-    if (!slot.ready && !slot.stopping && this.#state === "running") {
+    // Killed from outside while starting is not the module's fault.
+    const failedToStart = !slot.ready && !slot.stopping &&
+      exit.signal === null && this.#state === "running";
+    if (failedToStart) {
       if (++this.#startFailures >= MAX_START_FAILURES) {
         this.#break(
           new WorkerExitError(
@@ -1510,7 +1596,10 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     }
     const needed = this.#state === "running" ||
       (this.#state === "closed" && this.#nextTask() !== undefined);
-    if (needed && this.#broken === undefined) this.#spawn();
+    if (
+      needed && this.#broken === undefined &&
+      this.#activeWorkers() < this.#processes
+    ) this.#spawn();
     if (this.#workers.size === 0) {
       const exited = this.#exited;
       this.#exited = undefined;
@@ -1558,7 +1647,9 @@ async function collect(
   return all;
 }
 
-type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>;
+type AnyIterator =
+  | { sync: true; iterator: Iterator<unknown> }
+  | { sync: false; iterator: AsyncIterator<unknown> };
 
 function iteratorOf(
   items: Iterable<unknown> | AsyncIterable<unknown>,
@@ -1574,17 +1665,35 @@ function iteratorOf(
   }
   const asyncIterator = (items as AsyncIterable<unknown>)[Symbol.asyncIterator];
   if (typeof asyncIterator === "function") {
-    return asyncIterator.call(items);
+    return { sync: false, iterator: asyncIterator.call(items) };
   }
-  return (items as Iterable<unknown>)[Symbol.iterator]();
+  return {
+    sync: true,
+    iterator: (items as Iterable<unknown>)[Symbol.iterator](),
+  };
 }
 
-async function pull(source: AnyIterator, count: number): Promise<unknown[]> {
+/** Pulls up to `count` items: at once from a sync iterator, else as a promise. */
+function pull(
+  source: AnyIterator,
+  count: number,
+): unknown[] | Promise<unknown[]> {
   const chunk: unknown[] = [];
-  while (chunk.length < count) {
-    const next = await source.next();
-    if (next.done) break;
-    chunk.push(next.value);
+  if (source.sync) {
+    while (chunk.length < count) {
+      const next = source.iterator.next();
+      if (next.done) break;
+      chunk.push(next.value);
+    }
+    return chunk;
   }
-  return chunk;
+  const iterator = source.iterator;
+  return (async () => {
+    while (chunk.length < count) {
+      const next = await iterator.next();
+      if (next.done) break;
+      chunk.push(next.value);
+    }
+    return chunk;
+  })();
 }

@@ -32,6 +32,7 @@ import {
   toModuleUrl,
 } from "./_values.ts";
 import {
+  checkHeapLimit,
   startProcess,
   startThread,
   type WorkerExit,
@@ -147,6 +148,7 @@ export class Process implements AsyncDisposable {
       );
     }
     this.#backend = backend;
+    checkHeapLimit(backend, options.maxHeapMb);
     this.#maxHeapMb = options.maxHeapMb;
     this.name = options.name ?? `Process-${++created}`;
     this.#setup = {

@@ -71,3 +71,43 @@ export function marker(): string {
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** The URL of fixture module `name` (without extension) for the running runtime. */
+export function fixtureUrl(name: string): URL {
+  const typescript = import.meta.url.endsWith(".ts");
+  return new URL(
+    `./fixtures/${name}${typescript ? ".ts" : ".js"}`,
+    import.meta.url,
+  );
+}
+
+/** Pids of the live child processes of `parent` (this process by default). */
+export function childPids(parent: number = process.pid): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === parent && fields[0] !== "Z") {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return pids;
+}
+
+/** Polls `condition` every 20 ms until it holds or `ms` pass; returns whether it held. */
+export async function eventually(
+  condition: () => boolean,
+  ms = 10_000,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await delay(20);
+  }
+  return condition();
+}

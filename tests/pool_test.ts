@@ -1,0 +1,548 @@
+import { describe, test } from "node:test";
+import {
+  deepEqual,
+  equal,
+  match,
+  notEqual,
+  ok,
+  rejects,
+  throws,
+} from "node:assert/strict";
+import process from "node:process";
+import {
+  type Backend,
+  PIPE,
+  Pool,
+  Popen,
+  run,
+  TimeoutError,
+  WorkerExitError,
+} from "../mod.ts";
+import {
+  childPids,
+  delay,
+  eventually,
+  fixtureUrl,
+  scriptCommand,
+} from "./_helpers.ts";
+
+type Tasks = typeof import("./fixtures/tasks.ts");
+const tasks = fixtureUrl("tasks");
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+for (const backend of ["worker", "process"] as Backend[]) {
+  describe(`Pool, ${backend} backend`, () => {
+    function pool(options: ConstructorParameters<typeof Pool>[1] = {}) {
+      return new Pool<Tasks>(tasks, { processes: 2, backend, ...options });
+    }
+
+    test("map, starmap, apply and applyAsync", async () => {
+      await using p = pool();
+      deepEqual(await p.map("square", [1, 2, 3]), [1, 4, 9]);
+      deepEqual(await p.map("square", []), []);
+      deepEqual(
+        await p.map("square", Array.from({ length: 100 }, (_, i) => i), {
+          chunksize: 7,
+        }),
+        Array.from({ length: 100 }, (_, i) => i * i),
+      );
+      deepEqual(await p.starmap("add", [[1, 2], [3, 4]]), [3, 7]);
+      equal(await p.apply("add", [20, 22]), 42);
+      equal(await p.applyAsync("square", [20]).get({ timeout: 10_000 }), 400);
+      deepEqual(await p.mapAsync("square", new Set([4, 5])), [16, 25]);
+      deepEqual(await p.starmapAsync("add", [[1, 1]]).get(), [2]);
+      equal(typeof await p.apply("getpid"), "number");
+    });
+
+    test("inline functions, async results, async iterables for map", async () => {
+      await using p = pool();
+      deepEqual(await p.map((x: number) => x * 10, [1, 2]), [10, 20]);
+      deepEqual(
+        await p.map(
+          async (x: number) => {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            return x + 1;
+          },
+          [1, 2, 3],
+          { chunksize: 2 },
+        ),
+        [2, 3, 4],
+      );
+      async function* numbers() {
+        yield 1;
+        yield 2;
+      }
+      deepEqual(await p.map((x: number) => -x, numbers()), [-1, -2]);
+      deepEqual(await p.starmap(Math.max, [[1, 9], [8, 2]]), [9, 8]);
+    });
+
+    test("applyAsync callbacks and AsyncResult state", async () => {
+      await using p = pool();
+      const seen: unknown[] = [];
+      const good = p.applyAsync("square", [3], {
+        callback: (value) => seen.push(value),
+      });
+      const bad = p.applyAsync("fail", ["nope"], {
+        errorCallback: (error) => seen.push((error as Error).message),
+      });
+      throws(() => good.successful(), /not ready/);
+      await good.wait();
+      await bad.wait();
+      await delay(0);
+      deepEqual(seen.sort(), [9, "nope"].sort());
+      ok(good.ready() && good.successful());
+      ok(bad.ready() && !bad.successful());
+      await rejects(bad.get(), /nope/);
+    });
+
+    test("get({ timeout }) times out while the task runs on; the pool stays usable", async () => {
+      await using p = pool();
+      const slow = p.applyAsync("sleep", [400, "finally"]);
+      await rejects(slow.get({ timeout: 50 }), (error) => {
+        ok(error instanceof TimeoutError);
+        match(error.message, /50 ms/);
+        return true;
+      });
+      equal(slow.ready(), false);
+      equal(await p.apply("square", [5]), 25, "the pool remains available");
+      equal(await slow.get(), "finally");
+    });
+
+    test("imap pulls lazily from sync, async and infinite iterables", async () => {
+      await using p = pool();
+      let pulled = 0;
+      function* naturals() {
+        for (let i = 0;; i++) {
+          pulled++;
+          yield i;
+        }
+      }
+      const first: number[] = [];
+      for await (const y of p.imap("square", naturals())) {
+        first.push(y);
+        if (first.length === 10) break;
+      }
+      deepEqual(first, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+      ok(pulled < 1000, `pulled ${pulled} items, a bounded number`);
+      await eventually(() => p.stats().running === 0);
+      equal(p.stats().queued, 0, "breaking out dropped what was queued");
+
+      async function* slowly() {
+        for (let i = 1; i <= 5; i++) {
+          await delay(1);
+          yield i;
+        }
+      }
+      deepEqual(await collect(p.imap("square", slowly())), [1, 4, 9, 16, 25]);
+      deepEqual(
+        await collect(p.imap("square", [1, 2, 3, 4, 5], { chunksize: 2 })),
+        [1, 4, 9, 16, 25],
+      );
+      const unordered = await collect(
+        p.imapUnordered("sleep", [300, 1, 20, 10]),
+      );
+      deepEqual(
+        [...unordered].sort((a, b) => Number(a) - Number(b)),
+        [1, 10, 20, 300],
+      );
+      notEqual(unordered[0], 300, "the slow one does not come first");
+    });
+
+    test("imap raises a task's error at its position", async () => {
+      await using p = pool();
+      const seen: unknown[] = [];
+      await rejects(async () => {
+        for await (
+          const y of p.imap((x: number) => {
+            if (x === 3) throw new RangeError("three");
+            return x;
+          }, [1, 2, 3, 4])
+        ) seen.push(y);
+      }, RangeError);
+      deepEqual(seen, [1, 2]);
+    });
+
+    test("per-task timeout stops the task and replaces its worker", async () => {
+      await using p = pool();
+      const before = p.stats().workersStarted;
+      const others = p.map("square", [1, 2, 3]);
+      await rejects(p.apply("sleep", [10_000], { timeout: 100 }), (error) => {
+        ok(error instanceof TimeoutError);
+        match(error.message, /timeout of 100 ms/);
+        return true;
+      });
+      deepEqual(await others, [1, 4, 9]);
+      ok(await eventually(() => p.stats().workersStarted === before + 1));
+      equal(await p.apply("square", [6]), 36);
+    });
+
+    test("an AbortSignal drops a queued task and stops a running one", async () => {
+      await using p = pool({ processes: 1 });
+      const controller = new AbortController();
+      const running = p.apply("sleep", [10_000], { signal: controller.signal });
+      const queued = p.apply("square", [2], { signal: controller.signal });
+      await delay(100);
+      controller.abort(new Error("changed my mind"));
+      await rejects(running, /changed my mind/);
+      await rejects(queued, /changed my mind/);
+      equal(await p.apply("square", [3]), 9);
+      const already = AbortSignal.abort(new Error("too late"));
+      await rejects(p.apply("square", [1], { signal: already }), /too late/);
+    });
+
+    test("a worker that dies mid-task fails that task alone", async () => {
+      await using p = pool();
+      const others = p.map("sleep", [50, 50, 50, 50], { chunksize: 1 });
+      await rejects(p.apply("exitWith", [3]), (error) => {
+        ok(error instanceof WorkerExitError);
+        equal(error.exitCode, 3);
+        return true;
+      });
+      await rejects(p.apply("crashLater"), (error) => {
+        ok(error instanceof WorkerExitError);
+        match(error.message, /boom while awaiting|exit code/);
+        return true;
+      });
+      deepEqual(await others, [50, 50, 50, 50]);
+      equal(await p.apply("square", [7]), 49);
+    });
+
+    test("an uncaught error in a timer kills the worker; nothing hangs", async () => {
+      await using p = pool({ processes: 1 });
+      const outcome = await p.apply("crashInTimer").then(
+        (value) => value,
+        (error) => error,
+      );
+      ok(
+        outcome === "returned before the crash" ||
+          outcome instanceof WorkerExitError,
+      );
+      // The timer may fire before or after the next task reaches the worker.
+      const after = await p.apply("square", [2]).catch((error) => error);
+      ok(after === 4 || after instanceof WorkerExitError, String(after));
+      ok(await eventually(() => p.stats().workersStarted === 2));
+      equal(await p.apply("square", [3]), 9);
+    });
+
+    test("a worker out of memory fails its task with WorkerExitError", async () => {
+      if (backend === "worker" && "Deno" in globalThis) {
+        // Deno's worker threads stop without an exit event when out of memory.
+        throws(
+          () => pool({ maxHeapMb: 64 }),
+          (error: unknown) =>
+            error instanceof RangeError &&
+            /use backend: "process" for maxHeapMb/.test(error.message),
+        );
+        return;
+      }
+      await using p = pool({ processes: 1, maxHeapMb: 64 });
+      await rejects(p.apply("allocate"), WorkerExitError);
+      equal(await p.apply("square", [4]), 16);
+    });
+
+    test("errors keep their class, name, message, cause, properties and stack", async () => {
+      await using p = pool();
+      await rejects(p.apply("fail", ["type"]), (error) => {
+        ok(error instanceof TypeError);
+        equal(error.message, "bad type");
+        ok(error.cause instanceof RangeError);
+        equal((error.cause as Error).message, "the cause");
+        match(error.stack!, /fixtures\/tasks\.(ts|js)/);
+        return true;
+      });
+      await rejects(p.apply("fail", ["custom"]), (error) => {
+        ok(error instanceof Error);
+        equal(error.name, "ValidationError");
+        equal((error as Error & { field: string }).field, "email");
+        return true;
+      });
+      await rejects(p.apply("fail", ["string"]), (error) => {
+        equal(error, "a plain string");
+        return true;
+      });
+    });
+
+    test("arguments are copied: the classic ls[i] = i leaves ls unchanged", async () => {
+      await using p = pool();
+      const ls = [0, 0, 0, 0, 0];
+      const results = ls.map((_, i) => p.applyAsync("func", [ls, i]));
+      ls[0] = 99; // after submission: the tasks must not see it
+      const values = await Promise.all(results);
+      deepEqual(ls, [99, 0, 0, 0, 0]);
+      deepEqual(values, [
+        [0, 0, 0, 0, 0],
+        [0, 1, 0, 0, 0],
+        [0, 0, 2, 0, 0],
+        [0, 0, 0, 3, 0],
+        [0, 0, 0, 0, 4],
+      ]);
+    });
+
+    test("maxTasksPerChild recycles workers; initializer runs once per worker", async () => {
+      await using p = pool({
+        processes: 1,
+        maxTasksPerChild: 2,
+        initializer: "setup",
+        initArgs: [{ greeting: "hi" }],
+      });
+      const names = await p.map("who", [1, 2, 3, 4, 5], { chunksize: 1 });
+      deepEqual(
+        names.map((info) => info.name),
+        [
+          "PoolWorker-1",
+          "PoolWorker-1",
+          "PoolWorker-2",
+          "PoolWorker-2",
+          "PoolWorker-3",
+        ],
+      );
+      deepEqual(await p.apply("readSetup"), [{ greeting: "hi" }, 1]);
+      await using inline = new Pool({
+        processes: 1,
+        backend,
+        initializer: (value: number) => {
+          (globalThis as Record<string, unknown>).seed = value;
+        },
+        initArgs: [7],
+      });
+      equal(
+        await inline.apply(() => (globalThis as Record<string, unknown>).seed),
+        7,
+      );
+    });
+
+    test("maxQueue applies backpressure", async () => {
+      await using p = pool({ processes: 1, maxQueue: 2 });
+      let maxQueued = 0;
+      const watch = setInterval(() => {
+        maxQueued = Math.max(maxQueued, p.stats().queued);
+      }, 1);
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => p.apply("sleep", [10, i])),
+      );
+      clearInterval(watch);
+      deepEqual(results, [0, 1, 2, 3, 4, 5, 6, 7]);
+      ok(maxQueued <= 2, `queued at most ${maxQueued}`);
+      deepEqual(
+        await collect(p.imap("square", [1, 2, 3, 4, 5, 6])),
+        [1, 4, 9, 16, 25, 36],
+      );
+    });
+
+    test("stats counts tasks and workers", async () => {
+      await using p = pool();
+      await p.map("square", [1, 2, 3], { chunksize: 1 });
+      await p.apply("fail", ["x"]).catch(() => {});
+      const stats = p.stats();
+      equal(stats.backend, backend);
+      equal(stats.processes, 2);
+      equal(stats.completed, 3);
+      equal(stats.failed, 1);
+      equal(stats.queued, 0);
+      equal(stats.running, 0);
+      equal(stats.state, "running");
+    });
+
+    test("close, join and terminate", async () => {
+      const p = pool();
+      const pending = p.applyAsync("sleep", [100, "done"]);
+      await rejects(p.join(), /Cannot join a running pool/);
+      p.close();
+      equal(p.stats().state, "closed");
+      await rejects(p.apply("square", [1]), /pool is closed/);
+      throws(() => p.applyAsync("square", [1]), /pool is closed/);
+      await p.join();
+      equal(await pending, "done", "queued work finished before join");
+
+      const q = pool();
+      const slow = q.apply("sleep", [10_000]);
+      await delay(50);
+      await q.terminate();
+      await rejects(slow, /terminated/);
+      equal(q.stats().state, "terminated");
+    });
+
+    test("bad input: clear errors, the pool unaffected", async () => {
+      await using p = pool();
+      await rejects(
+        p.apply("func", [[() => 1], 0] as unknown as [number[], number]),
+        (error) => {
+          ok(error instanceof TypeError);
+          match(error.message, /argument 0 \(a Array\)|argument 0/);
+          return true;
+        },
+      );
+      await rejects(
+        p.apply((f: unknown) => f, [Symbol("s")]),
+        /Cannot send argument 0 \(a symbol\)/,
+      );
+      await rejects(p.apply("nope" as "square", [1]), (error) => {
+        ok(error instanceof TypeError);
+        match(error.message, /Unknown task "nope".*square/);
+        match(error.message, /add/);
+        return true;
+      });
+      await rejects(
+        p.apply("notAFunction" as "square", [1]),
+        /Unknown task "notAFunction"/,
+      );
+      const outer = 5;
+      await rejects(p.apply((x: number) => x + outer, [1]), (error) => {
+        ok(error instanceof ReferenceError);
+        match(error.message, /outer is not defined: an inline task function/);
+        match(error.message, /move the function into a module/);
+        return true;
+      });
+      await rejects(p.apply("returnFunction"), /cannot be copied/);
+      await rejects(
+        p.apply(Math.random.bind(null)),
+        /native or bound function/,
+      );
+      equal(await p.apply("square", [9]), 81, "the pool is unaffected");
+    });
+
+    test("bad options and a module that fails to load", async () => {
+      for (const processes of [0, -1, 1.5, "2"]) {
+        throws(
+          () => new Pool({ processes: processes as number, backend }),
+          (error: unknown) =>
+            error instanceof RangeError &&
+            /Expected processes to be a whole number of workers >= 1/.test(
+              error.message,
+            ),
+        );
+      }
+      throws(
+        () => new Pool({ backend: "thread" as Backend }),
+        /Expected backend to be "worker" or "process"/,
+      );
+      await using broken = new Pool(fixtureUrl("broken_module"), {
+        processes: 1,
+        backend,
+      });
+      await rejects(broken.apply("anything"), (error) => {
+        ok(error instanceof Error);
+        match(error.message, /Cannot load the task module ".*broken_module/);
+        match(error.message, /this module cannot be loaded/);
+        return true;
+      });
+      await rejects(broken.apply("anything"), /Cannot load the task module/);
+      await using failing = pool({ initializer: "failingInitializer" });
+      await rejects(failing.apply("square", [1]), /initializer exploded/);
+    });
+  });
+}
+
+describe("Pool: process workers and the program's life", () => {
+  test("workers are real child processes, gone after terminate", async () => {
+    const p = new Pool<Tasks>(tasks, { processes: 2, backend: "process" });
+    const pids = new Set(await p.map("getpid", [1, 2, 3, 4], { chunksize: 1 }));
+    ok(!pids.has(process.pid));
+    for (const pid of pids) ok(childPids().includes(pid));
+    await p.terminate();
+    ok(
+      await eventually(() =>
+        [...pids].every((pid) => !childPids().includes(pid))
+      ),
+    );
+  });
+
+  test("workers killed at random under load: every task settles", async () => {
+    await using p = new Pool<Tasks>(tasks, {
+      processes: 2,
+      backend: "process",
+    });
+    const count = 200;
+    const results = Array.from(
+      { length: count },
+      (_, i) => p.apply("sleep", [5, i]).then((v) => v, (e) => e),
+    );
+    let kills = 0;
+    const killer = setInterval(() => {
+      const victims = childPids();
+      const victim = victims[kills % Math.max(1, victims.length)];
+      if (victim !== undefined && kills < 5) {
+        process.kill(victim, "SIGKILL");
+        kills++;
+      }
+    }, 40);
+    const settled = await Promise.all(results);
+    clearInterval(killer);
+    let lost = 0;
+    settled.forEach((value, i) => {
+      if (value instanceof WorkerExitError) {
+        lost++;
+        equal(value.signal, "SIGKILL");
+      } else equal(value, i);
+    });
+    ok(lost <= kills, `${lost} tasks lost to ${kills} kills`);
+    equal(await p.apply("square", [12]), 144);
+  });
+
+  test("the event loop exits with idle pools left open; children go too", async () => {
+    const result = await run(scriptCommand("./fixtures/idle_pools"), {
+      capture: true,
+      text: true,
+      timeout: 60_000,
+    });
+    equal(result.stderr, "");
+    equal(result.returncode, 0);
+    const [line, pidsLine] = result.stdout!.trim().split("\n");
+    equal(line, "results 4 9");
+    const pids = JSON.parse(pidsLine!) as number[];
+    ok(
+      await eventually(() =>
+        pids.every((pid) => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        })
+      ),
+      "the process workers exited with their parent",
+    );
+  });
+
+  test("process workers of a SIGKILLed parent exit on their own", async () => {
+    const child = scriptCommand("./fixtures/orphan_parent");
+    await using parent = new Popen(child, { stdout: PIPE, text: true });
+    const lines = parent.lines();
+    const first = await lines.next();
+    const pids = JSON.parse(first.value as string) as number[];
+    equal(pids.length, 2);
+    parent.kill();
+    await parent.wait();
+    const started = Date.now();
+    ok(
+      await eventually(() =>
+        pids.every((pid) => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        })
+      ),
+      "orphaned workers exited",
+    );
+    ok(Date.now() - started < 10_000);
+  });
+
+  test("a file that is both the main script and the task module", async () => {
+    const result = await run(scriptCommand("./fixtures/main_and_tasks"), {
+      capture: true,
+      text: true,
+      timeout: 60_000,
+    });
+    equal(result.stderr, "");
+    equal(result.stdout, "main runs once: [1,4,9] [1,8,27]\n");
+  });
+});
