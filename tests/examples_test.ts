@@ -1,5 +1,5 @@
 import { describe, test } from "node:test";
-import { equal, match } from "node:assert/strict";
+import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { run } from "../mod.ts";
 import { scriptCommand } from "./_helpers.ts";
 
@@ -7,7 +7,7 @@ async function runExample(name: string): Promise<string> {
   const result = await run(scriptCommand(`../examples/${name}`), {
     capture: true,
     text: true,
-    timeout: 60_000,
+    timeout: 120_000,
   });
   equal(result.stderr, "", `${name} printed nothing to stderr`);
   equal(result.returncode, 0);
@@ -15,6 +15,74 @@ async function runExample(name: string): Promise<string> {
 }
 
 describe("examples: the classic tour", () => {
+  test("Process runs runProc in a child process with its own pid", async () => {
+    const out = await runExample("process_run_proc");
+    const match_ = out.match(
+      /^Parent process (\d+)\.\nChild process will start\.\nRun child process test \((\d+)\)\.\.\.\nChild process end\.\n$/,
+    );
+    ok(match_, out);
+    notEqual(match_[1], match_[2]);
+  });
+
+  test("13 long tasks on a default pool, then their results", async () => {
+    const out = await runExample("pool_long_tasks");
+    for (let i = 0; i < 13; i++) {
+      match(out, new RegExp(`Run task ${i} \\(\\d+\\)\\.\\.\\.`));
+      match(out, new RegExp(`Task ${i} runs \\d\\.\\d\\d seconds\\.`));
+    }
+    const pids = new Set(
+      [...out.matchAll(/Run task \d+ \((\d+)\)/g)].map((m) => m[1]),
+    );
+    ok(pids.size >= 1);
+    ok(
+      out.indexOf("Waiting for all subprocesses done...") <
+        out.indexOf("All subprocesses done."),
+    );
+    match(out, /All subprocesses done\.\n\[[\s\d,]+\]\n$/);
+    deepEqual(
+      JSON.parse(out.slice(out.lastIndexOf("[")).replace(/\s+/g, "")),
+      [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24],
+    );
+  });
+
+  test("arguments are copies: ls stays all zeros", async () => {
+    const out = await runExample("pool_copy_semantics");
+    match(out, /After all \[ 0, 0, 0, 0, 0 \]/);
+    equal((out.match(/^before \[ 0, 0, 0, 0, 0 \]$/gm) ?? []).length, 5);
+    match(out, /\[ 0, 0, 0, 0, 4 \]\n\]\n$/);
+  });
+
+  test("Pool(5).map", async () => {
+    equal(await runExample("pool_map"), "[ 1, 4, 9 ]\n");
+  });
+
+  test("the Pool(processes=4) tour", async () => {
+    const out = await runExample("pool_tour");
+    const lines = out.trim().split("\n");
+    equal(lines.indexOf("400") > 0, true);
+    const unordered = lines.slice(
+      lines.indexOf("]") + 1,
+      lines.indexOf("400"),
+    ).map(Number);
+    deepEqual(unordered.sort((a, b) => a - b), [
+      0,
+      1,
+      4,
+      9,
+      16,
+      25,
+      36,
+      49,
+      64,
+      81,
+    ]);
+    match(out, /^PID \d+$/m);
+    match(
+      out,
+      /We lacked patience and got a TimeoutError\nFor the moment, the pool remains available for more work\n49\nNow the pool is closed and no longer available\n$/,
+    );
+  });
+
   test("subprocess.call prints the command's output and exit code", async () => {
     const out = await runExample("subprocess_call");
     match(out, /^\$ uname -a\n\S+ .*\nExit code: 0\n$/);
@@ -30,7 +98,18 @@ describe("examples: the classic tour", () => {
 
   test("the tour runs every section in order", async () => {
     const out = await runExample("tour");
-    match(out, /=== Subprocess: call a command[\s\S]*Exit code: 0/);
-    match(out, /=== Subprocess: Popen and communicate\(\)[\s\S]*42/);
+    const titles = [...out.matchAll(/^=== (.*) \(examples\//gm)].map((m) =>
+      m[1]
+    );
+    deepEqual(titles, [
+      "Process: run_proc in a child process",
+      "Pool: 13 long tasks with applyAsync",
+      "Subprocess: call a command",
+      "Subprocess: Popen and communicate()",
+      "Arguments are copies: ls[i] = i",
+      "Pool(5).map(f, [1, 2, 3])",
+      "with Pool(processes=4) as pool",
+    ]);
+    match(out, /Now the pool is closed and no longer available\n$/);
   });
 });
