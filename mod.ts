@@ -1,6 +1,13 @@
 /**
- * Python's `multiprocessing` and `subprocess`, for Deno and Node.
+ * Python's `multiprocessing` and `subprocess`, for Deno and Node (and Bun).
  *
+ * - {@linkcode Pool}: a pool of worker threads or child processes with
+ *   `map`, `imap`, `imapUnordered`, `starmap`, `apply`, `applyAsync` (an
+ *   {@linkcode AsyncResult} with `get({ timeout })`), `close`, `join` and
+ *   `terminate`. Tasks are the exports of a module (type-checked) or
+ *   self-contained functions.
+ * - {@linkcode Process}: run a function in another process; `start`, `join`,
+ *   `terminate`, `exitCode`; {@linkcode currentProcess} tells who is running.
  * - {@linkcode run}, {@linkcode call}, {@linkcode checkCall},
  *   {@linkcode checkOutput} and {@linkcode Popen} start commands given as
  *   argv arrays, capture or stream their output, feed their input, and stop
@@ -9,8 +16,11 @@
  * Timeouts are in milliseconds; names are Python's, camelCased.
  *
  * ```ts
- * import { checkOutput, PIPE, Popen } from "@multiproc/multiproc";
+ * import { checkOutput, PIPE, Pool, Popen } from "@multiproc/multiproc";
  * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * await using pool = new Pool({ processes: 2 });
+ * deepEqual(await pool.map((x: number) => x * x, [1, 2, 3]), [1, 4, 9]);
  *
  * equal(await checkOutput(["echo", "hello"], { text: true }), "hello\n");
  *
