@@ -123,7 +123,9 @@ function explainInline(error: unknown, ref: FunctionRef): unknown {
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as { then?: unknown } | null)?.then === "function";
+  // The typeof test first keeps the common case (plain values) cheap.
+  return (typeof value === "object" || typeof value === "function") &&
+    value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
 async function runChunk(

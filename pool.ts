@@ -467,8 +467,22 @@ class MapJob implements Job {
       return;
     }
     this.#chunks[task.index] = value as unknown[];
-    if (--this.#left === 0) this.#resolve(this.#chunks.flat());
+    if (--this.#left === 0) this.#resolve(concat(this.#chunks));
   }
+}
+
+/** Joins chunk results; much faster than `flat()` on large inputs. */
+function concat(chunks: unknown[][]): unknown[] {
+  if (chunks.length === 1) return chunks[0]!;
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const all = new Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    for (let i = 0; i < chunk.length; i++) all[offset + i] = chunk[i];
+    offset += chunk.length;
+  }
+  return all;
 }
 
 /** A job that streams chunk results to an iterator: `imap`, `imapUnordered`. */

@@ -73,16 +73,19 @@ export function table(
   results: readonly CaseResult[],
   unit: Unit,
   isBaseline: (result: CaseResult) => boolean,
+  sameRuntime = true,
 ): string {
   const rows = [
-    `| runtime | library | ${unit.title} (median) | min | max | vs raw, same runtime |`,
+    `| runtime | library | ${unit.title} (median) | min | max | vs ${
+      sameRuntime ? "raw, same runtime" : "Python"
+    } |`,
     "|---|---|---:|---:|---:|---:|",
   ];
   for (const result of results) {
     const figures = result.samples.map(unit.convert);
     const mid = median(figures);
     const baseline = results.find((other) =>
-      other.runtime === result.runtime && isBaseline(other)
+      (!sameRuntime || other.runtime === result.runtime) && isBaseline(other)
     );
     const base = baseline ? median(baseline.samples.map(unit.convert)) : NaN;
     const ratio = unit.higherIsBetter ? mid / base : base / mid;
