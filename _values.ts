@@ -90,3 +90,20 @@ export function functionSource(fn: AnyFunction): string {
   }
   return source;
 }
+
+/** Below this many items a plain array costs less than packing. */
+const PACK_MIN = 16;
+
+/**
+ * Packs an array of numbers into a `Float64Array`, which crosses to a worker
+ * as one block of bytes (and can be transferred) instead of one tagged value
+ * per item; every JavaScript number, `NaN` and `-0` included, survives.
+ * Other arrays are returned as they are.
+ */
+export function packNumbers(values: ArrayLike<unknown>): unknown {
+  if (values.length < PACK_MIN) return values;
+  for (let i = 0; i < values.length; i++) {
+    if (typeof values[i] !== "number") return values;
+  }
+  return Float64Array.from(values as ArrayLike<number>);
+}

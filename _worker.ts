@@ -6,6 +6,7 @@ import process from "node:process";
 import { parentPort } from "node:worker_threads";
 import { setContext } from "./_context.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
+import { packNumbers } from "./_values.ts";
 import {
   APPLY,
   DEFINE,
@@ -29,13 +30,13 @@ type TaskFunction = (...args: unknown[]) => unknown;
 const FLUSH_MS = 4;
 
 interface Endpoint {
-  post(message: unknown[]): void;
+  post(message: unknown[], transfer?: ArrayBuffer[]): void;
   listen(handler: (message: unknown[]) => void): void;
 }
 
 function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
   return {
-    post: (message) => port.postMessage(message),
+    post: (message, transfer) => port.postMessage(message, transfer),
     listen: (handler) => port.on("message", handler),
   };
 }
@@ -192,25 +193,27 @@ function replaceUncopyable(results: unknown[]): void {
 const checkBeforePosting = parentPort === null && !ipcRejectsUncloneable;
 
 /** Posts results; an uncopyable value fails only its own task. */
-function post(results: unknown[]): void {
+function post(results: unknown[], transfer: ArrayBuffer[]): void {
   if (checkBeforePosting) replaceUncopyable(results);
   try {
-    endpoint.post(results);
+    endpoint.post(results, transfer);
   } catch {
     replaceUncopyable(results);
-    endpoint.post(results);
+    endpoint.post(results, transfer);
   }
 }
 
 async function drain(): Promise<void> {
   running = true;
   let results: unknown[] = [RESULTS, 0];
+  let transfer: ArrayBuffer[] = [];
   let batchStart = performance.now();
   const flush = (): void => {
     if (results.length === 2) return;
     results[1] = performance.now() - batchStart;
-    post(results);
+    post(results, transfer);
     results = [RESULTS, 0];
+    transfer = [];
     batchStart = performance.now();
   };
   while (head < queue.length) {
@@ -230,6 +233,12 @@ async function drain(): Promise<void> {
     } catch (error) {
       ok = 0;
       value = encodeError(explainInline(error, ref));
+    }
+    if (ok && kind !== APPLY) {
+      value = packNumbers(value as unknown[]);
+      if (value instanceof Float64Array) {
+        transfer.push(value.buffer as ArrayBuffer);
+      }
     }
     results.push(ok, value);
     if (performance.now() - batchStart >= FLUSH_MS) flush();

@@ -53,6 +53,7 @@ import {
   copyValues,
   describeValue,
   functionSource,
+  packNumbers,
   toModuleUrl,
 } from "./_values.ts";
 
@@ -521,6 +522,8 @@ const MAX_START_FAILURES = 3;
 /** A batch should keep a worker busy about this long, so that messaging costs little. */
 const TARGET_BATCH_MS = 1;
 const MAX_BATCH = 1024;
+/** Tasks shorter than this get a second one queued in their worker. */
+const PREFETCH_BELOW_MS = 20;
 /** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
 const IMAP_WINDOW_PER_WORKER = 128;
 
@@ -979,8 +982,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     const job = new MapJob(chunkCount, (tasks) => this.#cancel(tasks));
     for (let index = 0; index < chunkCount; index++) {
       const chunk = all.slice(index * chunksize, (index + 1) * chunksize);
-      const payload = copyValues(chunk, "item");
-      const task = new Task(fn, kind, payload, job, index, options);
+      const payload = packNumbers(chunk) as unknown[] | Float64Array;
+      const copied = payload instanceof Float64Array
+        ? payload
+        : copyValues(chunk, "item");
+      const task = new Task(fn, kind, copied, job, index, options);
       job.tasks.push(task);
       if (this.#queueFull()) await this.#submitWhenRoom(task);
       else this.#submit(task);
@@ -1111,7 +1117,10 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
           const chunk = Array.isArray(pulled) ? pulled : await pulled;
           if (chunk.length < chunksize) exhausted = true;
           if (chunk.length === 0) break;
-          const payload = copyValues(chunk, "item");
+          const packed = packNumbers(chunk);
+          const payload = packed instanceof Float64Array
+            ? packed
+            : copyValues(chunk, "item");
           const next = new Task(
             fn,
             MAP_CHUNK,
@@ -1349,7 +1358,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   /** How many tasks a worker may hold: few for long tasks, many for tiny ones. */
   #capacity(): number {
     const avg = this.#avgTaskMs;
-    if (!(avg < TARGET_BATCH_MS)) return 1;
+    // Medium tasks: one more in flight hides the round trip; long ones go
+    // one at a time, so that the load stays even.
+    if (!(avg < TARGET_BATCH_MS)) return avg < PREFETCH_BELOW_MS ? 2 : 1;
     const batch = Math.min(MAX_BATCH, Math.floor(TARGET_BATCH_MS / avg));
     return 2 * Math.max(1, batch);
   }
@@ -1416,6 +1427,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
         slot.defined.add(task.fn);
       }
       message.push(task.fn, task.kind, task.payload);
+      if (task.payload instanceof Float64Array) {
+        (transfer ??= []).push(task.payload.buffer as ArrayBuffer);
+      }
       task.payload = undefined;
       task.worker = slot;
       slot.inFlight.push(task);

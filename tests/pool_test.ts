@@ -81,6 +81,27 @@ for (const backend of ["worker", "process"] as Backend[]) {
       deepEqual(await p.starmap(Math.max, [[1, 9], [8, 2]]), [9, 8]);
     });
 
+    test("numbers cross packed, every value intact", async () => {
+      await using p = pool();
+      const special = [NaN, -0, 0, Infinity, -Infinity, 2 ** 53 + 2, 5e-324];
+      const items = Array.from({ length: 40 }, (_, i) => special[i % 7]!);
+      const same = await p.map((x: number) => x, items, { chunksize: 20 });
+      ok(same.every((value, i) => Object.is(value, items[i])));
+      const mixed = await p.map(
+        (x: number) => (x === 3 ? "three" : x),
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+      equal(mixed[3], "three");
+      equal(mixed[19], 19);
+      const streamed: number[] = [];
+      for await (
+        const y of p.imap((x: number) => -x, items, { chunksize: 20 })
+      ) {
+        streamed.push(y);
+      }
+      ok(streamed.every((value, i) => Object.is(value, -items[i]!)));
+    });
+
     test("applyAsync callbacks and AsyncResult state", async () => {
       await using p = pool();
       const seen: unknown[] = [];
