@@ -1426,11 +1426,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
         slot.handle.post([DEFINE, task.fn, this.#sources[task.fn]]);
         slot.defined.add(task.fn);
       }
+      // The payload stays with the task until it settles: a task whose
+      // worker dies before starting it is sent again.
       message.push(task.fn, task.kind, task.payload);
-      if (task.payload instanceof Float64Array) {
-        (transfer ??= []).push(task.payload.buffer as ArrayBuffer);
-      }
-      task.payload = undefined;
       task.worker = slot;
       slot.inFlight.push(task);
       slot.assigned++;
@@ -1500,6 +1498,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #finish(task: Task, ok: boolean, value: unknown): void {
     if (task.done) return;
     task.done = true;
+    task.payload = undefined;
     if (task.timer !== undefined) clearTimeout(task.timer);
     if (task.worker !== undefined) this.#running--;
     if (ok) this.#completed++;
@@ -1608,17 +1607,38 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     }
     if (lost.length > 0) {
       const [culprit, ...notStarted] = lost;
-      this.#running -= notStarted.length;
-      for (const task of notStarted) task.worker = undefined;
-      this.#queue.splice(this.#queueHead, 0, ...notStarted);
+      const how = `${
+        exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`
+      }${exit.error ? `: ${String(exit.error)}` : ""}`;
+      const details = {
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        cause: exit.error,
+      };
+      // Tasks it had not started run again elsewhere, unless their data was
+      // transferred to it and went with it.
+      const retry = notStarted.filter((task) => !task.options?.transfer);
+      for (const task of notStarted) {
+        if (task.options?.transfer) {
+          this.#finish(
+            task,
+            false,
+            new WorkerExitError(
+              `The worker holding the task's transferred data exited (${how})`,
+              details,
+            ),
+          );
+        }
+      }
+      this.#running -= retry.length;
+      for (const task of retry) task.worker = undefined;
+      this.#queue.splice(this.#queueHead, 0, ...retry);
       this.#finish(
         culprit!,
         false,
         new WorkerExitError(
-          `The worker running the task exited (${
-            exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`
-          })${exit.error ? `: ${String(exit.error)}` : ""}`,
-          { exitCode: exit.exitCode, signal: exit.signal, cause: exit.error },
+          `The worker running the task exited (${how})`,
+          details,
         ),
       );
     }

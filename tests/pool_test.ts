@@ -81,6 +81,18 @@ for (const backend of ["worker", "process"] as Backend[]) {
       deepEqual(await p.starmap(Math.max, [[1, 9], [8, 2]]), [9, 8]);
     });
 
+    test("transfer moves buffers to worker threads; processes get copies", async () => {
+      await using p = pool();
+      const buffer = new Uint8Array([1, 2, 3]).buffer;
+      const sum = await p.apply(
+        (data: ArrayBuffer) => new Uint8Array(data).reduce((a, b) => a + b, 0),
+        [buffer],
+        { transfer: [buffer] },
+      );
+      equal(sum, 6);
+      equal(buffer.byteLength, backend === "worker" ? 0 : 3);
+    });
+
     test("numbers cross packed, every value intact", async () => {
       await using p = pool();
       const special = [NaN, -0, 0, Infinity, -Infinity, 2 ** 53 + 2, 5e-324];
