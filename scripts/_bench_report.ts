@@ -127,3 +127,13 @@ export async function writeSection(
     : `${text.trimEnd()}\n\n${section}\n`;
   await writeFile(path, text);
 }
+
+/** Builds the npm package, which the Node cases run on; exits on failure. */
+export async function buildNpm(root: string): Promise<void> {
+  const build = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}/scripts/build_npm.ts`],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (build.code !== 0) Deno.exit(1);
+}

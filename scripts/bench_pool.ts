@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  buildNpm,
   type CaseResult,
   machineLine,
   runCases,
@@ -26,12 +27,7 @@ const deno = Deno.execPath();
 const rounds = Deno.env.get("BENCH_ROUNDS") ?? "5";
 Deno.env.set("BENCH_ROUNDS", rounds);
 
-const build = await new Deno.Command(deno, {
-  args: ["run", "-A", join(root, "scripts/build_npm.ts")],
-  stdout: "inherit",
-  stderr: "inherit",
-}).output();
-if (build.code !== 0) Deno.exit(1);
+await buildNpm(root);
 
 console.error("Running the pool cases on Deno, Node and Python…");
 const all: CaseResult[] = [

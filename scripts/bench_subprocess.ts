@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  buildNpm,
   type CaseResult,
   machineLine,
   runCases,
@@ -27,12 +28,7 @@ const spawns = Deno.env.get("BENCH_SPAWNS") ?? "200";
 Deno.env.set("BENCH_ROUNDS", rounds);
 Deno.env.set("BENCH_SPAWNS", spawns);
 
-const build = await new Deno.Command(deno, {
-  args: ["run", "-A", join(root, "scripts/build_npm.ts")],
-  stdout: "inherit",
-  stderr: "inherit",
-}).output();
-if (build.code !== 0) Deno.exit(1);
+await buildNpm(root);
 
 async function group(name: "spawn" | "pipe"): Promise<CaseResult[]> {
   console.error(`Running the ${name} cases on Deno, Node and Python…`);

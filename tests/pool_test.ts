@@ -23,6 +23,7 @@ import {
   delay,
   eventually,
   fixtureUrl,
+  processExists,
   scriptCommand,
 } from "./_helpers.ts";
 
@@ -529,16 +530,7 @@ describe("Pool: process workers and the program's life", () => {
     equal(line, "results 4 9");
     const pids = JSON.parse(pidsLine!) as number[];
     ok(
-      await eventually(() =>
-        pids.every((pid) => {
-          try {
-            process.kill(pid, 0);
-            return false;
-          } catch {
-            return true;
-          }
-        })
-      ),
+      await eventually(() => pids.every((pid) => !processExists(pid))),
       "the process workers exited with their parent",
     );
   });
@@ -554,16 +546,7 @@ describe("Pool: process workers and the program's life", () => {
     await parent.wait();
     const started = Date.now();
     ok(
-      await eventually(() =>
-        pids.every((pid) => {
-          try {
-            process.kill(pid, 0);
-            return false;
-          } catch {
-            return true;
-          }
-        })
-      ),
+      await eventually(() => pids.every((pid) => !processExists(pid))),
       "orphaned workers exited",
     );
     ok(Date.now() - started < 10_000);
