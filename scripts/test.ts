@@ -8,12 +8,45 @@
  *
  * @module
  */
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
+import { arch, platform } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = Deno.execPath();
+/** Node versions the npm build is also tested on, beside the machine's own Node. */
+const extraNodes = ["22.23.3", "24.9.0"];
+
+/**
+ * The binary of Node `version`, installed from the npm registry (the
+ * official `node-<platform>-<arch>` packages) into `.runtimes/` on first use.
+ */
+async function nodeBinary(version: string): Promise<string> {
+  const name = `node-${platform()}-${arch()}`;
+  const prefix = join(root, ".runtimes", `node-${version}`);
+  const binary = join(prefix, "node_modules", name, "bin", "node");
+  if (existsSync(binary)) return binary;
+  console.log(`Installing Node ${version} (${name}) into .runtimes/`);
+  const { code } = await new Deno.Command("npm", {
+    args: [
+      "install",
+      "--no-save",
+      "--no-audit",
+      "--no-fund",
+      "--prefix",
+      prefix,
+      `${name}@${version}`,
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0 || !existsSync(binary)) {
+    throw new Error(`Cannot install Node ${version} from npm (${name})`);
+  }
+  return binary;
+}
+
 const publicFiles = ["mod.ts", "pool.ts", "process.ts", "subprocess.ts"];
 
 function testFiles(dir: string, extension: string): string[] {
@@ -25,7 +58,8 @@ function testFiles(dir: string, extension: string): string[] {
 
 // Arguments are computed when the step runs: the Node test files exist only
 // once the npm build has run.
-const steps: [string, string, () => string[]][] = [
+type Step = [string, string | (() => Promise<string>), () => string[]];
+const steps: Step[] = [
   ["format", deno, () => ["fmt", "--check"]],
   ["lint", deno, () => ["lint"]],
   ["type check", deno, () => [
@@ -52,6 +86,11 @@ const steps: [string, string, () => string[]][] = [
     "--test",
     ...testFiles("npm/esm/tests", ".js"),
   ]],
+  ...extraNodes.map((version): Step => [
+    `Node ${version} tests on the npm build`,
+    () => nodeBinary(version),
+    () => ["--test", ...testFiles("npm/esm/tests", ".js")],
+  ]),
   ["npm consumer project", deno, () => [
     "run",
     "-A",
@@ -66,9 +105,10 @@ for (const [title, command, argsOf] of steps) {
     continue;
   }
   const args = argsOf();
-  console.log(`\n=== ${title}: ${[command, ...args].join(" ")}`);
+  const program = typeof command === "string" ? command : await command();
+  console.log(`\n=== ${title}: ${[program, ...args].join(" ")}`);
   const started = performance.now();
-  const { code } = await new Deno.Command(command, {
+  const { code } = await new Deno.Command(program, {
     args,
     cwd: root,
     stdout: "inherit",
