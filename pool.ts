@@ -508,6 +508,7 @@ class StreamJob implements Job {
 /** One worker of the pool and what it has been given. */
 class WorkerSlot {
   handle!: WorkerHandle;
+  online = false;
   ready = false;
   readonly inFlight: Task[] = [];
   readonly defined = new Set<number>();
@@ -1533,7 +1534,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
         this.#onResults(slot, message);
         break;
       case ONLINE:
-        slot.handle.post([INIT, { ...this.#setup, name: slot.name }]);
+        slot.online = true;
+        // A worker asked to stop while it started stops now.
+        slot.handle.post(
+          slot.stopping ? [STOP] : [INIT, { ...this.#setup, name: slot.name }],
+        );
         break;
       case READY:
         slot.ready = true;
@@ -1582,7 +1587,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     for (const slot of this.#workers) {
       if (!slot.stopping && slot.inFlight.length === 0) {
         slot.stopping = true;
-        slot.handle.post([STOP]);
+        // Before ONLINE a message could be lost on IPC: ONLINE sends STOP.
+        if (slot.online) slot.handle.post([STOP]);
       }
     }
   }

@@ -393,6 +393,11 @@ for (const backend of ["worker", "process"] as Backend[]) {
       await p.join();
       equal(await pending, "done", "queued work finished before join");
 
+      const fresh = pool();
+      fresh.close(); // while its workers are still starting
+      await fresh.join();
+      equal(fresh.stats().state, "closed");
+
       const q = pool();
       const slow = q.apply("sleep", [10_000]);
       await delay(50);
