@@ -63,6 +63,7 @@ const packageJson = {
     "!esm/examples/",
     "!esm/scripts/",
     "README.md",
+    "CHANGELOG.md",
     "LICENSE",
   ],
   sideEffects: false,
@@ -128,7 +129,7 @@ await writeFile(
   join(out, "package.json"),
   JSON.stringify(packageJson, null, 2) + "\n",
 );
-for (const file of ["README.md", "LICENSE"]) {
+for (const file of ["README.md", "CHANGELOG.md", "LICENSE"]) {
   await copyFile(join(root, file), join(out, file));
 }
 console.log(

@@ -40,6 +40,8 @@ async function sh(
 
 const consumerSource = `
 import { checkOutput, PIPE, Popen, run, type CompletedProcess } from "multiproc";
+import { Pool } from "multiproc/pool";
+import { Process } from "multiproc/process";
 import { call } from "multiproc/subprocess";
 
 const result: CompletedProcess<string> = await run(["echo", "consumer"], { capture: true, text: true });
@@ -47,14 +49,49 @@ const bytes: Uint8Array = await checkOutput(["printf", "x"]);
 const sorter = new Popen(["sort"], { stdin: PIPE, stdout: PIPE, text: true });
 const [sorted] = await sorter.communicate("b\\na\\n");
 const code: number = await call(["sh", "-c", "exit 5"]);
-console.log(JSON.stringify([result.stdout, bytes.length, sorted, code]));
+// The worker bootstrap must be found inside node_modules, on both backends.
+const threads = new Pool({ processes: 2 });
+const processes = new Pool({ processes: 2, backend: "process" });
+const squares: number[] = await threads.map((x: number) => x * x, [1, 2, 3]);
+const cubes: number[] = await processes.map((x: number) => x ** 3, [1, 2, 3]);
+await Promise.all([threads.terminate(), processes.terminate()]);
+const child = new Process({ target: () => {} , backend: "process" });
+child.start();
+await child.join();
+console.log(JSON.stringify([result.stdout, bytes.length, sorted, code, squares, cubes, child.exitCode]));
 `;
-const expected = JSON.stringify(["consumer\n", 1, "a\nb\n", 5]);
+const expected = JSON.stringify([
+  "consumer\n",
+  1,
+  "a\nb\n",
+  5,
+  [1, 4, 9],
+  [1, 8, 27],
+  0,
+]);
+
+/** What users install: the runtime files, never tests, examples or scripts. */
+async function checkPackedFiles(tarball: string, cwd: string): Promise<void> {
+  const files = (await sh("tar", ["tzf", tarball], cwd)).trim().split("\n");
+  const unwanted = files.filter((file) =>
+    /^package\/esm\/(tests|examples|scripts)\//.test(file)
+  );
+  if (unwanted.length > 0) {
+    throw new Error(`The package ships files users do not need: ${unwanted}`);
+  }
+  for (const needed of ["package/esm/_worker.js", "package/esm/mod.d.ts"]) {
+    if (!files.includes(needed)) {
+      throw new Error(`The package lacks ${needed}`);
+    }
+  }
+  console.log(`npm pack: ${files.length} files, none of them tests or scripts`);
+}
 
 const dir = await mkdtemp(join(tmpdir(), "multiproc-consumer-"));
 try {
   await sh("npm", ["pack", "--pack-destination", dir, join(root, "npm")], dir);
   const tarball = (await readdir(dir)).find((name) => name.endsWith(".tgz"))!;
+  await checkPackedFiles(tarball, dir);
   await writeFile(
     join(dir, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }),
