@@ -246,6 +246,7 @@ interface Job {
 class Task {
   worker: WorkerSlot | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
   done = false;
   constructor(
     readonly fn: FunctionRef,
@@ -1318,14 +1319,16 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
 
   #submit(task: Task): void {
     this.#queue.push(task);
-    task.options?.signal?.addEventListener(
-      "abort",
-      () => this.#abort(task, task.options!.signal!.reason),
-      { once: true },
-    );
-    if (task.options?.signal?.aborted) {
-      this.#abort(task, task.options.signal.reason);
-      return;
+    const signal = task.options?.signal;
+    if (signal) {
+      if (signal.aborted) {
+        this.#abort(task, signal.reason);
+        return;
+      }
+      // Removed when the task settles: a long-lived signal must not keep
+      // every task it ever guarded.
+      task.onAbort = () => this.#abort(task, signal.reason);
+      signal.addEventListener("abort", task.onAbort, { once: true });
     }
     this.#updateRef();
     this.#scheduleDispatch();
@@ -1478,10 +1481,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
 
   #cancel(tasks: Task[]): void {
     for (const task of tasks) {
-      if (!task.done && task.worker === undefined) {
-        task.done = true;
-        task.payload = undefined;
-      }
+      if (!task.done && task.worker === undefined) this.#release(task);
     }
   }
 
@@ -1496,11 +1496,19 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
 
   // ---- results ---------------------------------------------------------
 
-  #finish(task: Task, ok: boolean, value: unknown): void {
-    if (task.done) return;
+  /** Marks a task done and lets go of what it holds. */
+  #release(task: Task): void {
     task.done = true;
     task.payload = undefined;
     if (task.timer !== undefined) clearTimeout(task.timer);
+    if (task.onAbort) {
+      task.options!.signal!.removeEventListener("abort", task.onAbort);
+    }
+  }
+
+  #finish(task: Task, ok: boolean, value: unknown): void {
+    if (task.done) return;
+    this.#release(task);
     if (task.worker !== undefined) this.#running--;
     if (ok) this.#completed++;
     else this.#failed++;

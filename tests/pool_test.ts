@@ -8,6 +8,7 @@ import {
   rejects,
   throws,
 } from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import process from "node:process";
 import {
   type Backend,
@@ -227,6 +228,16 @@ for (const backend of ["worker", "process"] as Backend[]) {
       equal(await p.apply("square", [3]), 9);
       const already = AbortSignal.abort(new Error("too late"));
       await rejects(p.apply("square", [1], { signal: already }), /too late/);
+      const longLived = new AbortController();
+      await p.map("square", [1, 2, 3], {
+        chunksize: 1,
+        signal: longLived.signal,
+      });
+      equal(
+        getEventListeners(longLived.signal, "abort").length,
+        0,
+        "settled tasks let go of the signal",
+      );
     });
 
     test("a worker that dies mid-task fails that task alone", async () => {
