@@ -18,11 +18,24 @@ export function siblingUrl(name: string): URL {
   );
 }
 
+const isBun = "Bun" in globalThis;
+
 /**
- * Whether a worker thread can be given a heap limit and reports running out
- * of it. Deno's worker threads stop silently instead, with no exit event.
+ * Why this runtime cannot give a worker of each backend a heap limit that
+ * ends it with an exit we can see, or `undefined` where it can. Deno's worker
+ * threads stop silently instead; Bun (JavaScriptCore) has no V8 heap flags.
  */
-export const threadHeapLimitSupported: boolean = !isDeno;
+export const heapLimitUnsupported: Record<
+  "worker" | "process",
+  string | undefined
+> = {
+  worker: isDeno
+    ? "Deno's worker threads stop without a trace when they run out of memory"
+    : isBun
+    ? "Bun's workers have no heap limit"
+    : undefined,
+  process: isBun ? "Bun has no V8 heap flags" : undefined,
+};
 
 /**
  * Whether `process.send` throws at once on a value it cannot serialize. In

@@ -6,8 +6,8 @@ import process from "node:process";
 import { Worker } from "node:worker_threads";
 import {
   childRuntimeCommand,
+  heapLimitUnsupported,
   siblingUrl,
-  threadHeapLimitSupported,
 } from "./_runtime.ts";
 
 /** How a worker ended. */
@@ -46,22 +46,23 @@ const bootstrap = siblingUrl("_worker");
 const EXIT_GRACE_MS = 100;
 
 /**
- * Checks that a worker of this backend can honour a heap limit.
+ * Checks that a worker of this backend can honour a heap limit here.
  *
- * @throws {RangeError} for worker threads in Deno.
+ * @throws {RangeError} where the runtime cannot (Deno's threads, Bun).
  */
 export function checkHeapLimit(
   backend: "worker" | "process",
   maxHeapMb: number | undefined,
 ): void {
-  if (
-    maxHeapMb !== undefined && backend === "worker" &&
-    !threadHeapLimitSupported
-  ) {
-    throw new RangeError(
-      `Cannot limit the heap of worker threads to "${maxHeapMb}" MiB in Deno: its worker threads stop without a trace when they run out of memory: use backend: "process" for maxHeapMb`,
-    );
-  }
+  const reason = heapLimitUnsupported[backend];
+  if (maxHeapMb === undefined || reason === undefined) return;
+  const other =
+    backend === "worker" && heapLimitUnsupported.process === undefined
+      ? ': use backend: "process" for maxHeapMb'
+      : ": leave maxHeapMb out in this runtime";
+  throw new RangeError(
+    `Cannot limit the heap of ${backend} workers to "${maxHeapMb}" MiB: ${reason}${other}`,
+  );
 }
 
 /** Starts the bootstrap in a worker thread. */

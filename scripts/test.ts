@@ -17,17 +17,21 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = Deno.execPath();
 /** Node versions the npm build is also tested on, beside the machine's own Node. */
 const extraNodes = ["22.23.3", "24.9.0"];
+const bunVersion = "1.4.5";
 
 /**
- * The binary of Node `version`, installed from the npm registry (the
- * official `node-<platform>-<arch>` packages) into `.runtimes/` on first use.
+ * The binary `bin` of npm package `name@version`, installed from the npm
+ * registry into `.runtimes/` on first use.
  */
-async function nodeBinary(version: string): Promise<string> {
-  const name = `node-${platform()}-${arch()}`;
-  const prefix = join(root, ".runtimes", `node-${version}`);
-  const binary = join(prefix, "node_modules", name, "bin", "node");
+async function runtimeBinary(
+  name: string,
+  version: string,
+  bin: string,
+): Promise<string> {
+  const prefix = join(root, ".runtimes", `${name}-${version}`);
+  const binary = join(prefix, "node_modules", bin);
   if (existsSync(binary)) return binary;
-  console.log(`Installing Node ${version} (${name}) into .runtimes/`);
+  console.log(`Installing ${name}@${version} into .runtimes/`);
   const { code } = await new Deno.Command("npm", {
     args: [
       "install",
@@ -42,9 +46,15 @@ async function nodeBinary(version: string): Promise<string> {
     stderr: "inherit",
   }).output();
   if (code !== 0 || !existsSync(binary)) {
-    throw new Error(`Cannot install Node ${version} from npm (${name})`);
+    throw new Error(`Cannot install ${name}@${version} from npm`);
   }
   return binary;
+}
+
+/** Node `version` from the official `node-<platform>-<arch>` package. */
+function nodeBinary(version: string): Promise<string> {
+  const name = `node-${platform()}-${arch()}`;
+  return runtimeBinary(name, version, `${name}/bin/node`);
 }
 
 const publicFiles = ["mod.ts", "pool.ts", "process.ts", "subprocess.ts"];
@@ -91,6 +101,16 @@ const steps: Step[] = [
     () => nodeBinary(version),
     () => ["--test", ...testFiles("npm/esm/tests", ".js")],
   ]),
+  [
+    `Bun ${bunVersion} tests on the npm build`,
+    () => runtimeBinary("bun", bunVersion, ".bin/bun"),
+    () => [
+      "test",
+      "--timeout",
+      "120000",
+      ...testFiles("npm/esm/tests", ".js").map((file) => `./${file}`),
+    ],
+  ],
   ["npm consumer project", deno, () => [
     "run",
     "-A",

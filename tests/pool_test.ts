@@ -19,6 +19,7 @@ import {
   TimeoutError,
   WorkerExitError,
 } from "../mod.ts";
+import { heapLimitUnsupported } from "../_runtime.ts";
 import {
   childPids,
   delay,
@@ -275,13 +276,17 @@ for (const backend of ["worker", "process"] as Backend[]) {
     });
 
     test("a worker out of memory fails its task with WorkerExitError", async () => {
-      if (backend === "worker" && "Deno" in globalThis) {
-        // Deno's worker threads stop without an exit event when out of memory.
+      const unsupported = heapLimitUnsupported[backend];
+      if (unsupported !== undefined) {
+        // The runtime cannot: the user gets a clear error instead.
         throws(
           () => pool({ maxHeapMb: 64 }),
           (error: unknown) =>
             error instanceof RangeError &&
-            /use backend: "process" for maxHeapMb/.test(error.message),
+            error.message.includes(unsupported) &&
+            /Cannot limit the heap of \w+ workers to "64" MiB/.test(
+              error.message,
+            ),
         );
         return;
       }
