@@ -136,6 +136,18 @@ try {
     );
   }
   console.log(`node: the installed package runs (${output})`);
+  // require() of an ES module works from Node 20.19 and 22.12 on.
+  await writeFile(
+    join(dir, "main.cjs"),
+    `const { checkOutput } = require("multiproc");
+checkOutput(["echo", "required"], { text: true }).then((out) => console.log(out.trim()));
+`,
+  );
+  const required = (await sh("node", ["main.cjs"], dir)).trim();
+  if (required !== "required") {
+    throw new Error(`Expected require("multiproc") to work, got ${required}`);
+  }
+  console.log('node: require("multiproc") works');
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
