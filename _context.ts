@@ -24,8 +24,3 @@ export function getContext(): ProcessInfo {
 export function setContext(name: string): void {
   (globalThis as Holder)[key] = { name, pid: process.pid };
 }
-
-/** Whether this thread or process is a multiproc worker. */
-export function inWorker(): boolean {
-  return (globalThis as Holder)[key] !== undefined;
-}
