@@ -247,6 +247,8 @@ class Task {
   worker: WorkerSlot | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
+  /** In the pool's queue and counted as waiting. */
+  queued = false;
   done = false;
   constructor(
     readonly fn: FunctionRef,
@@ -615,6 +617,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #workers = new Set<WorkerSlot>();
   #queue: Task[] = [];
   #queueHead = 0;
+  /** Live tasks in the queue: those dropped while queued still sit in it. */
+  #waiting = 0;
   #waiters: (() => void)[] = [];
   #inline = new Map<string, number>();
   #sources: string[] = [];
@@ -1277,7 +1281,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       backend: this.#backend,
       processes: this.#processes,
       workersStarted: this.#started,
-      queued: this.#queue.length - this.#queueHead,
+      queued: this.#waiting,
       running: this.#running,
       completed: this.#completed,
       failed: this.#failed,
@@ -1314,11 +1318,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   }
 
   #queued(): number {
-    return this.#queue.length - this.#queueHead;
+    return this.#waiting;
   }
 
   #submit(task: Task): void {
-    this.#queue.push(task);
+    this.#enqueue([task], false);
     const signal = task.options?.signal;
     if (signal) {
       if (signal.aborted) {
@@ -1373,14 +1377,24 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     while (this.#queueHead < this.#queue.length) {
       const task = this.#queue[this.#queueHead]!;
       if (!task.done) return task;
-      this.#queueHead++;
+      this.#queue[this.#queueHead++] = undefined as unknown as Task;
     }
     return undefined;
+  }
+
+  /** Adds tasks at the back, or at the front (tasks to run again). */
+  #enqueue(tasks: Task[], front: boolean): void {
+    for (const task of tasks) task.queued = true;
+    this.#waiting += tasks.length;
+    if (front) this.#queue.splice(this.#queueHead, 0, ...tasks);
+    else this.#queue.push(...tasks);
   }
 
   #takeTask(): Task {
     const task = this.#queue[this.#queueHead]!;
     this.#queue[this.#queueHead++] = undefined as unknown as Task;
+    task.queued = false;
+    this.#waiting--;
     if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#queueHead);
       this.#queueHead = 0;
@@ -1499,6 +1513,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   /** Marks a task done and lets go of what it holds. */
   #release(task: Task): void {
     task.done = true;
+    if (task.queued) {
+      // Left in the queue, skipped when it comes up; no longer counted.
+      task.queued = false;
+      this.#waiting--;
+    }
     task.payload = undefined;
     if (task.timer !== undefined) clearTimeout(task.timer);
     if (task.onAbort) {
@@ -1646,7 +1665,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       }
       this.#running -= retry.length;
       for (const task of retry) task.worker = undefined;
-      this.#queue.splice(this.#queueHead, 0, ...retry);
+      this.#enqueue(retry, true);
       this.#finish(
         culprit!,
         false,

@@ -165,8 +165,8 @@ for (const backend of ["worker", "process"] as Backend[]) {
       }
       deepEqual(first, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
       ok(pulled < 1000, `pulled ${pulled} items, a bounded number`);
-      await eventually(() => p.stats().running === 0);
       equal(p.stats().queued, 0, "breaking out dropped what was queued");
+      ok(await eventually(() => p.stats().running === 0));
 
       async function* slowly() {
         for (let i = 1; i <= 5; i++) {
