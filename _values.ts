@@ -107,3 +107,14 @@ export function packNumbers(values: ArrayLike<unknown>): unknown {
   }
   return Float64Array.from(values as ArrayLike<number>);
 }
+
+/**
+ * Copies a chunk of items for a worker: packed when all are numbers, else
+ * as {@linkcode copyValues} does.
+ *
+ * @throws {TypeError} naming the first item that cannot be copied.
+ */
+export function copyItems(items: unknown[]): unknown[] | Float64Array {
+  const packed = packNumbers(items);
+  return packed instanceof Float64Array ? packed : copyValues(items, "item");
+}

@@ -50,10 +50,10 @@ import {
 } from "./_wire.ts";
 import {
   type AnyFunction,
+  copyItems,
   copyValues,
   describeValue,
   functionSource,
-  packNumbers,
   toModuleUrl,
 } from "./_values.ts";
 
@@ -988,11 +988,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     const job = new MapJob(chunkCount, (tasks) => this.#cancel(tasks));
     for (let index = 0; index < chunkCount; index++) {
       const chunk = all.slice(index * chunksize, (index + 1) * chunksize);
-      const payload = packNumbers(chunk) as unknown[] | Float64Array;
-      const copied = payload instanceof Float64Array
-        ? payload
-        : copyValues(chunk, "item");
-      const task = new Task(fn, kind, copied, job, index, options);
+      const task = new Task(fn, kind, copyItems(chunk), job, index, options);
       job.tasks.push(task);
       if (this.#queueFull()) await this.#submitWhenRoom(task);
       else this.#submit(task);
@@ -1123,10 +1119,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
           const chunk = Array.isArray(pulled) ? pulled : await pulled;
           if (chunk.length < chunksize) exhausted = true;
           if (chunk.length === 0) break;
-          const packed = packNumbers(chunk);
-          const payload = packed instanceof Float64Array
-            ? packed
-            : copyValues(chunk, "item");
+          const payload = copyItems(chunk);
           const next = new Task(
             fn,
             MAP_CHUNK,
@@ -1404,6 +1397,15 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
 
   #dispatch(): void {
     if (this.#state === "terminated") return;
+    // Results arrive far more often than work waits: look at the workers
+    // only when there is something to give them.
+    if (this.#nextTask() !== undefined) this.#shareQueued();
+    this.#wakeWaiters();
+    if (this.#state === "closed") this.#stopIdleWorkers();
+    this.#updateRef();
+  }
+
+  #shareQueued(): void {
     const capacity = this.#capacity();
     // Least loaded first, so that a trickle of tasks spreads over the pool.
     const open = [...this.#workers]
@@ -1415,9 +1417,6 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       const share = Math.ceil(this.#queued() / (open.length - i));
       this.#send(slot, Math.min(capacity - slot.inFlight.length, share));
     }
-    this.#wakeWaiters();
-    if (this.#state === "closed") this.#stopIdleWorkers();
-    this.#updateRef();
   }
 
   #hasRoom(slot: WorkerSlot, capacity: number): boolean {

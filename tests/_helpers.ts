@@ -2,6 +2,7 @@
 // under whichever runtime runs the tests.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
+import { type CompletedProcess, run } from "../mod.ts";
 
 /** Pids of live (non-zombie) processes whose command line contains `needle`. */
 export function processesMatching(needle: string): number[] {
@@ -46,20 +47,42 @@ export function killMatching(needle: string): void {
   }
 }
 
+const typescript = import.meta.url.endsWith(".ts");
+
 /**
- * The argv that runs the script at `path` (relative to `tests/`, without
- * extension) with the runtime running the tests: Deno on the `.ts` sources,
- * Node on the compiled `.js`.
+ * The file at `path` (relative to `tests/`, without extension) as the
+ * running runtime loads it: the `.ts` source in Deno, the compiled `.js`
+ * in the npm build.
  */
-export function scriptCommand(path: string): string[] {
-  const typescript = import.meta.url.endsWith(".ts");
-  const file = new URL(
-    `${path}${typescript ? ".ts" : ".js"}`,
-    import.meta.url,
-  ).pathname;
+function sourceUrl(path: string): URL {
+  return new URL(`${path}${typescript ? ".ts" : ".js"}`, import.meta.url);
+}
+
+/** The argv that runs the script at `path` with the runtime running the tests. */
+export function scriptCommand(path: string, ...args: string[]): string[] {
+  const file = sourceUrl(path).pathname;
   return typescript
-    ? [process.execPath, "run", "-A", file]
-    : [process.execPath, file];
+    ? [process.execPath, "run", "-A", file, ...args]
+    : [process.execPath, file, ...args];
+}
+
+/** Runs the script at `path` to its end (a minute at most), capturing its output as text. */
+export function runScript(
+  path: string,
+  ...args: string[]
+): Promise<CompletedProcess<string>> {
+  return run(scriptCommand(path, ...args), {
+    capture: true,
+    text: true,
+    timeout: 120_000,
+  });
+}
+
+/** Everything an async iterable yields. */
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
 }
 
 /** A unique marker to find this test's processes in /proc. */
@@ -74,11 +97,7 @@ export function delay(ms: number): Promise<void> {
 
 /** The URL of fixture module `name` (without extension) for the running runtime. */
 export function fixtureUrl(name: string): URL {
-  const typescript = import.meta.url.endsWith(".ts");
-  return new URL(
-    `./fixtures/${name}${typescript ? ".ts" : ".js"}`,
-    import.meta.url,
-  );
+  return sourceUrl(`./fixtures/${name}`);
 }
 
 /** Pids of the live child processes of `parent` (this process by default). */

@@ -1,14 +1,9 @@
 import { describe, test } from "node:test";
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
-import { run } from "../mod.ts";
-import { scriptCommand } from "./_helpers.ts";
+import { runScript } from "./_helpers.ts";
 
 async function runExample(name: string): Promise<string> {
-  const result = await run(scriptCommand(`../examples/${name}`), {
-    capture: true,
-    text: true,
-    timeout: 120_000,
-  });
+  const result = await runScript(`../examples/${name}`);
   equal(result.stderr, "", `${name} printed nothing to stderr`);
   equal(result.returncode, 0);
   return result.stdout!;

@@ -15,28 +15,23 @@ import {
   PIPE,
   Pool,
   Popen,
-  run,
   TimeoutError,
   WorkerExitError,
 } from "../mod.ts";
 import { heapLimitUnsupported } from "../_runtime.ts";
 import {
   childPids,
+  collect,
   delay,
   eventually,
   fixtureUrl,
   processExists,
+  runScript,
   scriptCommand,
 } from "./_helpers.ts";
 
 type Tasks = typeof import("./fixtures/tasks.ts");
 const tasks = fixtureUrl("tasks");
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of iterable) items.push(item);
-  return items;
-}
 
 for (const backend of ["worker", "process"] as Backend[]) {
   describe(`Pool, ${backend} backend`, () => {
@@ -540,11 +535,7 @@ describe("Pool: process workers and the program's life", () => {
   });
 
   test("the event loop exits with idle pools left open; children go too", async () => {
-    const result = await run(scriptCommand("./fixtures/idle_pools"), {
-      capture: true,
-      text: true,
-      timeout: 60_000,
-    });
+    const result = await runScript("./fixtures/idle_pools");
     equal(result.stderr, "");
     equal(result.returncode, 0);
     const [line, pidsLine] = result.stdout!.trim().split("\n");
@@ -574,11 +565,7 @@ describe("Pool: process workers and the program's life", () => {
   });
 
   test("a file that is both the main script and the task module", async () => {
-    const result = await run(scriptCommand("./fixtures/main_and_tasks"), {
-      capture: true,
-      text: true,
-      timeout: 60_000,
-    });
+    const result = await runScript("./fixtures/main_and_tasks");
     equal(result.stderr, "");
     equal(result.stdout, "main runs once: [1,4,9] [1,8,27]\n");
   });

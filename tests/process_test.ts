@@ -8,23 +8,15 @@ import {
   throws,
 } from "node:assert/strict";
 import process from "node:process";
-import { currentProcess, Process, run } from "../mod.ts";
-import {
-  childPids,
-  eventually,
-  fixtureUrl,
-  scriptCommand,
-} from "./_helpers.ts";
+import { currentProcess, Process } from "../mod.ts";
+import { childPids, eventually, fixtureUrl, runScript } from "./_helpers.ts";
 
 const tasks = fixtureUrl("tasks");
 
 for (const backend of ["process", "worker"] as const) {
   describe(`Process, ${backend} backend`, () => {
     test("start, join, exitCode, pid, name, currentProcess inside", async () => {
-      const result = await run(
-        [...scriptCommand("./fixtures/process_report"), backend],
-        { capture: true, text: true, timeout: 60_000 },
-      );
+      const result = await runScript("./fixtures/process_report", backend);
       equal(result.returncode, 0);
       const lines = result.stdout!.trim().split("\n");
       const named = lines[0]!.match(/^named Reporter (\d+) (.*)$/);

@@ -28,22 +28,17 @@ import {
 } from "../mod.ts";
 import { decodeUtf8, readLines } from "../_text.ts";
 import {
+  collect,
   delay,
   killMatching,
   marker,
   processesMatching,
   processExists,
-  scriptCommand,
+  runScript,
 } from "./_helpers.ts";
 
 const unhandled: unknown[] = [];
 process.on("unhandledRejection", (reason) => unhandled.push(reason));
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of iterable) items.push(item);
-  return items;
-}
 
 function streamOf(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
   return new ReadableStream({
@@ -580,11 +575,7 @@ describe("text decoding", () => {
 
 describe("nothing left behind", () => {
   test("a script using every feature exits on its own", async () => {
-    const result = await run(scriptCommand("./fixtures/loop_exits"), {
-      capture: true,
-      text: true,
-      timeout: 60_000,
-    });
+    const result = await runScript("./fixtures/loop_exits");
     equal(result.stderr, "");
     equal(result.stdout, "done\n");
     equal(result.returncode, 0);
