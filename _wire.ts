@@ -24,6 +24,8 @@ export const APPLY = 0;
 export const MAP_CHUNK = 1;
 export const STARMAP_CHUNK = 2;
 export type TaskKind = typeof APPLY | typeof MAP_CHUNK | typeof STARMAP_CHUNK;
+/** Added to a task's kind when its payload holds queues or pipe ends to revive. */
+export const SHARED = 4;
 
 /** A task function: an export name, or the id of an inline function. */
 export type FunctionRef = string | number;
@@ -38,6 +40,8 @@ export interface WorkerSetup {
   initializer: string | undefined;
   initializerIsSource: boolean;
   initArgs: unknown[];
+  /** Whether `initArgs` (or the target's args) hold queues or pipe ends. */
+  shared?: boolean;
   /** For a Process: the function to run (then exit) instead of serving tasks. */
   target?: { fn: string; isSource: boolean; args: unknown[] };
 }

@@ -3,8 +3,17 @@
 // another (as a Python pool worker does) and sends their results back in
 // batches; or, for a Process, runs one target and exits.
 import process from "node:process";
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import { setContext } from "./_context.ts";
+import { adoptLiveness } from "./_liveness.ts";
+import {
+  connectToParent,
+  flushQueues,
+  QUEUE,
+  receiveFromParent,
+  settleQueues,
+} from "./_queue_link.ts";
+import { reviveValues } from "./_share.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { packNumbers } from "./_values.ts";
 import {
@@ -19,10 +28,13 @@ import {
   READY,
   RESULTS,
   RUN,
+  SHARED,
   STOP,
   type TaskKind,
   type WorkerSetup,
 } from "./_wire.ts";
+// Registers how queues and pipe ends are rebuilt from their descriptors.
+import "./queue.ts";
 
 type TaskFunction = (...args: unknown[]) => unknown;
 
@@ -45,12 +57,16 @@ function processEndpoint(): Endpoint {
   // The parent is gone when the channel closes: leave rather than linger as
   // an orphan.
   process.on("disconnect", () => process.exit(0));
+  connectToParent((message, sent) =>
+    process.send!(message, undefined, {}, sent)
+  );
   return {
     post: (message) => process.send!(message),
     listen: (handler) => process.on("message", handler),
   };
 }
 
+if (parentPort) adoptLiveness(workerData.liveness);
 const endpoint = parentPort ? threadEndpoint(parentPort) : processEndpoint();
 let moduleUrl: string | undefined;
 let moduleExports: Record<string, unknown> = {};
@@ -194,6 +210,8 @@ const checkBeforePosting = parentPort === null && !ipcRejectsUncloneable;
 
 /** Posts results; an uncopyable value fails only its own task. */
 function post(results: unknown[], transfer: ArrayBuffer[]): void {
+  // Items a task put into queues arrive before its result.
+  flushQueues();
   if (checkBeforePosting) replaceUncopyable(results);
   try {
     endpoint.post(results, transfer);
@@ -218,13 +236,17 @@ async function drain(): Promise<void> {
   };
   while (head < queue.length) {
     const ref = queue[head] as FunctionRef;
-    const kind = queue[head + 1] as TaskKind;
-    const payload = queue[head + 2];
+    let kind = queue[head + 1] as TaskKind;
+    let payload = queue[head + 2];
     queue[head + 2] = undefined;
     head += 3;
     let ok = 1;
     let value: unknown;
     try {
+      if (kind & SHARED) {
+        kind = (kind & ~SHARED) as TaskKind;
+        payload = reviveValues(payload as unknown[]);
+      }
       value = call(resolveFunction(ref), kind, payload);
       if (isThenable(value)) {
         flush();
@@ -234,6 +256,8 @@ async function drain(): Promise<void> {
       ok = 0;
       value = encodeError(explainInline(error, ref));
     }
+    // What the task fetched ahead and left unread is for other consumers.
+    settleQueues();
     if (ok && kind !== APPLY) {
       value = packNumbers(value as unknown[]);
       if (value instanceof Float64Array) {
@@ -272,7 +296,7 @@ async function loadModule(): Promise<void> {
 async function init(setup: WorkerSetup): Promise<void> {
   setContext(setup.name);
   moduleUrl = setup.module;
-  if (setup.target) return runTarget(setup.target);
+  if (setup.target) return runTarget(setup.target, setup.shared === true);
   try {
     await loadModule();
     const initializer = loadFunction(
@@ -280,7 +304,8 @@ async function init(setup: WorkerSetup): Promise<void> {
       setup.initializerIsSource,
     );
     try {
-      if (initializer) await initializer(...setup.initArgs);
+      const args = setup.shared ? reviveValues(setup.initArgs) : setup.initArgs;
+      if (initializer) await initializer(...args);
     } catch (error) {
       throw new Error(`The pool initializer failed: ${String(error)}`, {
         cause: error,
@@ -300,6 +325,7 @@ function flushStdio(): Promise<void> {
 }
 
 async function exit(code: number): Promise<void> {
+  await settleQueues();
   await flushStdio();
   process.exit(code);
 }
@@ -307,11 +333,12 @@ async function exit(code: number): Promise<void> {
 /** A Process: run the target, print its error like an uncaught one, exit 0 or 1. */
 async function runTarget(
   target: NonNullable<WorkerSetup["target"]>,
+  shared: boolean,
 ): Promise<void> {
   try {
     await loadModule();
     const fn = loadFunction(target.fn, target.isSource)!;
-    await fn(...target.args);
+    await fn(...(shared ? reviveValues(target.args) : target.args));
   } catch (error) {
     console.error(explainInline(error, target.isSource ? 0 : target.fn));
     return exit(1);
@@ -333,6 +360,9 @@ endpoint.listen((message) => {
       break;
     case STOP:
       exit(0);
+      break;
+    case QUEUE:
+      receiveFromParent(message);
       break;
   }
 });

@@ -4,6 +4,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { Worker } from "node:worker_threads";
+import { livenessSeed, markDead } from "./_liveness.ts";
+import { ProxyLink, QUEUE } from "./_queue_link.ts";
+import type { Core } from "./_ring.ts";
 import {
   childRuntimeCommand,
   heapLimitUnsupported,
@@ -38,6 +41,8 @@ export interface WorkerHandle {
   kill(signal: "SIGTERM" | "SIGKILL"): void;
   /** Lets the event loop exit while the worker idles, or holds it again. */
   setRef(ref: boolean): void;
+  /** Lets the worker use these queues; call before sending their descriptors. */
+  share(cores: readonly Core[]): void;
 }
 
 const bootstrap = siblingUrl("_worker");
@@ -67,7 +72,9 @@ export function checkHeapLimit(
 
 /** Starts the bootstrap in a worker thread. */
 export function startThread(options: WorkerStartOptions): WorkerHandle {
+  const liveness = livenessSeed();
   const worker = new Worker(bootstrap, {
+    workerData: { liveness },
     resourceLimits: options.maxHeapMb === undefined
       ? undefined
       : { maxOldGenerationSizeMb: options.maxHeapMb },
@@ -75,10 +82,11 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   let error: unknown;
   worker.on("message", options.onMessage);
   worker.on("error", (uncaught) => error = uncaught);
-  worker.once(
-    "exit",
-    (exitCode) => options.onExit({ exitCode, signal: null, error }),
-  );
+  worker.once("exit", (exitCode) => {
+    // A thread stopped in the middle of a queue operation left its lock.
+    markDead(liveness.token);
+    options.onExit({ exitCode, signal: null, error });
+  });
   return {
     pid: process.pid,
     post(message: unknown[], transfer?: Transferable[]): void {
@@ -91,6 +99,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     setRef(ref: boolean): void {
       if (ref) worker.ref();
       else worker.unref();
+    },
+    share(): void {
+      // Threads share the queues' memory itself.
     },
   };
 }
@@ -107,7 +118,11 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     stdio: ["inherit", "inherit", "inherit", "ipc"],
     serialization: "advanced",
   });
-  child.on("message", options.onMessage);
+  const link = new ProxyLink((message) => child.send(message));
+  child.on("message", (message: unknown[]) => {
+    if (message[0] === QUEUE) link.receive(message);
+    else options.onMessage(message);
+  });
   // A failed spawn reports through "error" and then "exit"/"close".
   let spawnError: unknown;
   child.on("error", (error) => spawnError = error);
@@ -120,6 +135,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     if (reported) return;
     reported = true;
     clearTimeout(grace);
+    // What the child fetched ahead and did not read goes back first.
+    link.dispose();
     options.onExit({ exitCode, signal, error: spawnError });
     // Deno may keep a dead child's channel open, holding the event loop.
     try {
@@ -152,6 +169,9 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
         child.unref();
         channel?.unref?.();
       }
+    },
+    share(cores: readonly Core[]): void {
+      link.share(cores);
     },
   };
 }

@@ -23,7 +23,9 @@
  * @module
  */
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import type { Core } from "./_ring.ts";
 import { cpuCount } from "./_runtime.ts";
+import { shareValues } from "./_share.ts";
 import {
   checkHeapLimit,
   startProcess,
@@ -43,6 +45,7 @@ import {
   READY,
   RESULTS,
   RUN,
+  SHARED,
   STARMAP_CHUNK,
   STOP,
   type TaskKind,
@@ -245,6 +248,8 @@ interface Job {
 
 class Task {
   worker: WorkerSlot | undefined = undefined;
+  /** The queues and pipes its arguments hold, shared with its worker when sent. */
+  cores: Core[] | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   /** In the pool's queue and counted as waiting. */
@@ -252,7 +257,7 @@ class Task {
   done = false;
   constructor(
     readonly fn: FunctionRef,
-    readonly kind: TaskKind,
+    readonly kind: number,
     public payload: unknown,
     readonly job: Job,
     readonly index: number,
@@ -531,6 +536,14 @@ const PREFETCH_BELOW_MS = 20;
 /** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
 const IMAP_WINDOW_PER_WORKER = 128;
 
+function copyArguments(args: unknown[]): unknown[] {
+  return copyValues(args, "argument");
+}
+
+function copyNothing(args: unknown[]): unknown[] {
+  return args;
+}
+
 function checkProcesses(processes: unknown): number {
   if (processes === undefined) return cpuCount();
   if (
@@ -611,6 +624,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #processes: number;
   #backend: Backend;
   #setup: Omit<WorkerSetup, "name">;
+  #initCores: Core[] = [];
   #maxTasksPerChild: number | undefined;
   #maxQueue: number | undefined;
   #maxHeapMb: number | undefined;
@@ -668,14 +682,17 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
         }`,
       );
     }
+    const shared = shareValues(options.initArgs ?? [], this.#backend);
     this.#setup = {
       module: module === undefined ? undefined : toModuleUrl(module),
       initializer: typeof initializer === "function"
         ? functionSource(initializer)
         : initializer,
       initializerIsSource: typeof initializer === "function",
-      initArgs: copyValues(options.initArgs ?? [], "initializer argument"),
+      initArgs: copyValues(shared.values, "initializer argument"),
+      shared: shared.cores.length > 0,
     };
+    this.#initCores = shared.cores;
     for (let i = 0; i < this.#processes; i++) this.#spawn();
     this.#updateRef();
   }
@@ -786,9 +803,16 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       );
     }
     checkTimeout(options?.timeout);
-    const payload = options?.transfer ? args : copyValues(args, "argument");
     const job = new SingleJob<T>(options);
-    const submission = new Task(fn, APPLY, payload, job, 0, options);
+    const submission = this.#task(
+      fn,
+      APPLY,
+      args,
+      options?.transfer ? copyNothing : copyArguments,
+      job,
+      0,
+      options,
+    );
     if (this.#queueFull()) this.#submitWhenRoom(submission);
     else this.#submit(submission);
     return job;
@@ -988,7 +1012,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     const job = new MapJob(chunkCount, (tasks) => this.#cancel(tasks));
     for (let index = 0; index < chunkCount; index++) {
       const chunk = all.slice(index * chunksize, (index + 1) * chunksize);
-      const task = new Task(fn, kind, copyItems(chunk), job, index, options);
+      const task = this.#task(fn, kind, chunk, copyItems, job, index, options);
       job.tasks.push(task);
       if (this.#queueFull()) await this.#submitWhenRoom(task);
       else this.#submit(task);
@@ -1119,11 +1143,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
           const chunk = Array.isArray(pulled) ? pulled : await pulled;
           if (chunk.length < chunksize) exhausted = true;
           if (chunk.length === 0) break;
-          const payload = copyItems(chunk);
-          const next = new Task(
+          const next = this.#task(
             fn,
             MAP_CHUNK,
-            payload,
+            chunk,
+            copyItems,
             job,
             submitted++,
             options,
@@ -1427,6 +1451,32 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       slot.assigned < this.#maxTasksPerChild;
   }
 
+  /** Makes a task, its queues and pipes swapped for what its worker can use. */
+  #task(
+    fn: FunctionRef,
+    kind: TaskKind,
+    values: unknown[],
+    copy: (values: unknown[]) => unknown,
+    job: Job,
+    index: number,
+    options: SubmitOptions | undefined,
+  ): Task {
+    const shared = shareValues(values, this.#backend);
+    if (shared.cores.length === 0) {
+      return new Task(fn, kind, copy(values), job, index, options);
+    }
+    const task = new Task(
+      fn,
+      kind | SHARED,
+      copy(shared.values),
+      job,
+      index,
+      options,
+    );
+    task.cores = shared.cores;
+    return task;
+  }
+
   /** Sends up to `count` queued tasks to `slot` in one message. */
   #send(slot: WorkerSlot, count: number): void {
     if (this.#maxTasksPerChild !== undefined) {
@@ -1445,6 +1495,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       }
       // The payload stays with the task until it settles: a task whose
       // worker dies before starting it is sent again.
+      if (task.cores) slot.handle.share(task.cores);
       message.push(task.fn, task.kind, task.payload);
       task.worker = slot;
       slot.inFlight.push(task);
@@ -1562,6 +1613,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       case ONLINE:
         slot.online = true;
         // A worker asked to stop while it started stops now.
+        if (!slot.stopping) slot.handle.share(this.#initCores);
         slot.handle.post(
           slot.stopping ? [STOP] : [INIT, { ...this.#setup, name: slot.name }],
         );

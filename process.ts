@@ -23,6 +23,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { getContext } from "./_context.ts";
 import { checkTimeout, waitAtMost } from "./_deadline.ts";
+import { shareValues } from "./_share.ts";
 import { signalNumber } from "./_spawn.ts";
 import {
   type AnyFunction,
@@ -193,9 +194,11 @@ export class Process implements AsyncDisposable {
       );
     }
     const target = this.#setup.target!;
+    const shared = shareValues(target.args, this.#backend);
     const setup: WorkerSetup = {
       ...this.#setup,
-      target: { ...target, args: copyValues(target.args, "argument") },
+      target: { ...target, args: copyValues(shared.values, "argument") },
+      shared: shared.cores.length > 0,
     };
     const start = this.#backend === "process" ? startProcess : startThread;
     let onExit!: () => void;
@@ -203,7 +206,9 @@ export class Process implements AsyncDisposable {
     this.#handle = start({
       maxHeapMb: this.#maxHeapMb,
       onMessage: (message) => {
-        if (message[0] === ONLINE) this.#handle!.post([INIT, setup]);
+        if (message[0] !== ONLINE) return;
+        this.#handle!.share(shared.cores);
+        this.#handle!.post([INIT, setup]);
       },
       onExit: (exit) => {
         this.#exitCode = this.#codeOf(exit);

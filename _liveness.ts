@@ -1,0 +1,71 @@
+// Which threads of this process are alive, as seen from every thread. A
+// queue's lock records its holder's token; a thread that waits long for the
+// lock asks whether the holder died (a worker terminated mid-operation) and
+// takes the lock over. Operations publish their changes last, so a holder
+// that died half-way left nothing visible behind.
+
+const SLOTS = 65536;
+
+interface Table {
+  /** `[0]`: the last token handed out; `[1 + token % SLOTS]`: the token while that thread lives. */
+  cells: Int32Array;
+  token: number;
+}
+
+const key = Symbol.for("multiproc.liveness");
+type Holder = { [key]?: Table };
+
+function table(): Table {
+  const holder = globalThis as Holder;
+  if (holder[key] === undefined) {
+    const cells = new Int32Array(new SharedArrayBuffer((SLOTS + 1) * 4));
+    holder[key] = { cells, token: 0 };
+    holder[key].token = newThreadToken();
+  }
+  return holder[key];
+}
+
+/** What a new worker thread needs to join this process's table. */
+export interface LivenessSeed {
+  cells: SharedArrayBuffer;
+  token: number;
+}
+
+/** Hands out a token for a thread about to start and marks it alive. */
+export function newThreadToken(): number {
+  const { cells } = table();
+  const token = (Atomics.add(cells, 0, 1) + 1) & 0x7fffffff || 1;
+  Atomics.store(cells, 1 + token % SLOTS, token);
+  return token;
+}
+
+/** The seed for a new worker thread, with a fresh token. */
+export function livenessSeed(): LivenessSeed {
+  return {
+    cells: table().cells.buffer as SharedArrayBuffer,
+    token: newThreadToken(),
+  };
+}
+
+/** Called first in a worker thread: join the parent's table. */
+export function adoptLiveness(seed: LivenessSeed): void {
+  (globalThis as Holder)[key] = {
+    cells: new Int32Array(seed.cells),
+    token: seed.token,
+  };
+}
+
+/** This thread's token. */
+export function threadToken(): number {
+  return table().token;
+}
+
+/** Marks a thread that exited as dead. */
+export function markDead(token: number): void {
+  Atomics.compareExchange(table().cells, 1 + token % SLOTS, token, 0);
+}
+
+/** Whether the thread with this token has exited. */
+export function isDead(token: number): boolean {
+  return Atomics.load(table().cells, 1 + token % SLOTS) !== token;
+}

@@ -1,0 +1,746 @@
+// Queues across processes. A child process holds a `RemoteCore` per queue;
+// its operations travel over the worker channel (the IPC channel) to a
+// `ProxyLink` in the parent, which performs them on the queue's ring.
+//
+// Speed comes from batching: puts to an unbounded queue are sent in blocks
+// of records (the put resolves at once, as Python's feeder thread lets it),
+// and a consumer fetches a few items ahead. Nothing is lost on the way:
+// - items fetched ahead stay "lent" in the parent until the child reports
+//   them consumed; if the child dies, or leaves them unread, they go back to
+//   the front of the queue;
+// - after a close, getters see `CLOSED` only once every process that holds
+//   the queue has sent its last items and confirmed (or died).
+import { setImmediate } from "node:timers";
+import { RecordReader, RecordWriter, splitRecords } from "./_codec.ts";
+import { concatBytes } from "./_text.ts";
+import {
+  ABORTED,
+  CLOSED,
+  type Core,
+  OK,
+  type RingDescriptor,
+  type Status,
+  type Taken,
+  TIMED_OUT,
+  type WaitOptions,
+} from "./_ring.ts";
+
+/** The first element of every queue message on a worker channel. */
+export const QUEUE = 30;
+
+// Child → parent.
+const PUT = 0; // id, block, count
+const PUT_WAIT = 1; // req, id, block, count, timeout
+const GET = 2; // req, id, want, timeout
+const ACK = 3; // id, count
+const RETURN = 4; // id, block, count
+const CLOSE = 5; // id
+const TASK_DONE = 6; // id
+const JOIN = 7; // req, id, timeout
+const CLOSE_ACK = 8; // id
+const CANCEL = 9; // req
+// Parent → child.
+const REPLY = 20; // req, status, block, count, qsize
+const CLOSED_NOTICE = 21; // id
+
+/** At most this much is sent in one reply or put batch. */
+const BATCH_BYTES = 256 * 1024;
+/** At most this many items are fetched ahead. */
+const MAX_AHEAD = 512;
+/** Items fetched ahead and left unread this long go back to the queue. */
+const RETURN_AFTER_MS = 10;
+
+// ---- the parent side --------------------------------------------------
+
+let nextId = 0;
+const ids = new WeakMap<Core, number>();
+const cores = new Map<number, WeakRef<Core>>();
+const forget = new FinalizationRegistry<number>((id) => cores.delete(id));
+
+/** The id under which a child process reaches `core` through this thread. */
+export function coreId(core: Core): number {
+  let id = ids.get(core);
+  if (id === undefined) {
+    id = ++nextId;
+    ids.set(core, id);
+    cores.set(id, new WeakRef(core));
+    forget.register(core, id);
+  }
+  return id;
+}
+
+interface Held {
+  core: Core;
+  /** Whether the child may still put (it has not confirmed a close). */
+  writer: boolean;
+  /** Items sent ahead and not yet reported consumed, oldest first. */
+  lent: Taken[];
+}
+
+function timeoutToDeadline(timeout: number): number | undefined {
+  return timeout < 0 ? undefined : performance.now() + timeout;
+}
+
+function concatTaken(parts: Taken[]): Taken {
+  let count = 0;
+  for (const part of parts) count += part.count;
+  return { block: concatBytes(parts.map((part) => part.block)), count };
+}
+
+/** The parent's end of one child's queue traffic. */
+export class ProxyLink {
+  readonly #post: (message: unknown[]) => void;
+  readonly #held = new Map<number, Held>();
+  readonly #pending = new Map<number, AbortController>();
+  #disposed = false;
+
+  constructor(post: (message: unknown[]) => void) {
+    this.#post = post;
+  }
+
+  /** Lets the child use these queues; call before sending their descriptors. */
+  share(shared: readonly Core[]): void {
+    for (const core of shared) {
+      const id = coreId(core);
+      if (this.#held.has(id)) continue;
+      this.#held.set(id, { core, writer: true, lent: [] });
+      core.addRemoteWriter();
+      core.whenClosed().then(() => this.#noticeClosed(id));
+    }
+  }
+
+  #noticeClosed(id: number): void {
+    const held = this.#held.get(id);
+    if (this.#disposed || held === undefined || !held.writer) return;
+    this.#send([QUEUE, CLOSED_NOTICE, id]);
+  }
+
+  #send(message: unknown[]): void {
+    if (this.#disposed) return;
+    try {
+      this.#post(message);
+    } catch {
+      // The child is gone; its exit disposes of this link.
+    }
+  }
+
+  #release(held: Held): void {
+    if (!held.writer) return;
+    held.writer = false;
+    held.core.removeRemoteWriter();
+  }
+
+  /** The child is gone: its unread items go back, its writes are over. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const controller of this.#pending.values()) controller.abort();
+    for (const held of this.#held.values()) {
+      this.#giveBack(held);
+      this.#release(held);
+    }
+    this.#held.clear();
+  }
+
+  #giveBack(held: Held): void {
+    if (held.lent.length === 0) return;
+    const { block, count } = concatTaken(held.lent);
+    held.lent = [];
+    if (count > 0) held.core.unget(block, count);
+  }
+
+  #acknowledge(held: Held, count: number): void {
+    while (count > 0 && held.lent.length > 0) {
+      const first = held.lent[0];
+      if (first.count <= count) {
+        count -= first.count;
+        held.lent.shift();
+      } else {
+        const [, rest] = splitRecords(first.block, count);
+        held.lent[0] = { block: rest, count: first.count - count };
+        count = 0;
+      }
+    }
+  }
+
+  /** Handles one queue message from the child. */
+  receive(message: unknown[]): void {
+    let i = 1;
+    while (i < message.length) {
+      const op = message[i] as number;
+      switch (op) {
+        case PUT: {
+          const held = this.#held.get(message[i + 1] as number);
+          held?.core.tryPut(
+            message[i + 2] as Uint8Array,
+            message[i + 3] as number,
+            {
+              force: true,
+              afterClose: held.writer,
+            },
+          );
+          i += 4;
+          break;
+        }
+        case PUT_WAIT:
+          this.#putWait(
+            message[i + 1] as number,
+            message[i + 2] as number,
+            message[i + 3] as Uint8Array,
+            message[i + 4] as number,
+            message[i + 5] as number,
+          );
+          i += 6;
+          break;
+        case GET:
+          this.#get(
+            message[i + 1] as number,
+            message[i + 2] as number,
+            message[i + 3] as number,
+            message[i + 4] as number,
+          );
+          i += 5;
+          break;
+        case ACK: {
+          const held = this.#held.get(message[i + 1] as number);
+          if (held) this.#acknowledge(held, message[i + 2] as number);
+          i += 3;
+          break;
+        }
+        case RETURN: {
+          const held = this.#held.get(message[i + 1] as number);
+          if (held) {
+            held.lent = [];
+            held.core.unget(
+              message[i + 2] as Uint8Array,
+              message[i + 3] as number,
+            );
+          }
+          i += 4;
+          break;
+        }
+        case CLOSE:
+          this.#held.get(message[i + 1] as number)?.core.close();
+          i += 2;
+          break;
+        case TASK_DONE:
+          this.#held.get(message[i + 1] as number)?.core.taskDone();
+          i += 2;
+          break;
+        case JOIN:
+          this.#join(
+            message[i + 1] as number,
+            message[i + 2] as number,
+            message[i + 3] as number,
+          );
+          i += 4;
+          break;
+        case CLOSE_ACK: {
+          const held = this.#held.get(message[i + 1] as number);
+          if (held) this.#release(held);
+          i += 2;
+          break;
+        }
+        case CANCEL:
+          this.#pending.get(message[i + 1] as number)?.abort();
+          i += 2;
+          break;
+        default:
+          throw new Error(`Unknown queue operation "${op}" from a worker`);
+      }
+    }
+  }
+
+  #waitOptions(req: number, timeout: number): WaitOptions {
+    const controller = new AbortController();
+    this.#pending.set(req, controller);
+    return {
+      deadline: timeoutToDeadline(timeout),
+      signal: controller.signal,
+      hold: false,
+    };
+  }
+
+  #reply(
+    req: number,
+    status: Status,
+    held: Held | undefined,
+    taken?: Taken,
+  ): void {
+    this.#pending.delete(req);
+    this.#send([
+      QUEUE,
+      REPLY,
+      req,
+      status,
+      taken?.block,
+      taken?.count ?? 0,
+      held?.core.qsize() ?? 0,
+    ]);
+  }
+
+  async #get(
+    req: number,
+    id: number,
+    want: number,
+    timeout: number,
+  ): Promise<void> {
+    const held = this.#held.get(id);
+    if (held === undefined) return this.#reply(req, CLOSED, held);
+    const result = await held.core.take(
+      want,
+      BATCH_BYTES,
+      this.#waitOptions(req, timeout),
+    );
+    if (typeof result === "number") return this.#reply(req, result, held);
+    if (this.#disposed) return held.core.unget(result.block, result.count);
+    held.lent.push(result);
+    this.#reply(req, OK, held, result);
+  }
+
+  async #putWait(
+    req: number,
+    id: number,
+    block: Uint8Array,
+    count: number,
+    timeout: number,
+  ): Promise<void> {
+    const held = this.#held.get(id);
+    if (held === undefined) return this.#reply(req, CLOSED, held);
+    const status = await held.core.put(
+      block,
+      count,
+      this.#waitOptions(req, timeout),
+    );
+    this.#reply(req, status, held);
+  }
+
+  async #join(req: number, id: number, timeout: number): Promise<void> {
+    const held = this.#held.get(id);
+    if (held === undefined) return this.#reply(req, OK, held);
+    this.#reply(
+      req,
+      await held.core.join(this.#waitOptions(req, timeout)),
+      held,
+    );
+  }
+}
+
+// ---- the child side ---------------------------------------------------
+
+interface Reply {
+  status: Status;
+  block: Uint8Array | undefined;
+  count: number;
+  qsize: number;
+}
+
+/** A child process's end of its queue traffic with the parent. */
+class ParentChannel {
+  post: ((message: unknown[], sent: () => void) => void) | undefined;
+  #sending = 0;
+  #onSent: (() => void) | undefined;
+  readonly cores = new Map<number, RemoteCore>();
+  #ops: unknown[] = [QUEUE];
+  #batchBytes = 0;
+  #scheduled = false;
+  #nextReq = 0;
+  readonly #requests = new Map<number, (reply: Reply) => void>();
+  /** The put batch being filled: appended to while it is the last op. */
+  #putWriter: RecordWriter | undefined;
+  #putCore: number | undefined;
+  #putCount = 0;
+
+  #ackAt = -1;
+
+  /** Reports `count` more items of `id` consumed, merged with the last report. */
+  ack(id: number, count: number): void {
+    const ops = this.#ops;
+    if (
+      this.#putCore === undefined && this.#ackAt === ops.length - 3 &&
+      ops[this.#ackAt + 1] === id
+    ) {
+      ops[this.#ackAt + 2] = (ops[this.#ackAt + 2] as number) + count;
+      return;
+    }
+    this.push([ACK, id, count]);
+    this.#ackAt = this.#ops.length - 3;
+  }
+
+  /** Appends an operation; it is sent with the next flush. */
+  push(op: unknown[]): void {
+    this.#closePutBatch();
+    for (const part of op) this.#ops.push(part);
+    this.#schedule();
+  }
+
+  /** Appends one record to the put batch for `id`. */
+  putRecord(id: number, block: Uint8Array, count: number): void {
+    if (this.#putCore !== id) {
+      this.#closePutBatch();
+      this.#putCore = id;
+      this.#putWriter ??= new RecordWriter();
+    }
+    const writer = this.#putWriter!;
+    // Copy the caller's bytes now: the put has resolved once we return.
+    if (writer.bytes.length < writer.length + block.length) {
+      this.#grow(writer, block.length);
+    }
+    writer.bytes.set(block, writer.length);
+    writer.length += block.length;
+    this.#putCount += count;
+    this.#batchBytes += block.length;
+    if (this.#batchBytes >= BATCH_BYTES) this.flush();
+    else this.#schedule();
+  }
+
+  #grow(writer: RecordWriter, extra: number): void {
+    const grown = new Uint8Array(
+      Math.max(writer.length + extra, writer.bytes.length * 2),
+    );
+    grown.set(writer.bytes.subarray(0, writer.length));
+    writer.bytes = grown;
+  }
+
+  #closePutBatch(): void {
+    if (this.#putCore === undefined) return;
+    const writer = this.#putWriter!;
+    this.#ops.push(PUT, this.#putCore, writer.view().slice(), this.#putCount);
+    writer.clear();
+    this.#putCore = undefined;
+    this.#putCount = 0;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Sends what is pending, in order. */
+  flush(): void {
+    this.#scheduled = false;
+    this.#closePutBatch();
+    if (this.#ops.length === 1) return;
+    const message = this.#ops;
+    this.#ops = [QUEUE];
+    this.#ackAt = -1;
+    this.#batchBytes = 0;
+    if (this.post === undefined) return;
+    this.#sending++;
+    this.post(message, () => {
+      if (--this.#sending === 0) this.#onSent?.();
+    });
+  }
+
+  /** Resolves once everything flushed has been handed to the OS. */
+  sent(): Promise<void> {
+    if (this.#sending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#onSent = resolve);
+  }
+
+  /** Sends a request now and resolves with its reply. */
+  request(op: number, args: unknown[], signal?: AbortSignal): Promise<Reply> {
+    const req = ++this.#nextReq;
+    return new Promise<Reply>((resolve) => {
+      const onAbort = (): void => {
+        this.push([CANCEL, req]);
+        this.flush();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#requests.set(req, (reply) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(reply);
+      });
+      this.push([op, req, ...args]);
+      this.flush();
+    });
+  }
+
+  receive(message: unknown[]): void {
+    let i = 1;
+    while (i < message.length) {
+      if (message[i] === REPLY) {
+        const req = message[i + 1] as number;
+        const settle = this.#requests.get(req);
+        this.#requests.delete(req);
+        settle?.({
+          status: message[i + 2] as Status,
+          block: message[i + 3] as Uint8Array | undefined,
+          count: message[i + 4] as number,
+          qsize: message[i + 5] as number,
+        });
+        i += 6;
+      } else {
+        this.cores.get(message[i + 1] as number)?.noticeClosed();
+        i += 2;
+      }
+    }
+  }
+}
+
+const parent = new ParentChannel();
+
+/**
+ * Called by a child process's bootstrap: how queue operations are sent
+ * (`sent` is called once a message is written).
+ */
+export function connectToParent(
+  post: (message: unknown[], sent: () => void) => void,
+): void {
+  parent.post = post;
+}
+
+/** Handles a queue message from the parent. */
+export function receiveFromParent(message: unknown[]): void {
+  parent.receive(message);
+}
+
+/** Sends every pending queue operation now (before results, before exit). */
+export function flushQueues(): void {
+  parent.flush();
+}
+
+/**
+ * Gives back items fetched ahead and unread, and sends everything (a task
+ * ended). The promise resolves once it is written: wait for it before exit.
+ */
+export function settleQueues(): Promise<void> {
+  for (const core of parent.cores.values()) core.giveBack();
+  parent.flush();
+  return parent.sent();
+}
+
+/** What a queue looks like on its way to a child process. */
+export interface RemoteDescriptor {
+  id: number;
+  maxsize: number;
+}
+
+/** The core for a queue descriptor received from the parent process. */
+export function remoteCore(descriptor: RemoteDescriptor): Core {
+  let core = parent.cores.get(descriptor.id);
+  if (core === undefined) {
+    core = new RemoteCore(descriptor.id, descriptor.maxsize);
+    parent.cores.set(descriptor.id, core);
+  }
+  return core;
+}
+
+function timeoutOf(wait: WaitOptions): number {
+  return wait.deadline === undefined
+    ? -1
+    : Math.max(0, wait.deadline - performance.now());
+}
+
+/** A queue of the parent process, seen from a child. */
+class RemoteCore implements Core {
+  readonly #id: number;
+  readonly maxsize: number;
+  #ahead: RecordReader | undefined;
+  #aheadCount = 0;
+  #want = 1;
+  #knownSize = 0;
+  #sentSince = 0;
+  #closed = false;
+  /** The parent said: closed, empty, and nobody can put any more. */
+  #drained = false;
+  #closeNoticed = false;
+  #writers = 0;
+  #received = 0;
+  #done = 0;
+  #returnTimer: ReturnType<typeof setTimeout> | undefined;
+  #onClosed: (() => void) | undefined;
+  readonly #closedPromise: Promise<void>;
+
+  constructor(id: number, maxsize: number) {
+    this.#id = id;
+    this.maxsize = maxsize;
+    this.#closedPromise = new Promise((resolve) => this.#onClosed = resolve);
+  }
+
+  descriptor(): RingDescriptor | undefined {
+    return undefined;
+  }
+
+  closed(): boolean {
+    return this.#closed;
+  }
+
+  qsize(): number {
+    return this.#knownSize + this.#sentSince + this.#aheadCount;
+  }
+
+  whenClosed(): Promise<void> {
+    return this.#closedPromise;
+  }
+
+  #markClosed(): void {
+    this.#closed = true;
+    this.#onClosed?.();
+  }
+
+  /** The parent closed the queue: send the last items, then confirm. */
+  noticeClosed(): void {
+    this.#markClosed();
+    this.#closeNoticed = true;
+    this.#confirmClose();
+  }
+
+  #confirmClose(): void {
+    if (!this.#closeNoticed || this.#writers > 0) return;
+    this.#closeNoticed = false;
+    parent.push([CLOSE_ACK, this.#id]);
+    parent.flush();
+  }
+
+  addRemoteWriter(): void {
+    this.#writers++;
+  }
+
+  removeRemoteWriter(): void {
+    this.#writers--;
+    this.#confirmClose();
+  }
+
+  tryPut(
+    block: Uint8Array,
+    count: number,
+    options: { force?: boolean; afterClose?: boolean } = {},
+  ): Status {
+    if (this.#closed && !options.afterClose) return CLOSED;
+    if (
+      !options.force && this.maxsize > 0 &&
+      this.qsize() + count > this.maxsize
+    ) return TIMED_OUT;
+    parent.putRecord(this.#id, block, count);
+    this.#sentSince += count;
+    return OK;
+  }
+
+  async put(
+    block: Uint8Array,
+    count: number,
+    wait: WaitOptions,
+  ): Promise<Status> {
+    if (this.maxsize === 0) return this.tryPut(block, count);
+    if (this.#closed) return CLOSED;
+    const reply = await parent.request(
+      PUT_WAIT,
+      [this.#id, block.slice(), count, timeoutOf(wait)],
+      wait.signal,
+    );
+    this.#learn(reply);
+    return reply.status;
+  }
+
+  #learn(reply: Reply): void {
+    this.#knownSize = reply.qsize;
+    this.#sentSince = 0;
+    if (reply.status === CLOSED) this.#markClosed();
+  }
+
+  tryTake(maxCount: number, maxBytes: number): Taken | undefined | 2 {
+    if (this.#aheadCount === 0) {
+      if (this.#drained) return CLOSED;
+      return undefined;
+    }
+    const reader = this.#ahead!;
+    const rest = reader.rest();
+    const count = Math.min(maxCount, this.#aheadCount);
+    let [block] = splitRecords(rest, count);
+    let taken = count;
+    if (block.length > maxBytes && count > 1) {
+      [block] = splitRecords(rest, 1);
+      taken = 1;
+    }
+    for (let i = 0; i < taken; i++) reader.next();
+    this.#aheadCount -= taken;
+    this.#consumed(taken);
+    return { block, count: taken };
+  }
+
+  #consumed(count: number): void {
+    this.#received += count;
+    parent.ack(this.#id, count);
+    clearTimeout(this.#returnTimer);
+    if (this.#aheadCount > 0) {
+      this.#returnTimer = setTimeout(() => this.giveBack(), RETURN_AFTER_MS);
+      // deno-lint-ignore no-explicit-any
+      (this.#returnTimer as any).unref?.();
+    }
+  }
+
+  /** Returns the items fetched ahead and not read. */
+  giveBack(): void {
+    clearTimeout(this.#returnTimer);
+    if (this.#aheadCount === 0) return;
+    parent.push([
+      RETURN,
+      this.#id,
+      this.#ahead!.rest().slice(),
+      this.#aheadCount,
+    ]);
+    this.#ahead = undefined;
+    this.#aheadCount = 0;
+    this.#want = 1;
+  }
+
+  async take(
+    maxCount: number,
+    maxBytes: number,
+    wait: WaitOptions,
+  ): Promise<Taken | Status> {
+    for (;;) {
+      const taken = this.tryTake(maxCount, maxBytes);
+      if (taken !== undefined) return taken;
+      const reply = await parent.request(
+        GET,
+        [this.#id, Math.max(this.#want, maxCount), timeoutOf(wait)],
+        wait.signal,
+      );
+      this.#want = Math.min(this.#want * 2, MAX_AHEAD);
+      this.#learn(reply);
+      if (reply.status === CLOSED) this.#drained = true;
+      if (reply.block !== undefined) {
+        // Items left over from before stay first.
+        const before = this.#ahead?.rest();
+        const block = before && before.length > 0
+          ? concatBytes([before, reply.block])
+          : reply.block;
+        this.#ahead = new RecordReader(block);
+        this.#aheadCount += reply.count;
+        continue;
+      }
+      if (wait.signal?.aborted) return ABORTED;
+      if (reply.status !== OK) return reply.status;
+    }
+  }
+
+  unget(block: Uint8Array, count: number): void {
+    parent.push([RETURN, this.#id, block.slice(), count]);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#markClosed();
+    parent.push([CLOSE, this.#id]);
+    parent.flush();
+  }
+
+  taskDone(): boolean {
+    if (this.#done >= this.#received) return false;
+    this.#done++;
+    parent.push([TASK_DONE, this.#id]);
+    return true;
+  }
+
+  async join(wait: WaitOptions): Promise<Status> {
+    const reply = await parent.request(
+      JOIN,
+      [this.#id, timeoutOf(wait)],
+      wait.signal,
+    );
+    return wait.signal?.aborted ? ABORTED : reply.status;
+  }
+}

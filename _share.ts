@@ -1,0 +1,157 @@
+// Queues and pipe ends inside the arguments of a task or a Process. Structured
+// clone would turn one into `{}`, so before the copy each is swapped for a
+// descriptor: its shared memory for a worker thread, an id for a child
+// process (which then reaches it through the parent, see `_queue_link.ts`).
+// The worker swaps descriptors back for working handles.
+import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
+import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
+
+/** Implemented by every queue and pipe end: what it is made of. */
+export const SHARE: unique symbol = Symbol.for("multiproc.share");
+
+/** A shareable object's parts: its class, its cores, its settings. */
+export interface SharedForm {
+  type: string;
+  cores: Core[];
+  options: Record<string, unknown>;
+}
+
+/** An object that can be passed to workers. */
+export interface Shareable {
+  [SHARE](): SharedForm;
+}
+
+const MARK = "$multiproc.handle";
+
+interface HandleDescriptor {
+  type: string;
+  cores: (RingDescriptor | RemoteDescriptor)[];
+  options: Record<string, unknown>;
+}
+
+type Reviver = (cores: Core[], options: Record<string, unknown>) => unknown;
+const revivers = new Map<string, Reviver>();
+let anyShared = false;
+
+/** Registers how a worker rebuilds a shareable class from its parts. */
+export function registerShareable(type: string, revive: Reviver): void {
+  revivers.set(type, revive);
+}
+
+/** Called when a shareable is made: from now on arguments are searched for them. */
+export function noteShareable(): void {
+  anyShared = true;
+}
+
+function isShareable(value: object): value is Shareable {
+  return SHARE in value;
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Applies `swap` to the shareables inside arrays and plain objects, copying on write. */
+function replaceIn(
+  value: unknown,
+  swap: (value: object) => unknown,
+  matches: (value: object) => boolean,
+  visited: Set<object>,
+): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  if (matches(value)) return swap(value);
+  if (ArrayBuffer.isView(value) || visited.has(value)) return value;
+  visited.add(value);
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const replaced = replaceIn(value[i], swap, matches, visited);
+      if (replaced !== value[i]) (copy ??= value.slice())[i] = replaced;
+    }
+    return copy ?? value;
+  }
+  if (!isPlainObject(value)) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const replaced = replaceIn(item, swap, matches, visited);
+    if (replaced !== item) {
+      (copy ??= { ...value as Record<string, unknown> })[key] = replaced;
+    }
+  }
+  return copy ?? value;
+}
+
+function describeCore(
+  core: Core,
+  backend: "worker" | "process",
+): RingDescriptor | RemoteDescriptor {
+  if (backend === "process") {
+    return { id: coreId(core), maxsize: core.maxsize };
+  }
+  const ring = core.descriptor();
+  if (ring === undefined) {
+    throw new TypeError(
+      `Cannot pass a queue or pipe that came from another process on to a worker thread: pass it to a pool or Process with backend: "process", or create the queue in this process`,
+    );
+  }
+  return ring;
+}
+
+/**
+ * Swaps the queues and pipe ends in `values` for descriptors a worker of
+ * `backend` can use; returns the swapped values (the same array when there
+ * are none) and the cores they share.
+ *
+ * @throws {TypeError} for a handle that cannot reach that kind of worker.
+ */
+export function shareValues(
+  values: unknown[],
+  backend: "worker" | "process",
+): { values: unknown[]; cores: Core[] } {
+  const cores: Core[] = [];
+  if (!anyShared) return { values, cores };
+  const swapped = replaceIn(
+    values,
+    (value) => {
+      const form = (value as Shareable)[SHARE]();
+      cores.push(...form.cores);
+      const descriptor: HandleDescriptor = {
+        type: form.type,
+        cores: form.cores.map((core) => describeCore(core, backend)),
+        options: form.options,
+      };
+      return { [MARK]: descriptor };
+    },
+    isShareable,
+    new Set(),
+  ) as unknown[];
+  return { values: swapped, cores };
+}
+
+function isDescriptor(value: object): boolean {
+  return MARK in value;
+}
+
+function reviveCore(descriptor: RingDescriptor | RemoteDescriptor): Core {
+  return "ctl" in descriptor
+    ? new Ring(descriptor)
+    : remoteCore(descriptor as RemoteDescriptor);
+}
+
+/** In a worker: swaps descriptors back for working queues and pipe ends. */
+export function reviveValues(values: unknown[]): unknown[] {
+  return replaceIn(
+    values,
+    (value) => {
+      const descriptor = (value as Record<string, HandleDescriptor>)[MARK];
+      const revive = revivers.get(descriptor.type);
+      if (revive === undefined) {
+        throw new TypeError(`Unknown shared handle "${descriptor.type}"`);
+      }
+      return revive(descriptor.cores.map(reviveCore), descriptor.options);
+    },
+    isDescriptor,
+    new Set(),
+  ) as unknown[];
+}
