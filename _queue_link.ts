@@ -433,6 +433,11 @@ class ParentChannel {
     });
   }
 
+  /** Whether sends are piling up faster than the channel takes them. */
+  congested(): boolean {
+    return this.#sending > 1;
+  }
+
   /** Resolves once everything flushed has been handed to the OS. */
   sent(): Promise<void> {
     if (this.#sending === 0) return Promise.resolve();
@@ -623,7 +628,13 @@ class RemoteCore implements Core {
     count: number,
     wait: WaitOptions,
   ): Promise<Status> {
-    if (this.maxsize === 0) return this.tryPut(block, count);
+    if (this.maxsize === 0) {
+      const status = this.tryPut(block, count);
+      // A producer that never yields would buffer without end: let the
+      // channel catch up.
+      if (parent.congested()) await parent.sent();
+      return status;
+    }
     if (this.#closed) return CLOSED;
     const reply = await parent.request(
       PUT_WAIT,

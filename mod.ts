@@ -8,6 +8,9 @@
  *   self-contained functions.
  * - {@linkcode Process}: run a function in another process; `start`, `join`,
  *   `terminate`, `exitCode`; {@linkcode currentProcess} tells who is running.
+ * - {@linkcode Queue}, {@linkcode JoinableQueue}, {@linkcode SimpleQueue} and
+ *   {@linkcode Pipe}: pass them to tasks and processes (threads or OS
+ *   processes alike) and they work there as here.
  * - {@linkcode run}, {@linkcode call}, {@linkcode checkCall},
  *   {@linkcode checkOutput} and {@linkcode Popen} start commands given as
  *   argv arrays, capture or stream their output, feed their input, and stop
@@ -16,13 +19,17 @@
  * Timeouts are in milliseconds; names are Python's, camelCased.
  *
  * ```ts
- * import { checkOutput, PIPE, Pool, Popen } from "@multiproc/multiproc";
+ * import { checkOutput, PIPE, Pool, Popen, Queue } from "@multiproc/multiproc";
  * import { deepEqual, equal } from "node:assert/strict";
  *
  * await using pool = new Pool({ processes: 2 });
  * deepEqual(await pool.map((x: number) => x * x, [1, 2, 3]), [1, 4, 9]);
  *
  * equal(await checkOutput(["echo", "hello"], { text: true }), "hello\n");
+ *
+ * const q = new Queue<string>();
+ * await pool.apply(async (q: Queue<string>) => await q.put("from a worker"), [q]);
+ * equal(await q.get(), "from a worker");
  *
  * await using sort = new Popen(["sort"], { stdin: PIPE, stdout: PIPE, text: true });
  * deepEqual(await sort.communicate("pear\napple\n"), ["apple\npear\n", null]);
@@ -32,4 +39,5 @@
  */
 export * from "./pool.ts";
 export * from "./process.ts";
+export * from "./queue.ts";
 export * from "./subprocess.ts";

@@ -178,7 +178,7 @@ export interface WaitingOptions {
 }
 
 /** Options of {@linkcode JoinableQueue.join}. */
-export interface JoinOptions {
+export interface QueueJoinOptions {
   /** Stops waiting; the call rejects with the signal's reason. @default {undefined} */
   signal?: AbortSignal;
 }
@@ -681,7 +681,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    * await new JoinableQueue().join();
    * ```
    */
-  async join(options?: JoinOptions): Promise<void> {
+  async join(options?: QueueJoinOptions): Promise<void> {
     const status = await coreOf.get(this)!.join({ signal: options?.signal });
     if (status === ABORTED) throw abortReason(options?.signal);
   }

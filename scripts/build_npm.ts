@@ -66,7 +66,8 @@ const packageJson = {
     "CHANGELOG.md",
     "LICENSE",
   ],
-  sideEffects: false,
+  // Loading these registers how queues are rebuilt inside workers.
+  sideEffects: ["./esm/queue.js", "./esm/_worker.js"],
   engines: { node: ">=20" },
   keywords: [
     "multiprocessing",

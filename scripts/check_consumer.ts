@@ -42,6 +42,7 @@ const consumerSource = `
 import { checkOutput, PIPE, Popen, run, type CompletedProcess } from "multiproc";
 import { Pool } from "multiproc/pool";
 import { Process } from "multiproc/process";
+import { Queue } from "multiproc/queue";
 import { call } from "multiproc/subprocess";
 
 const result: CompletedProcess<string> = await run(["echo", "consumer"], { capture: true, text: true });
@@ -54,11 +55,16 @@ const threads = new Pool({ processes: 2 });
 const processes = new Pool({ processes: 2, backend: "process" });
 const squares: number[] = await threads.map((x: number) => x * x, [1, 2, 3]);
 const cubes: number[] = await processes.map((x: number) => x ** 3, [1, 2, 3]);
+// A queue crosses to both kinds of worker from inside node_modules.
+const q = new Queue<number>();
+await threads.apply(async (q: Queue<number>) => await q.put(1), [q]);
+await processes.apply(async (q: Queue<number>) => await q.put(2), [q]);
+const fromWorkers: number[] = [await q.get(), await q.get()];
 await Promise.all([threads.terminate(), processes.terminate()]);
 const child = new Process({ target: () => {} , backend: "process" });
 child.start();
 await child.join();
-console.log(JSON.stringify([result.stdout, bytes.length, sorted, code, squares, cubes, child.exitCode]));
+console.log(JSON.stringify([result.stdout, bytes.length, sorted, code, squares, cubes, child.exitCode, fromWorkers]));
 `;
 const expected = JSON.stringify([
   "consumer\n",
@@ -68,6 +74,7 @@ const expected = JSON.stringify([
   [1, 4, 9],
   [1, 8, 27],
   0,
+  [1, 2],
 ]);
 
 /** What users install: the runtime files, never tests, examples or scripts. */

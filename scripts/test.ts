@@ -57,7 +57,13 @@ function nodeBinary(version: string): Promise<string> {
   return runtimeBinary(name, version, `${name}/bin/node`);
 }
 
-const publicFiles = ["mod.ts", "pool.ts", "process.ts", "subprocess.ts"];
+const publicFiles = [
+  "mod.ts",
+  "pool.ts",
+  "process.ts",
+  "queue.ts",
+  "subprocess.ts",
+];
 
 function testFiles(dir: string, extension: string): string[] {
   return readdirSync(join(root, dir))

@@ -1,0 +1,529 @@
+import { describe, test } from "node:test";
+import {
+  deepEqual,
+  equal,
+  match,
+  ok,
+  rejects,
+  throws,
+} from "node:assert/strict";
+import {
+  type Backend,
+  Connection,
+  EOFError,
+  JoinableQueue,
+  Pipe,
+  Pool,
+  Process,
+  Queue,
+  QueueClosedError,
+  QueueEmptyError,
+  QueueFullError,
+  SimpleQueue,
+} from "../mod.ts";
+import { markDead, newThreadToken } from "../_liveness.ts";
+import { Ring } from "../_ring.ts";
+import { delay, eventually, fixtureUrl, runScript } from "./_helpers.ts";
+
+type Tasks = typeof import("./fixtures/queue_tasks.ts");
+const tasks = fixtureUrl("queue_tasks");
+
+describe("Queue in one thread", () => {
+  test("first in, first out; sizes; nowait variants", async () => {
+    const q = new Queue<string>({ maxsize: 2 });
+    equal(q.empty(), true);
+    await q.put("A");
+    q.putNowait("B");
+    equal(q.qsize(), 2);
+    equal(q.full(), true);
+    throws(() => q.putNowait("C"), QueueFullError);
+    equal(await q.get(), "A");
+    equal(q.getNowait(), "B");
+    throws(() => q.getNowait(), QueueEmptyError);
+    equal(q.empty(), true);
+    equal(new Queue().full(), false);
+  });
+
+  test("waiting put and get, with timeout and signal", async () => {
+    const q = new Queue<number>({ maxsize: 1 });
+    await q.put(1);
+    await rejects(q.put(2, { timeout: 20 }), QueueFullError);
+    const waitingPut = q.put(3);
+    equal(await q.get(), 1);
+    await waitingPut;
+    equal(await q.get(), 3);
+    await rejects(q.get({ timeout: 20 }), QueueEmptyError);
+    const controller = new AbortController();
+    const waitingGet = q.get({ signal: controller.signal });
+    controller.abort(new Error("stop"));
+    await rejects(waitingGet, { message: "stop" });
+    const later = q.get({ timeout: 5_000 });
+    setTimeout(() => q.putNowait(7), 20);
+    equal(await later, 7);
+    // Nothing was lost to the aborted or timed-out waits.
+    await q.put(8);
+    equal(q.qsize(), 1);
+    equal(await q.get(), 8);
+  });
+
+  test("close: puts fail, getters drain, then fail; waiters wake", async () => {
+    const q = new Queue<number>();
+    const waiting = q.get();
+    q.close();
+    await rejects(waiting, QueueClosedError);
+    const r = new Queue<number>();
+    r.putNowait(1);
+    r.putNowait(2);
+    r.close();
+    r.close();
+    equal(r.closed, true);
+    await rejects(r.put(3), QueueClosedError);
+    throws(() => r.putNowait(3), QueueClosedError);
+    equal(await r.get(), 1);
+    equal(r.getNowait(), 2);
+    await rejects(r.get(), QueueClosedError);
+    throws(() => r.getNowait(), QueueClosedError);
+    const full = new Queue<number>({ maxsize: 1 });
+    full.putNowait(1);
+    const blocked = full.put(2);
+    full.close();
+    await rejects(blocked, QueueClosedError);
+  });
+
+  test("async iteration ends once closed and drained", async () => {
+    const q = new Queue<number>();
+    setTimeout(async () => {
+      for (let i = 0; i < 5; i++) await q.put(i);
+      q.close();
+    }, 10);
+    deepEqual(await Array.fromAsync(q), [0, 1, 2, 3, 4]);
+  });
+
+  test("items are copied at put; values of every kind survive", async () => {
+    const q = new Queue<unknown>();
+    const item = { list: [1, 2], when: new Date(0) };
+    await q.put(item);
+    item.list.push(3);
+    deepEqual(await q.get(), { list: [1, 2], when: new Date(0) });
+    const values = [
+      0,
+      -0,
+      NaN,
+      2 ** 31,
+      -(2 ** 31),
+      1.5,
+      Infinity,
+      "",
+      "héllo wörld 🎉",
+      "x".repeat(100_000),
+      true,
+      false,
+      null,
+      undefined,
+      12345678901234567890n,
+      new Map([[1, { a: 1 }]]),
+      new Set(["s"]),
+      new Uint8Array([1, 2, 3]),
+      new Float64Array([0.5]),
+      /re/g,
+      [undefined, [null]],
+      new Error("boom"),
+    ];
+    for (const value of values) await q.put(value);
+    for (const value of values) {
+      const got = await q.get();
+      if (value instanceof Error) {
+        equal((got as Error).message, "boom");
+      } else deepEqual(got, value);
+    }
+  });
+
+  test("an item that cannot be copied rejects its put; the queue is intact", async () => {
+    const q = new Queue<unknown>();
+    await q.put(1);
+    await rejects(q.put(() => 2), {
+      name: "TypeError",
+      message: /Cannot put a function into a queue.*put plain data/,
+    });
+    await rejects(q.put({ nested: Symbol("s") }), TypeError);
+    throws(() => q.putNowait(new Queue()), {
+      name: "TypeError",
+      message: /queues and pipe ends travel in task and Process arguments/,
+    });
+    equal(q.qsize(), 1);
+    await q.put(3);
+    deepEqual([await q.get(), await q.get()], [1, 3]);
+  });
+
+  test("large items and a ring that grows while wrapped", async () => {
+    const q = new Queue<Uint8Array | number>();
+    const expected: (number | number[])[] = [];
+    // Fill, half drain, then grow: records wrap around the ring's end.
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 40; i++) {
+        const size = (round * 40 + i) * 997 % 70_000;
+        const bytes = new Uint8Array(size).fill(i);
+        await q.put(bytes);
+        expected.push([size, i]);
+        await q.put(round * 40 + i);
+        expected.push(round * 40 + i);
+      }
+      for (let i = 0; i < 30; i++) {
+        const got = await q.get();
+        const want = expected.shift()!;
+        if (typeof want === "number") equal(got, want);
+        else {
+          const bytes = got as Uint8Array;
+          deepEqual([bytes.length, bytes[0] ?? want[1]], want);
+        }
+      }
+    }
+    await q.put(new Uint8Array(5 * 1024 * 1024).fill(9));
+    while (expected.length > 0) {
+      const got = await q.get();
+      const want = expected.shift()!;
+      if (typeof want === "number") equal(got, want);
+      else equal((got as Uint8Array).length, want[0]);
+    }
+    const big = await q.get() as Uint8Array;
+    equal(big.length, 5 * 1024 * 1024);
+    equal(big[big.length - 1], 9);
+  });
+
+  test("bad options say what to pass", () => {
+    throws(() => new Queue({ maxsize: -1 }), {
+      name: "RangeError",
+      message: /Expected maxsize to be a whole number >= 0, got "-1"/,
+    });
+    throws(() => new Queue({ maxsize: 1.5 }), RangeError);
+    const q = new Queue();
+    rejects(q.get({ timeout: -5 }), RangeError);
+    throws(
+      () => new Connection(),
+      /Cannot make a Connection directly: call Pipe\(\)/,
+    );
+  });
+
+  test("JoinableQueue: taskDone and join", async () => {
+    const q = new JoinableQueue<number>();
+    throws(() => q.taskDone(), {
+      name: "RangeError",
+      message: /more times than items were put/,
+    });
+    await q.join();
+    await q.put(1);
+    await q.put(2);
+    let joined = false;
+    const join = q.join().then(() => joined = true);
+    await q.get();
+    q.taskDone();
+    await delay(10);
+    equal(joined, false);
+    await q.get();
+    q.taskDone();
+    await join;
+    throws(() => q.taskDone(), RangeError);
+    await q.put(3);
+    const controller = new AbortController();
+    const waiting = q.join({ signal: controller.signal });
+    controller.abort(new Error("enough"));
+    await rejects(waiting, { message: "enough" });
+  });
+
+  test("SimpleQueue", async () => {
+    const q = new SimpleQueue<string>();
+    equal(q.empty(), true);
+    q.put("A");
+    q.put("B");
+    equal(q.empty(), false);
+    equal(await q.get(), "A");
+    q.close();
+    throws(() => q.put("C"), QueueClosedError);
+    deepEqual(await Array.fromAsync(q), ["B"]);
+    await rejects(q.get(), QueueClosedError);
+  });
+
+  test("Pipe: duplex, one-way, poll, EOF", async () => {
+    const [a, b] = Pipe<string>();
+    a.send("to b");
+    b.send("to a");
+    equal(await b.recv(), "to b");
+    equal(await a.recv(), "to a");
+    equal(await a.poll(), false);
+    setTimeout(() => b.send("later"), 20);
+    equal(await a.poll(5_000), true);
+    equal(await a.recv(), "later");
+    await rejects(a.recv({ timeout: 10 }), QueueEmptyError);
+    b.send("last");
+    b.close();
+    throws(() => a.send("x"), EOFError);
+    equal(await a.poll(), true);
+    equal(await a.recv(), "last");
+    await rejects(a.recv(), EOFError);
+    const [reader, writer] = Pipe<number>({ duplex: false });
+    throws(() => reader.send(1), /receiving end of a one-way pipe/);
+    await rejects(async () => await writer.recv(), /sending end/);
+    writer.send(1);
+    writer.send(2);
+    writer.close();
+    deepEqual(await Array.fromAsync(reader), [1, 2]);
+  });
+});
+
+for (const backend of ["worker", "process"] as Backend[]) {
+  describe(`Queues with the ${backend} backend`, () => {
+    function pool(options: ConstructorParameters<typeof Pool>[1] = {}) {
+      return new Pool<Tasks>(tasks, { processes: 2, backend, ...options });
+    }
+
+    test("the tour's writer and reader, each a Process", async () => {
+      const q = new Queue<string>();
+      const write = new Process({
+        target: "writer",
+        module: tasks,
+        args: [q, ["A", "B", "C"]],
+        backend,
+      });
+      const got = new Queue<string[]>();
+      const read = new Process({
+        target: async (q: Queue<string>, out: Queue<string[]>) => {
+          const seen: string[] = [];
+          for (let i = 0; i < 3; i++) seen.push(await q.get());
+          await out.put(seen);
+        },
+        args: [q, got],
+        backend,
+      });
+      write.start();
+      read.start();
+      await write.join();
+      deepEqual(await got.get({ timeout: 30_000 }), ["A", "B", "C"]);
+      await read.join();
+      equal(read.exitCode, 0);
+      equal(write.exitCode, 0);
+    });
+
+    test("queues in task args, initArgs and inline functions", async () => {
+      const q = new Queue<string>();
+      await using p = pool({ initializer: "keepQueue", initArgs: [q] });
+      await p.map("greetIntoKept", ["x", "y"]);
+      const greetings = [await q.get(), await q.get()].sort();
+      deepEqual(greetings, ["hello x", "hello y"]);
+      await p.apply("writer", [q, ["w"]]);
+      equal(await q.get(), "w");
+      // Items a task puts are in the queue when its result arrives.
+      await p.apply(
+        async (args: { queue: Queue<number> }[]) => {
+          for (let i = 0; i < 100; i++) await args[0].queue.put(i);
+        },
+        [[{ queue: q as unknown as Queue<number> }]],
+      );
+      equal(q.qsize(), 100);
+      deepEqual(await p.apply("reader", [q, 3]), [0, 1, 2]);
+      equal(q.qsize(), 97);
+      equal(await q.get(), 3 as unknown as string);
+    });
+
+    test("an item a worker cannot copy fails that put only", async () => {
+      const q = new Queue<unknown>();
+      await using p = pool();
+      equal(await p.apply("putUncopyable", [q]), "TypeError");
+      equal(await q.get(), "still works");
+    });
+
+    test("pipes: both ends work in a worker", async () => {
+      const [here, there] = Pipe<number>();
+      const echo = new Process({
+        target: "echoDouble",
+        module: tasks,
+        args: [there],
+        backend,
+      });
+      echo.start();
+      for (let i = 0; i < 50; i++) here.send(i);
+      const answers: number[] = [];
+      for (let i = 0; i < 50; i++) answers.push(await here.recv());
+      deepEqual(answers, Array.from({ length: 50 }, (_, i) => i * 2));
+      here.close();
+      await echo.join();
+      equal(echo.exitCode, 0);
+    });
+
+    test("a worker closes the queue: the reader drains, then stops", async () => {
+      const q = new Queue<number>();
+      await using p = pool();
+      const reading = p.apply("consumeAll", [q]) as Promise<number[]>;
+      await p.apply("putThenClose", [q, 1000]);
+      deepEqual(
+        await reading,
+        Array.from({ length: 1000 }, (_, i) => i),
+      );
+      equal(q.closed, true);
+    });
+
+    test("a bounded queue holds its size across workers", async () => {
+      const q = new Queue<number>({ maxsize: 3 });
+      await using p = pool();
+      const putting = p.apply("putBounded", [q, 50]);
+      const got: number[] = [];
+      let largest = 0;
+      for (let i = 0; i < 50; i++) {
+        await delay(i % 10 === 0 ? 5 : 0);
+        largest = Math.max(largest, q.qsize());
+        got.push(await q.get());
+      }
+      await putting;
+      deepEqual(got, Array.from({ length: 50 }, (_, i) => i));
+      ok(largest <= 3, `qsize reached ${largest}`);
+    });
+
+    test("JoinableQueue: workers mark items done, join waits for them", async () => {
+      const q = new JoinableQueue<number>();
+      const results = new Queue<number>();
+      await using p = pool();
+      for (let i = 1; i <= 100; i++) await q.put(i);
+      const work = [
+        p.apply("sumAndMarkDone", [q, results, 50]),
+        p.apply("sumAndMarkDone", [q, results, 50]),
+      ];
+      await q.join();
+      await Promise.all(work);
+      equal(await results.get() + await results.get(), 5050);
+    });
+
+    test("many to many: every item once, each producer's order kept", async () => {
+      const q = new Queue<[number, number]>();
+      const count = 10_000;
+      const other = backend === "worker" ? "process" : "worker";
+      await using producers = pool();
+      await using mixed = new Pool<Tasks>(tasks, {
+        processes: 2,
+        backend: other,
+      });
+      const consumers = [
+        producers.apply("consumeAll", [q]),
+        mixed.apply("consumeAll", [q]),
+      ] as Promise<[number, number][]>[];
+      await Promise.all([
+        producers.apply("produce", [q, 0, count]),
+        producers.apply("produce", [q, 1, count]),
+        mixed.apply("produce", [q, 2, count]),
+        mixed.apply("produce", [q, 3, count]),
+      ]);
+      q.close();
+      const received = await Promise.all(consumers);
+      const next = [0, 0, 0, 0];
+      let total = 0;
+      for (const items of received) {
+        const last = [-1, -1, -1, -1];
+        for (const [producer, i] of items) {
+          ok(
+            i > last[producer],
+            `producer ${producer}: ${i} after ${last[producer]}`,
+          );
+          last[producer] = i;
+          next[producer]++;
+          total++;
+        }
+      }
+      deepEqual(next, [count, count, count, count]);
+      equal(total, 4 * count);
+    });
+
+    test("a consumer that dies loses nothing it had not received", async () => {
+      const q = new Queue<number>();
+      const seen = new Queue<number>();
+      const count = 2_000;
+      for (let i = 0; i < count; i++) await q.put(i);
+      const consumer = new Process({
+        target: "consumeForever",
+        module: tasks,
+        args: [q, seen],
+        backend,
+      });
+      consumer.start();
+      ok(await eventually(() => seen.qsize() >= 20), "the consumer got going");
+      consumer.kill();
+      await consumer.join();
+      const consumed: number[] = [];
+      while (!seen.empty()) consumed.push(seen.getNowait());
+      const left: number[] = [];
+      while (!q.empty()) left.push(q.getNowait());
+      // What the consumer had received is gone; everything else is still
+      // there, in order. A thread killed between its get and its report
+      // may take one item with it.
+      deepEqual(consumed, consumed.toSorted((a, b) => a - b));
+      deepEqual(left, left.toSorted((a, b) => a - b));
+      const all = new Set([...consumed, ...left]);
+      equal(all.size, consumed.length + left.length, "nothing twice");
+      const lost = count - all.size;
+      ok(lost <= (backend === "worker" ? 1 : 0), `${lost} items lost`);
+      // The queue still works for others.
+      await q.put(-1);
+      equal(q.getNowait(), -1);
+    });
+
+    test("a producer killed mid-put leaves the queue sound", async () => {
+      for (const size of [0, 100_000]) {
+        const q = new Queue<number | Uint8Array>();
+        const producer = new Process({
+          target: "produceForever",
+          module: tasks,
+          args: [q, size],
+          backend,
+        });
+        producer.start();
+        ok(await eventually(() => q.qsize() >= 50), "the producer got going");
+        producer.kill();
+        await producer.join();
+        await settled(q);
+        let got = 0;
+        while (!q.empty()) {
+          const item = q.getNowait();
+          if (size === 0) equal(item, got);
+          else equal((item as Uint8Array)[0], got & 255);
+          got++;
+        }
+        ok(got >= 50);
+        await q.put(-1);
+        equal(await q.get({ timeout: 1_000 }), -1);
+        await rejects(q.get({ timeout: 10 }), QueueEmptyError);
+      }
+    });
+  });
+}
+
+/** Waits until nothing more arrives: Deno lets a thread run on briefly after its exit is reported. */
+async function settled(q: Queue<unknown>): Promise<void> {
+  let size = -1;
+  while (q.qsize() !== size) {
+    size = q.qsize();
+    await delay(100);
+  }
+}
+
+test("a lock left by a thread that died is taken over", () => {
+  const ring = Ring.create(0);
+  const dead = newThreadToken();
+  // As if that thread had died inside put(), holding the lock.
+  Atomics.store(ring.ctl, 0, dead);
+  markDead(dead);
+  const block = new Uint8Array([1, 0, 0, 0, 3]);
+  equal(ring.tryPut(block, 1), 0);
+  equal(ring.qsize(), 1);
+});
+
+test("a queue from another process cannot go on to a worker thread", async () => {
+  await using p = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
+  match(
+    await p.apply("passToThread", [new Queue<string>()]),
+    /^TypeError: Cannot pass a queue or pipe that came from another process on to a worker thread: pass it to a pool or Process with backend: "process"/,
+  );
+});
+
+test("programs that use queues and pipes exit on their own", async () => {
+  const result = await runScript("fixtures/queue_exits");
+  equal(result.stderr, "");
+  equal(result.stdout, "done\n");
+  equal(result.returncode, 0);
+});
