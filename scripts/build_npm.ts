@@ -87,7 +87,7 @@ const tsconfig = {
     target: "ES2022",
     module: "NodeNext",
     moduleResolution: "NodeNext",
-    lib: ["ES2023", "ESNext.Disposable", "ESNext.Array", "DOM"],
+    lib: ["ES2024", "ESNext.Disposable", "ESNext.Array", "DOM"],
     types: ["node", "deno"],
     typeRoots: [join(root, "node_modules/@types")],
     rootDir: root,

@@ -23,7 +23,13 @@ import {
 } from "../mod.ts";
 import { markDead, newThreadToken } from "../_liveness.ts";
 import { Ring } from "../_ring.ts";
-import { delay, eventually, fixtureUrl, runScript } from "./_helpers.ts";
+import {
+  collect,
+  delay,
+  eventually,
+  fixtureUrl,
+  runScript,
+} from "./_helpers.ts";
 
 type Tasks = typeof import("./fixtures/queue_tasks.ts");
 const tasks = fixtureUrl("queue_tasks");
@@ -96,7 +102,7 @@ describe("Queue in one thread", () => {
       for (let i = 0; i < 5; i++) await q.put(i);
       q.close();
     }, 10);
-    deepEqual(await Array.fromAsync(q), [0, 1, 2, 3, 4]);
+    deepEqual(await collect(q), [0, 1, 2, 3, 4]);
   });
 
   test("items are copied at put; values of every kind survive", async () => {
@@ -239,7 +245,7 @@ describe("Queue in one thread", () => {
     equal(await q.get(), "A");
     q.close();
     throws(() => q.put("C"), QueueClosedError);
-    deepEqual(await Array.fromAsync(q), ["B"]);
+    deepEqual(await collect(q), ["B"]);
     await rejects(q.get(), QueueClosedError);
   });
 
@@ -266,7 +272,7 @@ describe("Queue in one thread", () => {
     writer.send(1);
     writer.send(2);
     writer.close();
-    deepEqual(await Array.fromAsync(reader), [1, 2]);
+    deepEqual(await collect(reader), [1, 2]);
   });
 });
 
