@@ -15,6 +15,7 @@ const sections: [string, string][] = [
   ["Pool: 13 long tasks with applyAsync", "pool_long_tasks"],
   ["Subprocess: call a command", "subprocess_call"],
   ["Subprocess: Popen and communicate()", "subprocess_communicate"],
+  ["Queue: a writer and a reader process", "queue_write_read"],
   ["Arguments are copies: ls[i] = i", "pool_copy_semantics"],
   ["Pool(5).map(f, [1, 2, 3])", "pool_map"],
   ["with Pool(processes=4) as pool", "pool_tour"],

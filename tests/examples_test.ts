@@ -19,6 +19,34 @@ describe("examples: the classic tour", () => {
     notEqual(match_[1], match_[2]);
   });
 
+  test("a writer and a reader process share a queue", async () => {
+    const out = await runExample("queue_write_read");
+    // The two children start together: either may speak first.
+    const writer = out.match(/^Process to write: (\d+)$/m);
+    const reader = out.match(/^Process to read: (\d+)$/m);
+    ok(writer && reader, out);
+    notEqual(writer[1], reader[1]);
+    const lines = out.split("\n").filter((line) => /^(Put|Get)/.test(line));
+    deepEqual(lines.filter((line) => line.startsWith("Put")), [
+      "Put A to queue...",
+      "Put B to queue...",
+      "Put C to queue...",
+    ]);
+    deepEqual(lines.filter((line) => line.startsWith("Get")), [
+      "Get A from queue.",
+      "Get B from queue.",
+      "Get C from queue.",
+    ]);
+    // Each value is read after it was put.
+    for (const value of ["A", "B", "C"]) {
+      ok(
+        lines.indexOf(`Put ${value} to queue...`) <
+          lines.indexOf(`Get ${value} from queue.`),
+        out,
+      );
+    }
+  });
+
   test("13 long tasks on a default pool, then their results", async () => {
     const out = await runExample("pool_long_tasks");
     for (let i = 0; i < 13; i++) {
@@ -93,6 +121,7 @@ describe("examples: the classic tour", () => {
       "Pool: 13 long tasks with applyAsync",
       "Subprocess: call a command",
       "Subprocess: Popen and communicate()",
+      "Queue: a writer and a reader process",
       "Arguments are copies: ls[i] = i",
       "Pool(5).map(f, [1, 2, 3])",
       "with Pool(processes=4) as pool",
