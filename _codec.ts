@@ -12,6 +12,7 @@ const INT32 = 4;
 const FLOAT64 = 5;
 const STRING = 6;
 const SERIALIZED = 7;
+const BYTES = 8;
 
 /** Bytes before a record's body: its length. */
 export const RECORD_HEADER = 4;
@@ -76,6 +77,12 @@ export class RecordWriter {
       this.#begin(NULL, 0);
       return;
     }
+    // Bytes are the bulk data of queues: copied as they are, once.
+    if (value instanceof Uint8Array && value.constructor === Uint8Array) {
+      const at = this.#begin(BYTES, value.length);
+      this.bytes.set(value, at);
+      return;
+    }
     let body: Uint8Array;
     try {
       body = v8.serialize(value);
@@ -135,6 +142,21 @@ export class RecordReader {
     return this.bytes.subarray(this.#offset);
   }
 
+  /**
+   * The body of a bytes record: a view when it is most of the block (a block
+   * taken for one item is the caller's own copy), else a copy, so that a
+   * small item does not keep a large block alive.
+   */
+  #bytesAt(body: number): Uint8Array {
+    const bytes = this.bytes.subarray(body, this.#offset);
+    return bytes.length * 2 >= this.bytes.length ? bytes : bytes.slice();
+  }
+
+  /** Moves past the next record without decoding it. */
+  skip(): void {
+    this.#offset += RECORD_HEADER + this.#view.getUint32(this.#offset, true);
+  }
+
   /** Decodes the next record. */
   next(): unknown {
     const length = this.#view.getUint32(this.#offset, true);
@@ -148,6 +170,8 @@ export class RecordReader {
         return this.#view.getFloat64(body, true);
       case STRING:
         return decoder.decode(this.bytes.subarray(body, this.#offset));
+      case BYTES:
+        return this.#bytesAt(body);
       case UNDEFINED:
         return undefined;
       case NULL:

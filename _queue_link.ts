@@ -46,7 +46,7 @@ const CLOSED_NOTICE = 21; // id
 /** At most this much is sent in one reply or put batch. */
 const BATCH_BYTES = 256 * 1024;
 /** At most this many items are fetched ahead. */
-const MAX_AHEAD = 512;
+const MAX_AHEAD = 4096;
 /** Items fetched ahead and left unread this long go back to the queue. */
 const RETURN_AFTER_MS = 10;
 
@@ -507,13 +507,25 @@ export function flushQueues(): void {
 }
 
 /**
- * Gives back items fetched ahead and unread, and sends everything (a task
- * ended). The promise resolves once it is written: wait for it before exit.
+ * Gives back items fetched ahead and unread (a task ended), and sends
+ * everything. Returns a promise only when a fetch is still on its way: its
+ * items go back too once they arrive.
  */
-export function settleQueues(): Promise<void> {
-  for (const core of parent.cores.values()) core.giveBack();
+export function settleQueues(): Promise<void> | undefined {
+  let fetching: Promise<void>[] | undefined;
+  for (const core of parent.cores.values()) {
+    const pending = core.settle();
+    if (pending) (fetching ??= []).push(pending);
+  }
   parent.flush();
-  return parent.sent();
+  if (fetching === undefined) return undefined;
+  return Promise.all(fetching).then(() => settleQueues());
+}
+
+/** Settles, then resolves once everything is written: call before exit. */
+export async function finishQueues(): Promise<void> {
+  await settleQueues();
+  await parent.sent();
 }
 
 /** What a queue looks like on its way to a child process. */
@@ -555,6 +567,7 @@ class RemoteCore implements Core {
   #received = 0;
   #done = 0;
   #returnTimer: ReturnType<typeof setTimeout> | undefined;
+  #fetching: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
   readonly #closedPromise: Promise<void>;
 
@@ -665,26 +678,80 @@ class RemoteCore implements Core {
       [block] = splitRecords(rest, 1);
       taken = 1;
     }
-    for (let i = 0; i < taken; i++) reader.next();
+    for (let i = 0; i < taken; i++) reader.skip();
     this.#aheadCount -= taken;
     this.#consumed(taken);
+    this.#refill();
     return { block, count: taken };
+  }
+
+  /** Asks for more before the items fetched ahead run out, hiding the round trip. */
+  #refill(): void {
+    if (
+      this.#fetching !== undefined || this.#drained ||
+      this.#aheadCount * 2 > this.#want
+    ) return;
+    this.#fetching = this.#fetch(this.#want, 0).then(() => {
+      this.#fetching = undefined;
+    });
+  }
+
+  /** Fetches up to `want` items (waiting up to `timeout` ms for the first). */
+  async #fetch(
+    want: number,
+    timeout: number,
+    signal?: AbortSignal,
+  ): Promise<Reply> {
+    const reply = await parent.request(
+      GET,
+      [this.#id, want, timeout],
+      signal,
+    );
+    this.#want = Math.min(this.#want * 2, MAX_AHEAD);
+    this.#learn(reply);
+    if (reply.status === CLOSED) this.#drained = true;
+    if (reply.block !== undefined) {
+      // Items left over from before stay first.
+      const before = this.#ahead?.rest();
+      const block = before && before.length > 0
+        ? concatBytes([before, reply.block])
+        : reply.block;
+      this.#ahead = new RecordReader(block);
+      this.#aheadCount += reply.count;
+    }
+    return reply;
   }
 
   #consumed(count: number): void {
     this.#received += count;
     parent.ack(this.#id, count);
-    clearTimeout(this.#returnTimer);
-    if (this.#aheadCount > 0) {
-      this.#returnTimer = setTimeout(() => this.giveBack(), RETURN_AFTER_MS);
-      // deno-lint-ignore no-explicit-any
-      (this.#returnTimer as any).unref?.();
+    if (this.#aheadCount > 0 && this.#returnTimer === undefined) {
+      this.#armReturn(this.#received);
     }
+  }
+
+  /** Gives back what is fetched ahead once nothing was read for a while. */
+  #armReturn(received: number): void {
+    this.#returnTimer = setTimeout(() => {
+      this.#returnTimer = undefined;
+      if (this.#received === received) this.giveBack();
+      else if (this.#aheadCount > 0) this.#armReturn(this.#received);
+    }, RETURN_AFTER_MS);
+    // deno-lint-ignore no-explicit-any
+    (this.#returnTimer as any).unref?.();
+  }
+
+  /** Gives back what was fetched ahead, or waits for a fetch on its way. */
+  settle(): Promise<void> | undefined {
+    if (this.#fetching !== undefined) return this.#fetching;
+    this.giveBack();
+    return undefined;
   }
 
   /** Returns the items fetched ahead and not read. */
   giveBack(): void {
     clearTimeout(this.#returnTimer);
+    this.#returnTimer = undefined;
     if (this.#aheadCount === 0) return;
     parent.push([
       RETURN,
@@ -705,24 +772,16 @@ class RemoteCore implements Core {
     for (;;) {
       const taken = this.tryTake(maxCount, maxBytes);
       if (taken !== undefined) return taken;
-      const reply = await parent.request(
-        GET,
-        [this.#id, Math.max(this.#want, maxCount), timeoutOf(wait)],
-        wait.signal,
-      );
-      this.#want = Math.min(this.#want * 2, MAX_AHEAD);
-      this.#learn(reply);
-      if (reply.status === CLOSED) this.#drained = true;
-      if (reply.block !== undefined) {
-        // Items left over from before stay first.
-        const before = this.#ahead?.rest();
-        const block = before && before.length > 0
-          ? concatBytes([before, reply.block])
-          : reply.block;
-        this.#ahead = new RecordReader(block);
-        this.#aheadCount += reply.count;
+      if (this.#fetching !== undefined) {
+        await this.#fetching;
         continue;
       }
+      const reply = await this.#fetch(
+        Math.max(this.#want, maxCount),
+        timeoutOf(wait),
+        wait.signal,
+      );
+      if (reply.block !== undefined) continue;
       if (wait.signal?.aborted) return ABORTED;
       if (reply.status !== OK) return reply.status;
     }

@@ -41,6 +41,8 @@ const WORDS = 16;
 
 const INITIAL_BYTES = 64 * 1024;
 const MAX_BYTES = 1024 * 1024 * 1024;
+/** Takes of this many bytes or more allocate their copy outside the lock. */
+const ALLOCATE_UNLOCKED = 16 * 1024;
 /** How long to wait for the lock before asking whether its holder died. */
 const LOCK_CHECK_MS = 20;
 
@@ -186,13 +188,12 @@ export class Ring implements Core {
     if (first < source.length) this.#bytes.set(source.subarray(first), 0);
   }
 
-  #read(position: number, length: number): Uint8Array {
+  #read(position: number, out: Uint8Array): void {
     const capacity = this.ctl[CAPACITY];
-    const out = new Uint8Array(length);
+    const length = out.length;
     const first = Math.min(length, capacity - position);
     out.set(this.#bytes.subarray(position, position + first));
     if (first < length) out.set(this.#bytes.subarray(0, length - first), first);
-    return out;
   }
 
   #recordLength(position: number): number {
@@ -290,34 +291,47 @@ export class Ring implements Core {
    */
   tryTake(maxCount: number, maxBytes: number): Taken | undefined | 2 {
     const ctl = this.ctl;
-    let taken: Taken;
-    this.#lock();
-    try {
-      const available = ctl[COUNT];
-      if (available === 0) {
-        return ctl[IS_CLOSED] === 1 && ctl[REMOTE_WRITERS] === 0
-          ? CLOSED
-          : undefined;
+    // Large blocks are allocated outside the lock (allocating is the slow
+    // part), then copied if nobody took them meanwhile.
+    let out: Uint8Array | undefined;
+    for (;;) {
+      let taken: Taken;
+      this.#lock();
+      try {
+        const available = ctl[COUNT];
+        if (available === 0) {
+          return ctl[IS_CLOSED] === 1 && ctl[REMOTE_WRITERS] === 0
+            ? CLOSED
+            : undefined;
+        }
+        const capacity = ctl[CAPACITY];
+        const head = ctl[HEAD];
+        let count = 0;
+        let bytes = 0;
+        while (count < available && count < maxCount) {
+          const length = this.#recordLength((head + bytes) % capacity);
+          if (count > 0 && bytes + length > maxBytes) break;
+          bytes += length;
+          count++;
+        }
+        if (out?.length !== bytes) {
+          if (bytes >= ALLOCATE_UNLOCKED) {
+            out = new Uint8Array(bytes);
+            continue;
+          }
+          out = new Uint8Array(bytes);
+        }
+        this.#read(head, out);
+        taken = { block: out, count };
+        ctl[HEAD] = (head + bytes) % capacity;
+        ctl[USED] -= bytes;
+        Atomics.sub(ctl, COUNT, count);
+      } finally {
+        this.#unlock();
       }
-      const capacity = ctl[CAPACITY];
-      const head = ctl[HEAD];
-      let count = 0;
-      let bytes = 0;
-      while (count < available && count < maxCount) {
-        const length = this.#recordLength((head + bytes) % capacity);
-        if (count > 0 && bytes + length > maxBytes) break;
-        bytes += length;
-        count++;
-      }
-      taken = { block: this.#read(head, bytes), count };
-      ctl[HEAD] = (head + bytes) % capacity;
-      ctl[USED] -= bytes;
-      Atomics.sub(ctl, COUNT, count);
-    } finally {
-      this.#unlock();
+      this.#bump(GET_SEQ, PUT_WAITERS);
+      return taken;
     }
-    this.#bump(GET_SEQ, PUT_WAITERS);
-    return taken;
   }
 
   /** Closes the ring: puts fail, getters drain what is left. */

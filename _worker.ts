@@ -8,6 +8,7 @@ import { setContext } from "./_context.ts";
 import { adoptLiveness } from "./_liveness.ts";
 import {
   connectToParent,
+  finishQueues,
   flushQueues,
   QUEUE,
   receiveFromParent,
@@ -257,7 +258,8 @@ async function drain(): Promise<void> {
       value = encodeError(explainInline(error, ref));
     }
     // What the task fetched ahead and left unread is for other consumers.
-    settleQueues();
+    const settling = settleQueues();
+    if (settling) await settling;
     if (ok && kind !== APPLY) {
       value = packNumbers(value as unknown[]);
       if (value instanceof Float64Array) {
@@ -325,7 +327,7 @@ function flushStdio(): Promise<void> {
 }
 
 async function exit(code: number): Promise<void> {
-  await settleQueues();
+  await finishQueues();
   await flushStdio();
   process.exit(code);
 }
