@@ -147,7 +147,7 @@ export class Ring implements Core {
     const me = threadToken();
     const ctl = this.ctl;
     if (Atomics.compareExchange(ctl, LOCK, 0, me) === 0) return;
-    for (let spin = 0; spin < 100; spin++) {
+    for (let spin = 0; spin < 20000; spin++) {
       if (
         Atomics.load(ctl, LOCK) === 0 &&
         Atomics.compareExchange(ctl, LOCK, 0, me) === 0

@@ -9,6 +9,7 @@
  * @module
  */
 import process from "node:process";
+import { MessageChannel, Worker } from "node:worker_threads";
 import { type Connection, Pipe, Pool, Queue, SimpleQueue } from "../mod.ts";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -23,20 +24,20 @@ const isDeno = "Deno" in globalThis;
 const alone = { timeout: 3_600_000 };
 
 type Channel = "Queue" | "SimpleQueue" | "Pipe";
+type End = Queue<unknown> | SimpleQueue<unknown> | Connection<unknown>;
 
-function channel(kind: Channel): [unknown, unknown] {
+/** The sending and the receiving end of a fresh channel. */
+function channel(kind: Channel): [End, End] {
   if (kind === "Pipe") {
-    return Pipe<number>({ duplex: false }).reverse() as [
-      Connection<number>,
-      Connection<number>,
-    ];
+    const [receiving, sending] = Pipe({ duplex: false });
+    return [sending, receiving];
   }
-  const q = kind === "Queue" ? new Queue<number>() : new SimpleQueue<number>();
+  const q = kind === "Queue" ? new Queue() : new SimpleQueue();
   return [q, q];
 }
 
 async function produce(
-  into: Queue<unknown> | Connection<unknown>,
+  into: End,
   count: number,
   size: number,
 ): Promise<void> {
@@ -49,7 +50,7 @@ async function produce(
 }
 
 async function consume(
-  from: Queue<unknown> | Connection<unknown>,
+  from: End,
   count: number,
 ): Promise<void> {
   if ("recv" in from) {
@@ -74,10 +75,43 @@ function passThrough(
   };
 }
 
+/** Two threads that pass items over a MessagePort, one message per item. */
+class RawPorts {
+  #workers: [Worker, Worker];
+  constructor() {
+    const url = new URL(
+      `./_bench_raw_port${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`,
+      import.meta.url,
+    );
+    this.#workers = [new Worker(url), new Worker(url)];
+  }
+
+  pass(count: number, size = 0): () => Promise<unknown> {
+    return () => {
+      const [sender, receiver] = this.#workers;
+      const { port1, port2 } = new MessageChannel();
+      const done = new Promise((resolve) => receiver.once("message", resolve));
+      receiver.postMessage({ port: port2, role: "receive", count, size }, [
+        port2,
+      ]);
+      sender.postMessage({ port: port1, role: "send", count, size }, [port1]);
+      return done;
+    };
+  }
+
+  close(): Promise<unknown> {
+    return Promise.all(this.#workers.map((worker) => worker.terminate()));
+  }
+}
+
+const raw = new RawPorts();
 const threads = new Pool({ processes: 2 });
 const processes = new Pool({ processes: 2, backend: "process" });
 
-const cases: Record<string, () => Promise<unknown>> = {};
+const cases: Record<string, () => Promise<unknown>> = {
+  "thread: raw MessagePort": raw.pass(THREAD_ITEMS),
+  "big thread: raw MessagePort": raw.pass(BIG_ITEMS, BIG_BYTES),
+};
 for (const kind of ["Queue", "SimpleQueue", "Pipe"] as Channel[]) {
   cases[`thread: ${kind}`] = passThrough(threads, kind, THREAD_ITEMS);
   cases[`process: ${kind}`] = passThrough(processes, kind, PROCESS_ITEMS);
@@ -107,7 +141,7 @@ for (let round = 0; round < rounds; round++) {
     results[name]!.push(performance.now() - started);
   }
 }
-await Promise.all([threads.terminate(), processes.terminate()]);
+await Promise.all([threads.terminate(), processes.terminate(), raw.close()]);
 console.log(JSON.stringify({
   runtime: isDeno ? `Deno ${Deno.version.deno}` : `Node ${process.version}`,
   cases: results,
