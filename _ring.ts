@@ -1,6 +1,8 @@
 // The shared state of one queue: a ring of records in a growable
-// SharedArrayBuffer and a few control words, used under a lock by every
-// thread of the process that holds it. Waiting uses `Atomics.waitAsync`, so
+// SharedArrayBuffer and a few control words, used by every thread of the
+// process that holds it. Writers take turns under one lock and readers under
+// another (a two-lock queue), so a producer copies in while a consumer copies
+// out; only growing the ring takes both. Waiting uses `Atomics.waitAsync`, so
 // nothing spins; other processes reach the ring through a proxy (see
 // `_queue_link.ts`).
 import { RECORD_HEADER } from "./_codec.ts";
@@ -18,10 +20,13 @@ export type Status =
   | typeof CLOSED
   | typeof ABORTED;
 
-const LOCK = 0;
-const LOCK_WAITERS = 1;
+/** The writers' lock; its sleeping waiters are counted in the next word. */
+const WRITE_LOCK = 0;
+/** Items published: written in full and not yet taken. */
 const COUNT = 2;
+/** Where the oldest record starts; moved by readers. */
 const HEAD = 3;
+/** Bytes from `HEAD` on that are not free; writers add after writing, readers subtract after reading. */
 const USED = 4;
 const CAPACITY = 5;
 const IS_CLOSED = 6;
@@ -37,12 +42,14 @@ const JOIN_WAITERS = 13;
 /** Processes that hold the queue and may still deliver items after close. */
 const REMOTE_WRITERS = 14;
 const MAXSIZE = 15;
-const WORDS = 16;
+/** The readers' lock; its sleeping waiters are counted in the next word. */
+const READ_LOCK = 16;
+/** Where the next record goes; moved by writers. */
+const TAIL = 18;
+const WORDS = 20;
 
 const INITIAL_BYTES = 64 * 1024;
 const MAX_BYTES = 1024 * 1024 * 1024;
-/** Takes of this many bytes or more allocate their copy outside the lock. */
-const ALLOCATE_UNLOCKED = 16 * 1024;
 /** How long to wait for the lock before asking whether its holder died. */
 const LOCK_CHECK_MS = 20;
 
@@ -143,40 +150,43 @@ export class Ring implements Core {
 
   // ---- the lock ------------------------------------------------------
 
-  #lock(): void {
+  /**
+   * Takes the lock at `lock` (its waiters counted at `lock + 1`). A lock is
+   * held only while bytes are copied, so waiting for it spins a little and
+   * then sleeps; a holder that died is found out and replaced.
+   */
+  #lock(lock: number): void {
     const me = threadToken();
     const ctl = this.ctl;
-    if (Atomics.compareExchange(ctl, LOCK, 0, me) === 0) return;
+    if (Atomics.compareExchange(ctl, lock, 0, me) === 0) return;
     for (let spin = 0; spin < 20000; spin++) {
       if (
-        Atomics.load(ctl, LOCK) === 0 &&
-        Atomics.compareExchange(ctl, LOCK, 0, me) === 0
+        Atomics.load(ctl, lock) === 0 &&
+        Atomics.compareExchange(ctl, lock, 0, me) === 0
       ) return;
     }
-    Atomics.add(ctl, LOCK_WAITERS, 1);
+    Atomics.add(ctl, lock + 1, 1);
     try {
       for (;;) {
-        const holder = Atomics.load(ctl, LOCK);
+        const holder = Atomics.load(ctl, lock);
         if (holder === 0) {
-          if (Atomics.compareExchange(ctl, LOCK, 0, me) === 0) return;
+          if (Atomics.compareExchange(ctl, lock, 0, me) === 0) return;
           continue;
         }
-        const woke = Atomics.wait(ctl, LOCK, holder, LOCK_CHECK_MS);
+        const woke = Atomics.wait(ctl, lock, holder, LOCK_CHECK_MS);
         if (
           woke === "timed-out" && isDead(holder) &&
-          Atomics.compareExchange(ctl, LOCK, holder, me) === holder
+          Atomics.compareExchange(ctl, lock, holder, me) === holder
         ) return;
       }
     } finally {
-      Atomics.sub(ctl, LOCK_WAITERS, 1);
+      Atomics.sub(ctl, lock + 1, 1);
     }
   }
 
-  #unlock(): void {
-    Atomics.store(this.ctl, LOCK, 0);
-    if (Atomics.load(this.ctl, LOCK_WAITERS) > 0) {
-      Atomics.notify(this.ctl, LOCK, 1);
-    }
+  #unlock(lock: number): void {
+    Atomics.store(this.ctl, lock, 0);
+    if (Atomics.load(this.ctl, lock + 1) > 0) Atomics.notify(this.ctl, lock, 1);
   }
 
   // ---- bytes ---------------------------------------------------------
@@ -206,12 +216,25 @@ export class Ring implements Core {
     return RECORD_HEADER + length;
   }
 
+  /** Makes room for `extra` more bytes; the caller holds the write lock. */
+  #makeRoom(extra: number): void {
+    if (Atomics.load(this.ctl, USED) + extra <= this.ctl[CAPACITY]) return;
+    this.#lock(READ_LOCK);
+    try {
+      this.#grow(extra);
+    } finally {
+      this.#unlock(READ_LOCK);
+    }
+  }
+
   /**
-   * Makes room for `extra` more bytes. The records are copied to their new
-   * place before the capacity word changes, so a thread that dies here
-   * leaves the ring as it was.
+   * Grows the ring for `extra` more bytes; the caller holds both locks. The
+   * records are copied to their new place before the capacity word changes,
+   * so a thread that dies here leaves the ring as it was.
+   *
+   * @throws {RangeError} when the ring cannot grow that far.
    */
-  #reserve(extra: number): void {
+  #grow(extra: number): void {
     const ctl = this.ctl;
     const capacity = ctl[CAPACITY];
     const used = ctl[USED];
@@ -229,6 +252,7 @@ export class Ring implements Core {
     // The records that wrapped to the start move to just past the old end.
     if (wrapped > 0) this.#bytes.copyWithin(capacity, 0, wrapped);
     ctl[CAPACITY] = grown;
+    ctl[TAIL] = (head + used) % grown;
   }
 
   // ---- operations ----------------------------------------------------
@@ -245,22 +269,26 @@ export class Ring implements Core {
     options: { force?: boolean; afterClose?: boolean } = {},
   ): Status {
     const ctl = this.ctl;
-    this.#lock();
+    this.#lock(WRITE_LOCK);
     try {
-      if (ctl[IS_CLOSED] === 1 && !options.afterClose) return CLOSED;
+      if (Atomics.load(ctl, IS_CLOSED) === 1 && !options.afterClose) {
+        return CLOSED;
+      }
       const maxsize = ctl[MAXSIZE];
+      const size = Atomics.load(ctl, COUNT);
       if (
-        !options.force && maxsize > 0 && ctl[COUNT] > 0 &&
-        ctl[COUNT] + count > maxsize
+        !options.force && maxsize > 0 && size > 0 && size + count > maxsize
       ) return TIMED_OUT;
-      this.#reserve(block.length);
-      const capacity = ctl[CAPACITY];
-      this.#write((ctl[HEAD] + ctl[USED]) % capacity, block);
-      ctl[USED] += block.length;
+      this.#makeRoom(block.length);
+      const tail = ctl[TAIL];
+      this.#write(tail, block);
+      // Published last: readers see the record only once it is whole.
+      ctl[TAIL] = (tail + block.length) % ctl[CAPACITY];
+      Atomics.add(ctl, USED, block.length);
       Atomics.add(ctl, UNFINISHED, count);
       Atomics.add(ctl, COUNT, count);
     } finally {
-      this.#unlock();
+      this.#unlock(WRITE_LOCK);
     }
     this.#bump(PUT_SEQ, GET_WAITERS);
     return OK;
@@ -269,17 +297,19 @@ export class Ring implements Core {
   /** Puts records back at the front, in their order (a consumer's unread items). */
   unget(block: Uint8Array, count: number): void {
     const ctl = this.ctl;
-    this.#lock();
+    this.#lock(WRITE_LOCK);
+    this.#lock(READ_LOCK);
     try {
-      this.#reserve(block.length);
+      this.#grow(block.length);
       const capacity = ctl[CAPACITY];
       const head = (ctl[HEAD] - block.length + capacity) % capacity;
       this.#write(head, block);
       ctl[HEAD] = head;
-      ctl[USED] += block.length;
+      Atomics.add(ctl, USED, block.length);
       Atomics.add(ctl, COUNT, count);
     } finally {
-      this.#unlock();
+      this.#unlock(READ_LOCK);
+      this.#unlock(WRITE_LOCK);
     }
     this.#bump(PUT_SEQ, GET_WAITERS);
   }
@@ -291,52 +321,44 @@ export class Ring implements Core {
    */
   tryTake(maxCount: number, maxBytes: number): Taken | undefined | 2 {
     const ctl = this.ctl;
-    // Large blocks are allocated outside the lock (allocating is the slow
-    // part), then copied if nobody took them meanwhile.
-    let out: Uint8Array | undefined;
-    for (;;) {
-      let taken: Taken;
-      this.#lock();
-      try {
-        const available = ctl[COUNT];
-        if (available === 0) {
-          return ctl[IS_CLOSED] === 1 && ctl[REMOTE_WRITERS] === 0
-            ? CLOSED
-            : undefined;
-        }
-        const capacity = ctl[CAPACITY];
-        const head = ctl[HEAD];
-        let count = 0;
-        let bytes = 0;
-        while (count < available && count < maxCount) {
-          const length = this.#recordLength((head + bytes) % capacity);
-          if (count > 0 && bytes + length > maxBytes) break;
-          bytes += length;
-          count++;
-        }
-        if (out?.length !== bytes) {
-          if (bytes >= ALLOCATE_UNLOCKED) {
-            out = new Uint8Array(bytes);
-            continue;
-          }
-          out = new Uint8Array(bytes);
-        }
-        this.#read(head, out);
-        taken = { block: out, count };
-        ctl[HEAD] = (head + bytes) % capacity;
-        ctl[USED] -= bytes;
-        Atomics.sub(ctl, COUNT, count);
-      } finally {
-        this.#unlock();
+    let taken: Taken;
+    this.#lock(READ_LOCK);
+    try {
+      // Closed first: a close waits for the put in progress, so once it is
+      // seen, an empty ring stays empty.
+      const closed = Atomics.load(ctl, IS_CLOSED) === 1 &&
+        Atomics.load(ctl, REMOTE_WRITERS) === 0;
+      const available = Atomics.load(ctl, COUNT);
+      if (available === 0) return closed ? CLOSED : undefined;
+      const capacity = ctl[CAPACITY];
+      const head = ctl[HEAD];
+      let count = 0;
+      let bytes = 0;
+      while (count < available && count < maxCount) {
+        const length = this.#recordLength((head + bytes) % capacity);
+        if (count > 0 && bytes + length > maxBytes) break;
+        bytes += length;
+        count++;
       }
-      this.#bump(GET_SEQ, PUT_WAITERS);
-      return taken;
+      const out = new Uint8Array(bytes);
+      this.#read(head, out);
+      taken = { block: out, count };
+      ctl[HEAD] = (head + bytes) % capacity;
+      Atomics.sub(ctl, USED, bytes);
+      Atomics.sub(ctl, COUNT, count);
+    } finally {
+      this.#unlock(READ_LOCK);
     }
+    this.#bump(GET_SEQ, PUT_WAITERS);
+    return taken;
   }
 
   /** Closes the ring: puts fail, getters drain what is left. */
   close(): void {
+    // After the put in progress, if any: nothing lands once getters see it.
+    this.#lock(WRITE_LOCK);
     Atomics.store(this.ctl, IS_CLOSED, 1);
+    this.#unlock(WRITE_LOCK);
     Atomics.notify(this.ctl, IS_CLOSED);
     this.#bump(PUT_SEQ, GET_WAITERS);
     this.#bump(GET_SEQ, PUT_WAITERS);

@@ -510,13 +510,21 @@ async function settled(q: Queue<unknown>): Promise<void> {
 
 test("a lock left by a thread that died is taken over", () => {
   const ring = Ring.create(0);
-  const dead = newThreadToken();
-  // As if that thread had died inside put(), holding the lock.
-  Atomics.store(ring.ctl, 0, dead);
-  markDead(dead);
-  const block = new Uint8Array([1, 0, 0, 0, 3]);
-  equal(ring.tryPut(block, 1), 0);
+  const writer = newThreadToken();
+  const reader = newThreadToken();
+  // As if those threads had died inside put() and get(), holding the
+  // writers' lock (word 0) and the readers' lock (word 16).
+  Atomics.store(ring.ctl, 0, writer);
+  Atomics.store(ring.ctl, 16, reader);
+  markDead(writer);
+  markDead(reader);
+  const record = new Uint8Array([1, 0, 0, 0, 3]);
+  equal(ring.tryPut(record, 1), 0);
   equal(ring.qsize(), 1);
+  const taken = ring.tryTake(1, 1024);
+  ok(taken !== undefined && taken !== 2);
+  deepEqual([...taken.block], [...record]);
+  equal(ring.qsize(), 0);
 });
 
 test("a queue from another process cannot go on to a worker thread", async () => {
