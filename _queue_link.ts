@@ -43,8 +43,10 @@ const CANCEL = 9; // req
 const REPLY = 20; // req, status, block, count, qsize
 const CLOSED_NOTICE = 21; // id
 
-/** At most this much is sent in one reply or put batch. */
+/** At most this much is sent in one put batch. */
 const BATCH_BYTES = 256 * 1024;
+/** At most this much is sent ahead in one reply. */
+const REPLY_BYTES = 4 * 1024 * 1024;
 /** At most this many items are fetched ahead. */
 const MAX_AHEAD = 4096;
 /** Items fetched ahead and left unread this long go back to the queue. */
@@ -289,7 +291,7 @@ export class ProxyLink {
     if (held === undefined) return this.#reply(req, CLOSED, held);
     const result = await held.core.take(
       want,
-      BATCH_BYTES,
+      REPLY_BYTES,
       this.#waitOptions(req, timeout),
     );
     if (typeof result === "number") return this.#reply(req, result, held);
@@ -554,7 +556,8 @@ function timeoutOf(wait: WaitOptions): number {
 class RemoteCore implements Core {
   readonly #id: number;
   readonly maxsize: number;
-  #ahead: RecordReader | undefined;
+  /** Blocks fetched ahead, oldest first, each with its unread count. */
+  #ahead: { reader: RecordReader; count: number }[] = [];
   #aheadCount = 0;
   #want = 1;
   #knownSize = 0;
@@ -669,16 +672,18 @@ class RemoteCore implements Core {
       if (this.#drained) return CLOSED;
       return undefined;
     }
-    const reader = this.#ahead!;
-    const rest = reader.rest();
-    const count = Math.min(maxCount, this.#aheadCount);
+    const first = this.#ahead[0];
+    const rest = first.reader.rest();
+    const count = Math.min(maxCount, first.count);
     let [block] = splitRecords(rest, count);
     let taken = count;
     if (block.length > maxBytes && count > 1) {
       [block] = splitRecords(rest, 1);
       taken = 1;
     }
-    for (let i = 0; i < taken; i++) reader.skip();
+    for (let i = 0; i < taken; i++) first.reader.skip();
+    first.count -= taken;
+    if (first.count === 0) this.#ahead.shift();
     this.#aheadCount -= taken;
     this.#consumed(taken);
     this.#refill();
@@ -710,13 +715,11 @@ class RemoteCore implements Core {
     this.#want = Math.min(this.#want * 2, MAX_AHEAD);
     this.#learn(reply);
     if (reply.status === CLOSED) this.#drained = true;
-    if (reply.block !== undefined) {
-      // Items left over from before stay first.
-      const before = this.#ahead?.rest();
-      const block = before && before.length > 0
-        ? concatBytes([before, reply.block])
-        : reply.block;
-      this.#ahead = new RecordReader(block);
+    if (reply.block !== undefined && reply.count > 0) {
+      this.#ahead.push({
+        reader: new RecordReader(reply.block),
+        count: reply.count,
+      });
       this.#aheadCount += reply.count;
     }
     return reply;
@@ -753,13 +756,9 @@ class RemoteCore implements Core {
     clearTimeout(this.#returnTimer);
     this.#returnTimer = undefined;
     if (this.#aheadCount === 0) return;
-    parent.push([
-      RETURN,
-      this.#id,
-      this.#ahead!.rest().slice(),
-      this.#aheadCount,
-    ]);
-    this.#ahead = undefined;
+    const unread = concatBytes(this.#ahead.map(({ reader }) => reader.rest()));
+    parent.push([RETURN, this.#id, unread.slice(), this.#aheadCount]);
+    this.#ahead = [];
     this.#aheadCount = 0;
     this.#want = 1;
   }
