@@ -284,8 +284,20 @@ function abortReason(signal: AbortSignal | undefined): unknown {
     new DOMException("The wait was aborted", "AbortError");
 }
 
-/** Gets one item from `core`, waiting as asked. */
-async function getFrom(
+/** Gets one item from `core`: at once when one is there, else waiting as asked. */
+function getFrom(
+  core: Core,
+  options: WaitingOptions | undefined,
+  fail: Failure,
+): Promise<unknown> {
+  const now = core.tryTake(1, TAKE_BYTES);
+  if (now !== undefined && now !== CLOSED) {
+    return Promise.resolve(decodeFirst(now));
+  }
+  return waitForItem(core, options, fail);
+}
+
+async function waitForItem(
   core: Core,
   options: WaitingOptions | undefined,
   fail: Failure,
@@ -330,6 +342,12 @@ const queueFailure: Failure = (status) =>
     : new QueueEmptyError(
       "The queue is empty: wait with get(), or give get() a longer timeout",
     );
+
+/** Puts one item without waiting, or throws why it could not. */
+function putNow(core: Core, item: unknown): void {
+  const status = core.tryPut(encodeItem(item, describeValue(item)), 1);
+  if (status !== OK) throw putFailure(status);
+}
 
 function putFailure(status: Status): Error {
   return status === CLOSED
@@ -440,8 +458,7 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   putNowait(item: T): void {
-    const status = this.#core.tryPut(encodeItem(item, describeValue(item)), 1);
-    if (status !== OK) throw putFailure(status);
+    putNow(this.#core, item);
   }
 
   /**
@@ -464,10 +481,6 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   get(options?: WaitingOptions): Promise<T> {
-    const now = this.#core.tryTake(1, TAKE_BYTES);
-    if (now !== undefined && now !== CLOSED) {
-      return Promise.resolve(decodeFirst(now) as T);
-    }
     return getFrom(this.#core, options, queueFailure) as Promise<T>;
   }
 
@@ -736,8 +749,7 @@ export class SimpleQueue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   put(item: T): void {
-    const status = this.#core.tryPut(encodeItem(item, describeValue(item)), 1);
-    if (status !== OK) throw putFailure(status);
+    putNow(this.#core, item);
   }
 
   /**
@@ -758,10 +770,6 @@ export class SimpleQueue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   get(options?: WaitingOptions): Promise<T> {
-    const now = this.#core.tryTake(1, TAKE_BYTES);
-    if (now !== undefined && now !== CLOSED) {
-      return Promise.resolve(decodeFirst(now) as T);
-    }
     return getFrom(this.#core, options, queueFailure) as Promise<T>;
   }
 
@@ -939,12 +947,7 @@ export class Connection<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   recv(options?: RecvOptions): Promise<T> {
-    const core = this.#receiving();
-    const now = core.tryTake(1, TAKE_BYTES);
-    if (now !== undefined && now !== CLOSED) {
-      return Promise.resolve(decodeFirst(now) as T);
-    }
-    return getFrom(core, options, eofFailure) as Promise<T>;
+    return getFrom(this.#receiving(), options, eofFailure) as Promise<T>;
   }
 
   /**
