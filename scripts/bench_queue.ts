@@ -112,12 +112,11 @@ Between two processes (vs Python's \`multiprocessing.Queue\`):
 
 ${table(group("big process"), throughput, isPythonQueue, false)}
 
-Large items are where multiproc trails. Between threads, the producer's copy into the ring and the consumer's
-copy out of it happen under the ring's one lock, so they take turns, while a MessagePort lets the sender's
-serialisation and the receiver's copy overlap; the way forward is to reserve space under the lock and copy
-outside it, publishing records in order. Between processes, every item crosses two IPC channels (producer to
-parent, parent to consumer), each about 600 MB/s on this machine when measured raw, where Python's processes
-share one OS pipe; the way forward is a direct channel between the processes for large items.
+Between threads, writers and readers hold separate locks (a two-lock ring), so the producer's copy in and the
+consumer's copy out overlap, as a MessagePort's serialisation and copy do. Between processes, large items are
+where multiproc trails: every item crosses two IPC channels (producer to parent, parent to consumer), each
+about 600 MB/s on this machine when measured raw, where Python's processes share one OS pipe; the way forward
+is a direct channel between the processes for large items.
 `;
 await writeSection(join(root, "BENCHMARKS.md"), "queue", report);
 console.log(report);

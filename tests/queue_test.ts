@@ -535,6 +535,16 @@ test("a queue from another process cannot go on to a worker thread", async () =>
   );
 });
 
+test("a queue passes on from a child process to its own children", async () => {
+  const q = new Queue<string>();
+  await using p = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
+  await q.put("first");
+  // The child's child puts into the parent's queue; the child then gets the
+  // oldest item, which was put here.
+  equal(await p.apply("passToProcess", [q]), "first");
+  equal(await q.get({ timeout: 5_000 }), "from a grandchild");
+});
+
 test("programs that use queues and pipes exit on their own", async () => {
   const result = await runScript("fixtures/queue_exits");
   equal(result.stderr, "");
