@@ -250,7 +250,6 @@ async function imapPeakRss(pool: Pool, count: number): Promise<number> {
 }
 
 const cases: Record<string, () => Promise<unknown>> = {
-  ...peerCases,
   "tiny process: multiproc process": () =>
     Promise.all(range(TINY).map((i) => processes.applyAsync(noop, [i]))),
   "tiny: multiproc worker": () =>
@@ -268,22 +267,35 @@ const cases: Record<string, () => Promise<unknown>> = {
 };
 
 /** Cases that measure something else than their own duration: named values per round. */
+/** The p50 and p99 round trip of each of `runs`, as named values. */
+async function latencyValues(
+  runs: Record<string, (x: number) => PromiseLike<unknown>>,
+): Promise<Record<string, number>> {
+  const values: Record<string, number> = {};
+  for (const [name, run] of Object.entries(runs)) {
+    const [p50, p99] = await latencies(run);
+    values[`p50: ${name}`] = p50;
+    values[`p99: ${name}`] = p99;
+  }
+  return values;
+}
+
+const peerMeasured: Record<string, () => Promise<Record<string, number>>> = {
+  latency: () =>
+    latencyValues(
+      Object.fromEntries(
+        Object.entries(started).map(([name, peer]) => [name, peer.run]),
+      ),
+    ),
+};
+
 const measured: Record<string, () => Promise<Record<string, number>>> = {
-  latency: async () => {
-    const runs: Record<string, (x: number) => PromiseLike<unknown>> = {
+  latency: () =>
+    latencyValues({
       "multiproc worker": (x) => threads.apply(noop, [x]),
       "multiproc process": (x) => processes.apply(noop, [x]),
       "raw worker_threads": (x) => raw.run(x),
-    };
-    for (const [name, peer] of Object.entries(started)) runs[name] = peer.run;
-    const values: Record<string, number> = {};
-    for (const [name, run] of Object.entries(runs)) {
-      const [p50, p99] = await latencies(run);
-      values[`p50: ${name}`] = p50;
-      values[`p99: ${name}`] = p99;
-    }
-    return values;
-  },
+    }),
   startup: async () => {
     const values: Record<string, number> = {};
     for (const backend of ["worker", "process"] as const) {
@@ -319,26 +331,34 @@ const measured: Record<string, () => Promise<Record<string, number>>> = {
 };
 
 const results: Record<string, number[]> = {};
-for (const [name, fn] of Object.entries(cases)) {
-  await fn(); // warm-up
-  results[name] = [];
-}
-for (let round = 0; round < rounds; round++) {
-  for (const [name, fn] of Object.entries(cases)) {
-    results[name]!.push(await timed(fn));
+
+/** Runs every case and measure `rounds` times, interleaved, after a warm-up. */
+async function runAll(
+  timedCases: Record<string, () => Promise<unknown>>,
+  measures: Record<string, () => Promise<Record<string, number>>>,
+): Promise<void> {
+  for (const [name, fn] of Object.entries(timedCases)) {
+    await fn(); // warm-up
+    results[name] = [];
   }
-  for (const measure of Object.values(measured)) {
-    for (const [name, value] of Object.entries(await measure())) {
-      (results[name] ??= []).push(value);
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, fn] of Object.entries(timedCases)) {
+      results[name]!.push(await timed(fn));
+    }
+    for (const measure of Object.values(measures)) {
+      for (const [name, value] of Object.entries(await measure())) {
+        (results[name] ??= []).push(value);
+      }
     }
   }
 }
-await Promise.all([
-  threads.terminate(),
-  processes.terminate(),
-  raw.close(),
-  ...Object.values(started).map((peer) => peer.close()),
-]);
+
+// The peers run first and are closed before multiproc's cases: no library's
+// idle pools run beside another's measurements.
+await runAll(peerCases, peerMeasured);
+await Promise.all(Object.values(started).map((peer) => peer.close()));
+await runAll(cases, measured);
+await Promise.all([threads.terminate(), processes.terminate(), raw.close()]);
 console.log(JSON.stringify({
   runtime: isDeno ? `Deno ${Deno.version.deno}` : `Node ${process.version}`,
   cases: results,
