@@ -1435,10 +1435,16 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     const open = [...this.#workers]
       .filter((slot) => this.#hasRoom(slot, capacity))
       .sort((a, b) => a.inFlight.length - b.inFlight.length);
+    // Workers still starting get their share too: a batch taken while they
+    // start would leave them idle once they are up.
+    let starting = 0;
+    for (const slot of this.#workers) {
+      if (!slot.ready && !slot.stopping) starting++;
+    }
     for (let i = 0; i < open.length; i++) {
       if (this.#nextTask() === undefined) break;
       const slot = open[i]!;
-      const share = Math.ceil(this.#queued() / (open.length - i));
+      const share = Math.ceil(this.#queued() / (open.length - i + starting));
       this.#send(slot, Math.min(capacity - slot.inFlight.length, share));
     }
   }
