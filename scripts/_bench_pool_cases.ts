@@ -348,9 +348,11 @@ async function runAll(
   }
   for (let round = 0; round < rounds; round++) {
     for (const [name, fn] of Object.entries(timedCases)) {
+      if (process.env.BENCH_TRACE) console.error("case", name);
       results[name]!.push(await timed(fn));
     }
-    for (const measure of Object.values(measures)) {
+    for (const [measureName, measure] of Object.entries(measures)) {
+      if (process.env.BENCH_TRACE) console.error("measure", measureName);
       for (const [name, value] of Object.entries(await measure())) {
         (results[name] ??= []).push(value);
       }
@@ -361,10 +363,17 @@ async function runAll(
 // The peers run first and are closed before multiproc's cases: no library's
 // idle pools run beside another's measurements.
 await runAll(peerCases, peerMeasured);
-await Promise.all(Object.values(started).map((peer) => peer.close()));
+// A peer's shutdown can hang in Deno: give it a few seconds, then go on.
+await Promise.all(
+  Object.values(started).map((peer) =>
+    Promise.race([peer.close(), pause(5_000)])
+  ),
+);
 await runAll(cases, measured);
 await Promise.all([threads.terminate(), processes.terminate(), raw.close()]);
 console.log(JSON.stringify({
   runtime: isDeno ? `Deno ${Deno.version.deno}` : `Node ${process.version}`,
   cases: results,
 }));
+// A peer left running (see above) must not keep this script alive.
+process.exit(0);
