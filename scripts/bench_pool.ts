@@ -1,12 +1,14 @@
 /**
  * The pool benchmark: 100 000 tiny tasks submitted at once to 2 workers,
- * `map` of 1 000 000 ints and `imap` (chunksize 1) of 100 000, for
- * multiproc on Deno (sources) and Node (npm build), both backends, beside a
- * hand-written raw worker_threads pool and Python's `multiprocessing.Pool`,
- * in one run. Writes the "pool" section of BENCHMARKS.md.
+ * `map` of 1 000 000 ints and `imap` (chunksize 1) of 100 000, one-task
+ * latency, start-up, CPU scaling and memory while streaming, for multiproc
+ * on Deno (sources) and Node (npm build), both backends, beside piscina,
+ * tinypool, workerpool, poolifier, a hand-written raw worker_threads pool and
+ * Python's `multiprocessing.Pool` and `ProcessPoolExecutor`, in one run.
+ * Writes the "pool" section of BENCHMARKS.md.
  *
  * Run with `npm run bench` (or `deno task bench`); `BENCH_ROUNDS` (default
- * 5) tunes it.
+ * 5) tunes it, `BENCH_TRACE=1` names each case as it starts.
  *
  * @module
  */
