@@ -77,13 +77,44 @@ interface Peer {
   close(): PromiseLike<unknown>;
 }
 
+function tinypoolPeer(runtime: "worker_threads" | "child_process"): Peer {
+  const pool = new Tinypool({
+    filename: sibling("_bench_peer_tasks").href,
+    runtime,
+    minThreads: 2,
+    maxThreads: 2,
+  });
+  return {
+    run: (x) => pool.run(x, { name: "noop" }),
+    close: () => pool.destroy(),
+  };
+}
+
+function workerpoolPeer(workerType: "thread" | "process"): Peer {
+  const pool = workerpool.pool(sibling("_bench_workerpool_worker").pathname, {
+    minWorkers: 2,
+    maxWorkers: 2,
+    workerType,
+  });
+  return {
+    // workerpool's own promise class: wrapped in a standard one.
+    run: (x) =>
+      new Promise((resolve, reject) => {
+        pool.exec("noop", [x]).then(resolve, reject);
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        pool.terminate().then(resolve, resolve);
+      }),
+  };
+}
+
 /** The peers this runtime can start; one that cannot is left out of the report. */
 function peers(): Record<string, () => Peer> {
-  const tasks = sibling("_bench_peer_tasks");
   return {
     "piscina": () => {
       const pool = new Piscina({
-        filename: tasks.href,
+        filename: sibling("_bench_peer_tasks").href,
         minThreads: 2,
         maxThreads: 2,
       });
@@ -92,38 +123,8 @@ function peers(): Record<string, () => Peer> {
         close: () => pool.destroy(),
       };
     },
-    "tinypool": () => {
-      const pool = new Tinypool({
-        filename: tasks.href,
-        minThreads: 2,
-        maxThreads: 2,
-      });
-      return {
-        run: (x) => pool.run(x, { name: "noop" }),
-        close: () => pool.destroy(),
-      };
-    },
-    "workerpool": () => {
-      const pool = workerpool.pool(
-        sibling("_bench_workerpool_worker").pathname,
-        {
-          minWorkers: 2,
-          maxWorkers: 2,
-          workerType: "thread",
-        },
-      );
-      return {
-        // workerpool's own promise class: wrapped in a standard one.
-        run: (x) =>
-          new Promise((resolve, reject) => {
-            pool.exec("noop", [x]).then(resolve, reject);
-          }),
-        close: () =>
-          new Promise((resolve) => {
-            pool.terminate().then(resolve, resolve);
-          }),
-      };
-    },
+    "tinypool": () => tinypoolPeer("worker_threads"),
+    "workerpool": () => workerpoolPeer("thread"),
     "poolifier": () => {
       const pool = new FixedThreadPool<number, number>(
         2,
@@ -134,39 +135,8 @@ function peers(): Record<string, () => Peer> {
         close: () => pool.destroy(),
       };
     },
-    "tinypool child_process": () => {
-      const pool = new Tinypool({
-        filename: tasks.href,
-        runtime: "child_process",
-        minThreads: 2,
-        maxThreads: 2,
-      });
-      return {
-        run: (x) => pool.run(x, { name: "noop" }),
-        close: () => pool.destroy(),
-      };
-    },
-    "workerpool process": () => {
-      const pool = workerpool.pool(
-        sibling("_bench_workerpool_worker").pathname,
-        {
-          minWorkers: 2,
-          maxWorkers: 2,
-          workerType: "process",
-        },
-      );
-      return {
-        // workerpool's own promise class: wrapped in a standard one.
-        run: (x) =>
-          new Promise((resolve, reject) => {
-            pool.exec("noop", [x]).then(resolve, reject);
-          }),
-        close: () =>
-          new Promise((resolve) => {
-            pool.terminate().then(resolve, resolve);
-          }),
-      };
-    },
+    "tinypool child_process": () => tinypoolPeer("child_process"),
+    "workerpool process": () => workerpoolPeer("process"),
   };
 }
 
