@@ -177,11 +177,70 @@ export class Ring implements Core {
         if (
           woke === "timed-out" && isDead(holder) &&
           Atomics.compareExchange(ctl, lock, holder, me) === holder
-        ) return;
+        ) {
+          this.#recover(lock);
+          return;
+        }
       }
     } finally {
       Atomics.sub(ctl, lock + 1, 1);
     }
+  }
+
+  /**
+   * After taking `lock` over from a thread that died holding it: the dead
+   * thread may have stopped between the words it updates, so the counts are
+   * rebuilt from the records themselves, under both locks.
+   */
+  #recover(lock: number): void {
+    // Taking the other lock may take over from a dead thread too: one
+    // rebuild, at the end, covers both.
+    if (this.#recovering) return;
+    this.#recovering = true;
+    try {
+      this.#rebuildUnder(lock);
+    } finally {
+      this.#recovering = false;
+    }
+  }
+
+  #recovering = false;
+
+  #rebuildUnder(lock: number): void {
+    if (lock === READ_LOCK) {
+      // Both locks are always taken writers' first.
+      this.#unlock(READ_LOCK);
+      this.#lock(WRITE_LOCK);
+      this.#lock(READ_LOCK);
+      this.#rebuild();
+      this.#unlock(WRITE_LOCK);
+    } else {
+      this.#lock(READ_LOCK);
+      this.#rebuild();
+      this.#unlock(READ_LOCK);
+    }
+  }
+
+  /**
+   * Recounts the records between `HEAD` and `TAIL`: both move only once
+   * their bytes are whole, so what lies between them is whole records. The
+   * ring is never filled to the last byte, so `HEAD === TAIL` means empty.
+   */
+  #rebuild(): void {
+    const ctl = this.ctl;
+    const capacity = ctl[CAPACITY];
+    const tail = ctl[TAIL];
+    let position = ctl[HEAD];
+    let count = 0;
+    let bytes = 0;
+    while (position !== tail) {
+      const length = this.#recordLength(position);
+      position = (position + length) % capacity;
+      bytes += length;
+      count++;
+    }
+    Atomics.store(ctl, USED, bytes);
+    Atomics.store(ctl, COUNT, count);
   }
 
   #unlock(lock: number): void {
@@ -218,7 +277,8 @@ export class Ring implements Core {
 
   /** Makes room for `extra` more bytes; the caller holds the write lock. */
   #makeRoom(extra: number): void {
-    if (Atomics.load(this.ctl, USED) + extra <= this.ctl[CAPACITY]) return;
+    // Strictly less: a full ring would look empty (HEAD === TAIL).
+    if (Atomics.load(this.ctl, USED) + extra < this.ctl[CAPACITY]) return;
     this.#lock(READ_LOCK);
     try {
       this.#grow(extra);
@@ -238,9 +298,9 @@ export class Ring implements Core {
     const ctl = this.ctl;
     const capacity = ctl[CAPACITY];
     const used = ctl[USED];
-    if (used + extra <= capacity) return;
+    if (used + extra < capacity) return;
     let grown = capacity * 2;
-    while (grown < used + extra) grown *= 2;
+    while (grown <= used + extra) grown *= 2;
     if (grown > MAX_BYTES) {
       throw new RangeError(
         `Cannot queue "${extra}" more bytes: a queue holds at most ${MAX_BYTES} bytes of items: send large data in parts`,
