@@ -105,6 +105,14 @@ export class RecordWriter {
     this.count++;
   }
 
+  /** Appends `count` records already encoded (a copy of `records`). */
+  append(records: Uint8Array, count: number): void {
+    this.#reserve(records.length);
+    this.bytes.set(records, this.length);
+    this.length += records.length;
+    this.count += count;
+  }
+
   /** The records written so far (a view, valid until the next change). */
   view(): Uint8Array {
     return this.bytes.subarray(0, this.length);

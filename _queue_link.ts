@@ -351,7 +351,6 @@ class ParentChannel {
   /** The put batch being filled: appended to while it is the last op. */
   #putWriter: RecordWriter | undefined;
   #putCore: number | undefined;
-  #putCount = 0;
 
   #ackAt = -1;
 
@@ -383,34 +382,19 @@ class ParentChannel {
       this.#putCore = id;
       this.#putWriter ??= new RecordWriter();
     }
-    const writer = this.#putWriter!;
     // Copy the caller's bytes now: the put has resolved once we return.
-    if (writer.bytes.length < writer.length + block.length) {
-      this.#grow(writer, block.length);
-    }
-    writer.bytes.set(block, writer.length);
-    writer.length += block.length;
-    this.#putCount += count;
+    this.#putWriter!.append(block, count);
     this.#batchBytes += block.length;
     if (this.#batchBytes >= BATCH_BYTES) this.flush();
     else this.#schedule();
   }
 
-  #grow(writer: RecordWriter, extra: number): void {
-    const grown = new Uint8Array(
-      Math.max(writer.length + extra, writer.bytes.length * 2),
-    );
-    grown.set(writer.bytes.subarray(0, writer.length));
-    writer.bytes = grown;
-  }
-
   #closePutBatch(): void {
     if (this.#putCore === undefined) return;
     const writer = this.#putWriter!;
-    this.#ops.push(PUT, this.#putCore, writer.view().slice(), this.#putCount);
+    this.#ops.push(PUT, this.#putCore, writer.view().slice(), writer.count);
     writer.clear();
     this.#putCore = undefined;
-    this.#putCount = 0;
   }
 
   #schedule(): void {

@@ -2,6 +2,7 @@
 // case script, and writing one section of BENCHMARKS.md.
 import { cpus, release, totalmem } from "node:os";
 import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 
 /** One case's figures from one runtime: milliseconds per operation, one per round. */
 export interface CaseResult {
@@ -53,6 +54,42 @@ export async function runCases(
     library,
     samples,
   }));
+}
+
+/**
+ * Runs one benchmark's cases under Deno (`scripts/_bench_<name>_cases.ts`),
+ * Node (its npm build) and Python (`scripts/_bench_<name>.py`), each given
+ * `args`, and returns every result.
+ */
+export async function runEverywhere(
+  root: string,
+  name: string,
+  args: string[] = [],
+): Promise<CaseResult[]> {
+  const script = `scripts/_bench_${name}_cases`;
+  return [
+    ...await runCases(Deno.execPath(), [
+      "run",
+      "-A",
+      join(root, `${script}.ts`),
+      ...args,
+    ]),
+    ...await runCases("node", [join(root, "npm/esm", `${script}.js`), ...args]),
+    ...await runCases("python3", [
+      join(root, `scripts/_bench_${name}.py`),
+      ...args,
+    ]),
+  ];
+}
+
+/** The results whose library starts with `prefix: `, without that prefix. */
+export function groupOf(all: CaseResult[], prefix: string): CaseResult[] {
+  return all
+    .filter((result) => result.library.startsWith(`${prefix}: `))
+    .map((result) => ({
+      ...result,
+      library: result.library.slice(prefix.length + 2),
+    }));
 }
 
 /** How a table shows one figure, from milliseconds per operation. */

@@ -17,41 +17,26 @@ import { fileURLToPath } from "node:url";
 import {
   buildNpm,
   type CaseResult,
+  groupOf,
   machineLine,
   median,
-  runCases,
+  runEverywhere,
   table,
   type Unit,
   writeSection,
 } from "./_bench_report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const deno = Deno.execPath();
 const rounds = Deno.env.get("BENCH_ROUNDS") ?? "5";
 Deno.env.set("BENCH_ROUNDS", rounds);
 
 await buildNpm(root);
 
 console.error("Running the pool cases on Deno, Node and Python…");
-const all: CaseResult[] = [
-  ...await runCases(deno, [
-    "run",
-    "-A",
-    join(root, "scripts/_bench_pool_cases.ts"),
-  ]),
-  ...await runCases("node", [
-    join(root, "npm/esm/scripts/_bench_pool_cases.js"),
-  ]),
-  ...await runCases("python3", [join(root, "scripts/_bench_pool.py")]),
-];
+const all: CaseResult[] = await runEverywhere(root, "pool");
 
 function group(prefix: string): CaseResult[] {
-  return all
-    .filter((result) => result.library.startsWith(`${prefix}: `))
-    .map((result) => ({
-      ...result,
-      library: result.library.slice(prefix.length + 2),
-    }));
+  return groupOf(all, prefix);
 }
 
 const isPython = (result: CaseResult): boolean =>

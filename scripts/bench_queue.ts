@@ -17,8 +17,9 @@ import { fileURLToPath } from "node:url";
 import {
   buildNpm,
   type CaseResult,
+  groupOf,
   machineLine,
-  runCases,
+  runEverywhere,
   table,
   type Unit,
   writeSection,
@@ -35,25 +36,10 @@ const BIG_BYTES = 100 * 1024;
 await buildNpm(root);
 
 console.error("Running the queue cases on Deno, Node and Python…");
-const all: CaseResult[] = [
-  ...await runCases(Deno.execPath(), [
-    "run",
-    "-A",
-    join(root, "scripts/_bench_queue_cases.ts"),
-  ]),
-  ...await runCases("node", [
-    join(root, "npm/esm/scripts/_bench_queue_cases.js"),
-  ]),
-  ...await runCases("python3", [join(root, "scripts/_bench_queue.py")]),
-];
+const all: CaseResult[] = await runEverywhere(root, "queue");
 
 function group(prefix: string): CaseResult[] {
-  return all
-    .filter((result) => result.library.startsWith(`${prefix}: `))
-    .map((result) => ({
-      ...result,
-      library: result.library.slice(prefix.length + 2),
-    }));
+  return groupOf(all, prefix);
 }
 
 function rate(count: number): Unit {

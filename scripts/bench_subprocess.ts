@@ -16,13 +16,12 @@ import {
   buildNpm,
   type CaseResult,
   machineLine,
-  runCases,
+  runEverywhere,
   table,
   writeSection,
 } from "./_bench_report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const deno = Deno.execPath();
 const rounds = Deno.env.get("BENCH_ROUNDS") ?? "7";
 const spawns = Deno.env.get("BENCH_SPAWNS") ?? "200";
 Deno.env.set("BENCH_ROUNDS", rounds);
@@ -32,22 +31,7 @@ await buildNpm(root);
 
 async function group(name: "spawn" | "pipe"): Promise<CaseResult[]> {
   console.error(`Running the ${name} cases on Deno, Node and Python…`);
-  return [
-    ...await runCases(deno, [
-      "run",
-      "-A",
-      join(root, "scripts/_bench_subprocess_cases.ts"),
-      name,
-    ]),
-    ...await runCases("node", [
-      join(root, "npm/esm/scripts/_bench_subprocess_cases.js"),
-      name,
-    ]),
-    ...await runCases("python3", [
-      join(root, "scripts/_bench_subprocess.py"),
-      name,
-    ]),
-  ];
+  return await runEverywhere(root, "subprocess", [name]);
 }
 
 const isRaw = (result: CaseResult): boolean =>
