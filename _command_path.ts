@@ -1,5 +1,5 @@
 // Finding executables the way execvp does, and explaining why a spawn failed.
-import { accessSync, constants, statSync } from "node:fs";
+import { type Stats, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 
 /** Why a command could not be started, in the OS's terms and in words. */
@@ -13,22 +13,34 @@ export interface SpawnProblem {
 /** Where the command's executable lives, or its problem when it is unusable. */
 export type Resolution = { path: string } | { problem: SpawnProblem };
 
+/**
+ * Whether `error` is a runtime's refusal rather than the OS's: Deno's
+ * `NotCapable` (its `PermissionDenied` is the OS's EACCES), Node's
+ * permission model. Its message names the flag to add, so it must reach the
+ * user as it is.
+ */
+export function isPermissionError(error: unknown): boolean {
+  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
+  return name === "NotCapable" || code === "ERR_ACCESS_DENIED";
+}
+
 function isExecutableFile(path: string): SpawnProblem | undefined {
-  let isFile: boolean;
+  let stat: Stats;
   try {
-    isFile = statSync(path).isFile();
-  } catch {
+    stat = statSync(path);
+  } catch (error) {
+    if (isPermissionError(error)) throw error;
     return { code: "ENOENT", reason: `"${path}" does not exist` };
   }
-  if (!isFile) {
+  if (!stat.isFile()) {
     return {
       code: "EACCES",
       reason: `"${path}" is a directory, not an executable file`,
     };
   }
-  try {
-    accessSync(path, constants.X_OK);
-  } catch {
+  // The mode bits, not access(X_OK), which Deno lets only --allow-sys ask:
+  // exec itself has the last word on whose bit counts.
+  if ((stat.mode & 0o111) === 0) {
     return {
       code: "EACCES",
       reason: `"${path}" is not executable: check its permissions (chmod +x)`,
@@ -45,7 +57,8 @@ function checkCwd(cwd: string | undefined): SpawnProblem | undefined {
       code: "ENOTDIR",
       reason: `the working directory "${cwd}" is not a directory`,
     };
-  } catch {
+  } catch (error) {
+    if (isPermissionError(error)) throw error;
     return {
       code: "ENOENT",
       reason:

@@ -2,6 +2,10 @@
 // and Node (or Bun) when starting another copy of ourselves.
 import { availableParallelism } from "node:os";
 import process from "node:process";
+import {
+  childPermissionFlags,
+  type WorkerPermissions,
+} from "./_permissions.ts";
 
 const isDeno = "Deno" in globalThis;
 const isTypeScriptSource = import.meta.url.endsWith(".ts");
@@ -49,38 +53,31 @@ export function cpuCount(): number {
   return availableParallelism();
 }
 
-/** The permissions `deno run` flags that give a child what this process has. */
-function denoPermissionFlags(): string[] {
-  const names = [
-    "read",
-    "write",
-    "net",
-    "env",
-    "run",
-    "ffi",
-    "sys",
-    "import",
-  ] as const;
-  const granted = names.filter((name) =>
-    Deno.permissions.querySync({ name }).state === "granted"
-  );
-  if (granted.length === names.length) return ["--allow-all"];
-  return granted.map((name) => `--allow-${name}`);
-}
-
 /** Flags of ours that a child must not inherit: test runners, debuggers. */
 function inheritableNodeFlag(flag: string): boolean {
   return !/^--(test|inspect|debug|watch|experimental-test)/.test(flag);
 }
 
+/** How to start a child runtime. */
+export interface ChildRuntimeOptions {
+  /** V8 flags beside those this process was started with. */
+  v8Flags: readonly string[];
+  /** What the child may do (Deno); checked by `checkPermissions`. */
+  permissions: WorkerPermissions | undefined;
+  /** The task module the child will load, if any. */
+  module: string | undefined;
+}
+
 /**
  * The command that runs `script` in a new process of this same runtime, with
- * this process's permissions (Deno) or V8 and loader flags (Node).
+ * the permissions asked for (Deno) or this process's V8 and loader flags
+ * (Node).
  */
 export function childRuntimeCommand(
   script: URL,
-  extraV8Flags: readonly string[] = [],
+  options: ChildRuntimeOptions,
 ): { command: string; args: string[] } {
+  const extraV8Flags = options.v8Flags;
   if (isDeno) {
     const v8 = extraV8Flags.length > 0
       ? [`--v8-flags=${extraV8Flags.join(",")}`]
@@ -90,7 +87,7 @@ export function childRuntimeCommand(
       args: [
         "run",
         "--no-prompt",
-        ...denoPermissionFlags(),
+        ...childPermissionFlags(options.permissions, options.module),
         ...v8,
         script.href,
       ],

@@ -1,7 +1,12 @@
 // The runtime-neutral face of starting a child process; the adapters do the rest.
 import { constants } from "node:os";
 import process from "node:process";
-import { diagnoseSpawn, resolveCommand } from "./_command_path.ts";
+import {
+  diagnoseSpawn,
+  isPermissionError,
+  resolveCommand,
+} from "./_command_path.ts";
+import { withPermissionHint } from "./_permissions.ts";
 import { spawnDeno } from "./_spawn_deno.ts";
 import { spawnNode } from "./_spawn_node.ts";
 import type { SpawnProblem } from "./_command_path.ts";
@@ -61,7 +66,13 @@ const spawnImpl: (request: AdapterRequest) => SpawnedChild =
 
 function effectivePath(request: SpawnRequest): string | undefined {
   if (request.env && "PATH" in request.env) return request.env.PATH;
-  return request.clearEnv ? undefined : process.env.PATH;
+  if (request.clearEnv) return undefined;
+  try {
+    return process.env.PATH;
+  } catch {
+    // Deno without --allow-env: the spawn error itself must speak.
+    return undefined;
+  }
 }
 
 function errorCode(error: unknown): string {
@@ -97,12 +108,16 @@ function mergeStderrIntoStdout(request: SpawnRequest): AdapterRequest {
  * @throws {SpawnFailure} when the command cannot be started.
  */
 export function spawnChild(request: SpawnRequest): SpawnedChild {
-  const concrete = request.stderr === "stdout"
-    ? mergeStderrIntoStdout(request)
-    : request as AdapterRequest;
+  let concrete = request as AdapterRequest;
   try {
+    if (request.stderr === "stdout") concrete = mergeStderrIntoStdout(request);
     return spawnImpl(concrete);
   } catch (error) {
+    if (error instanceof SpawnFailure) throw error;
+    if (isPermissionError(error)) {
+      const refusal = withPermissionHint(error) as Error;
+      throw new SpawnFailure({ code: "EPERM", reason: refusal.message }, error);
+    }
     const fallback: SpawnProblem = {
       code: errorCode(error),
       reason: error instanceof Error ? error.message : String(error),

@@ -6,6 +6,7 @@ import process from "node:process";
 import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink, QUEUE } from "./_queue_link.ts";
+import { withPermissionHint, type WorkerPermissions } from "./_permissions.ts";
 import type { Core } from "./_ring.ts";
 import {
   childRuntimeCommand,
@@ -21,12 +22,21 @@ export interface WorkerExit {
   signal: string | null;
   /** The uncaught error that ended a thread, if any. */
   error: unknown;
+  /**
+   * Why the worker could not be started at all (a missing permission, no
+   * runtime binary): retrying cannot help.
+   */
+  startError?: unknown;
 }
 
 /** Options to start a worker. */
 export interface WorkerStartOptions {
   /** V8 heap limit in MiB, for tests of out-of-memory workers and for sandboxing. */
   maxHeapMb: number | undefined;
+  /** What a child process may do (Deno). */
+  permissions?: WorkerPermissions;
+  /** The task module, which a sandboxed child loads as it starts. */
+  module?: string;
   onMessage(message: unknown[]): void;
   onExit(exit: WorkerExit): void;
 }
@@ -73,12 +83,17 @@ export function checkHeapLimit(
 /** Starts the bootstrap in a worker thread. */
 export function startThread(options: WorkerStartOptions): WorkerHandle {
   const liveness = livenessSeed();
-  const worker = new Worker(bootstrap, {
-    workerData: { liveness },
-    resourceLimits: options.maxHeapMb === undefined
-      ? undefined
-      : { maxOldGenerationSizeMb: options.maxHeapMb },
-  });
+  let worker: Worker;
+  try {
+    worker = new Worker(bootstrap, {
+      workerData: { liveness },
+      resourceLimits: options.maxHeapMb === undefined
+        ? undefined
+        : { maxOldGenerationSizeMb: options.maxHeapMb },
+    });
+  } catch (error) {
+    throw withPermissionHint(error);
+  }
   let error: unknown;
   worker.on("message", options.onMessage);
   worker.on("error", (uncaught) => error = uncaught);
@@ -108,16 +123,22 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
 
 /** Starts the bootstrap in a child process of this runtime, talking over IPC. */
 export function startProcess(options: WorkerStartOptions): WorkerHandle {
-  const { command, args } = childRuntimeCommand(
-    bootstrap,
-    options.maxHeapMb === undefined
+  const { command, args } = childRuntimeCommand(bootstrap, {
+    v8Flags: options.maxHeapMb === undefined
       ? []
       : [`--max-old-space-size=${options.maxHeapMb}`],
-  );
-  const child: ChildProcess = spawn(command, args, {
-    stdio: ["inherit", "inherit", "inherit", "ipc"],
-    serialization: "advanced",
+    permissions: options.permissions,
+    module: options.module,
   });
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      stdio: ["inherit", "inherit", "inherit", "ipc"],
+      serialization: "advanced",
+    });
+  } catch (error) {
+    throw withPermissionHint(error);
+  }
   const link = new ProxyLink((message) => child.send(message));
   child.on("message", (message: unknown[]) => {
     if (message[0] === QUEUE) link.receive(message);
@@ -137,7 +158,13 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     clearTimeout(grace);
     // What the child fetched ahead and did not read goes back first.
     link.dispose();
-    options.onExit({ exitCode, signal, error: spawnError });
+    options.onExit({
+      exitCode,
+      signal,
+      error: spawnError,
+      // Without a pid the process never ran.
+      startError: child.pid === undefined ? spawnError : undefined,
+    });
     // Deno may keep a dead child's channel open, holding the event loop.
     try {
       if (child.connected) child.disconnect();
@@ -158,6 +185,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
       child.kill(signal);
     },
     setRef(ref: boolean): void {
+      // A spawn that failed has nothing to hold.
+      if (child.pid === undefined) return;
       const channel = child.channel as
         | { ref?: () => void; unref?: () => void }
         | null

@@ -23,6 +23,7 @@
  * @module
  */
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import { checkPermissions, type WorkerPermissions } from "./_permissions.ts";
 import type { Core } from "./_ring.ts";
 import { cpuCount } from "./_runtime.ts";
 import { shareValues } from "./_share.ts";
@@ -59,6 +60,12 @@ import {
   functionSource,
   toModuleUrl,
 } from "./_values.ts";
+
+export type {
+  PermissionGrant,
+  WorkerPermissions,
+  WorkerPermissionsObject,
+} from "./_permissions.ts";
 
 /** Any function, as a task or initializer: its source is sent to the worker. */
 // deno-lint-ignore no-explicit-any
@@ -113,6 +120,17 @@ export interface PoolOptions {
   maxQueue?: number;
   /** V8 heap limit of each worker in MiB: a worker that exceeds it dies with {@linkcode WorkerExitError}. @default {undefined} */
   maxHeapMb?: number;
+  /**
+   * What the workers may do, for tasks you do not trust (Deno,
+   * `backend: "process"`): `"none"`, or kind by kind as in Deno's worker
+   * permissions, e.g. `{ read: ["./data"] }`; a kind left out is denied.
+   * Each worker process gets those `--allow-*` flags; its task module and
+   * that module's imports load all the same (Deno's `--preload`, so they are
+   * evaluated as the worker starts). Elsewhere only `"inherit"` is accepted.
+   *
+   * @default {"inherit"}
+   */
+  permissions?: WorkerPermissions;
 }
 
 /** Options of one submission. */
@@ -628,6 +646,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #maxTasksPerChild: number | undefined;
   #maxQueue: number | undefined;
   #maxHeapMb: number | undefined;
+  #permissions: WorkerPermissions | undefined;
   #workers = new Set<WorkerSlot>();
   #queue: Task[] = [];
   #queueHead = 0;
@@ -655,7 +674,12 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
    * Leave it out (or pass the options first) for inline functions only.
    * @param options The pool's options.
    * @throws {RangeError} when `processes`, `maxTasksPerChild` or `maxQueue` is not a whole number >= 1.
-   * @throws {TypeError} when `backend` or the initializer is invalid.
+   * @throws {RangeError} when `permissions` grants more than this process has.
+   * @throws {TypeError} when `backend`, the initializer or `permissions` is
+   * invalid, or `permissions` asks for a sandbox this runtime or backend
+   * cannot give.
+   * @throws {Error} when a worker cannot be started at all, e.g. Deno's
+   * `NotCapable` naming the `--allow-*` flag this process lacks.
    */
   constructor(module?: string | URL | PoolOptions, options: PoolOptions = {}) {
     if (typeof module === "object" && !(module instanceof URL)) {
@@ -671,6 +695,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     this.#maxQueue = options.maxQueue;
     checkHeapLimit(this.#backend, options.maxHeapMb);
     this.#maxHeapMb = options.maxHeapMb;
+    checkPermissions(options.permissions, this.#backend);
+    this.#permissions = options.permissions;
     const initializer = options.initializer;
     if (
       initializer !== undefined && typeof initializer !== "string" &&
@@ -694,6 +720,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     };
     this.#initCores = shared.cores;
     for (let i = 0; i < this.#processes; i++) this.#spawn();
+    if (this.#broken !== undefined) throw this.#broken;
     this.#updateRef();
   }
 
@@ -1640,11 +1667,19 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #spawn(): void {
     const slot = new WorkerSlot(`PoolWorker-${++this.#started}`);
     const start = this.#backend === "worker" ? startThread : startProcess;
-    slot.handle = start({
-      maxHeapMb: this.#maxHeapMb,
-      onMessage: (message) => this.#onMessage(slot, message),
-      onExit: (exit) => this.#onExit(slot, exit),
-    });
+    try {
+      slot.handle = start({
+        maxHeapMb: this.#maxHeapMb,
+        permissions: this.#permissions,
+        module: this.#setup.module,
+        onMessage: (message) => this.#onMessage(slot, message),
+        onExit: (exit) => this.#onExit(slot, exit),
+      });
+    } catch (error) {
+      // Deno refuses some starts at once (a missing permission).
+      this.#break(error);
+      return;
+    }
     slot.handle.setRef(this.#referenced);
     this.#workers.add(slot);
   }
@@ -1680,6 +1715,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #onExit(slot: WorkerSlot, exit: WorkerExit): void {
     this.#workers.delete(slot);
     const lost = slot.inFlight.splice(0);
+    if (exit.startError !== undefined) this.#break(exit.startError);
     // Killed from outside while starting is not the module's fault.
     const failedToStart = !slot.ready && !slot.stopping &&
       exit.signal === null && this.#state === "running";

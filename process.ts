@@ -22,6 +22,7 @@ import { realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { getContext } from "./_context.ts";
+import { checkPermissions, type WorkerPermissions } from "./_permissions.ts";
 import { checkTimeout, waitAtMost } from "./_deadline.ts";
 import { shareValues } from "./_share.ts";
 import { signalNumber } from "./_spawn.ts";
@@ -40,6 +41,12 @@ import {
   type WorkerHandle,
 } from "./_worker_handle.ts";
 import { INIT, ONLINE, type WorkerSetup } from "./_wire.ts";
+
+export type {
+  PermissionGrant,
+  WorkerPermissions,
+  WorkerPermissionsObject,
+} from "./_permissions.ts";
 
 /** Options of {@linkcode Process}. */
 export interface ProcessOptions {
@@ -61,6 +68,17 @@ export interface ProcessOptions {
   backend?: "process" | "worker";
   /** V8 heap limit in MiB. @default {undefined} */
   maxHeapMb?: number;
+  /**
+   * What the process may do, for code you do not trust (Deno,
+   * `backend: "process"`): `"none"`, or kind by kind as in Deno's worker
+   * permissions, e.g. `{ read: ["./data"] }`; a kind left out is denied. The
+   * child gets those `--allow-*` flags; its module and that module's imports
+   * load all the same (Deno's `--preload`). Elsewhere only `"inherit"` is
+   * accepted.
+   *
+   * @default {"inherit"}
+   */
+  permissions?: WorkerPermissions;
 }
 
 /** Options of {@linkcode Process.join}. */
@@ -115,6 +133,8 @@ export class Process implements AsyncDisposable {
   #setup: WorkerSetup;
   #backend: "process" | "worker";
   #maxHeapMb: number | undefined;
+  #permissions: WorkerPermissions | undefined;
+  #startError: unknown = undefined;
   #handle: WorkerHandle | undefined;
   #exitCode: number | null = null;
   #exited: Promise<void> | undefined;
@@ -124,7 +144,10 @@ export class Process implements AsyncDisposable {
    * Describes the process; {@linkcode Process.start} starts it.
    *
    * @param options The target, its module and arguments, name and backend.
-   * @throws {TypeError} when `target` is neither a name nor a function, or `backend` is unknown.
+   * @throws {TypeError} when `target` is neither a name nor a function,
+   * `backend` is unknown, or `permissions` is invalid or asks for a sandbox
+   * this runtime or backend cannot give.
+   * @throws {RangeError} when `permissions` grants more than this process has.
    */
   constructor(options: ProcessOptions) {
     const target = options?.target;
@@ -151,6 +174,8 @@ export class Process implements AsyncDisposable {
     this.#backend = backend;
     checkHeapLimit(backend, options.maxHeapMb);
     this.#maxHeapMb = options.maxHeapMb;
+    checkPermissions(options.permissions, backend);
+    this.#permissions = options.permissions;
     this.name = options.name ?? `Process-${++created}`;
     this.#setup = {
       module: options.module === undefined
@@ -173,7 +198,8 @@ export class Process implements AsyncDisposable {
   /**
    * Starts the process.
    *
-   * @throws {Error} when it was started before.
+   * @throws {Error} when it was started before, or the process cannot be
+   * started at all (Deno's `NotCapable` names the `--allow-*` flag missing).
    * @throws {TypeError} when an argument cannot be copied.
    *
    * @example Start
@@ -205,13 +231,16 @@ export class Process implements AsyncDisposable {
     this.#exited = new Promise((resolve) => onExit = resolve);
     this.#handle = start({
       maxHeapMb: this.#maxHeapMb,
+      permissions: this.#permissions,
+      module: this.#setup.module,
       onMessage: (message) => {
         if (message[0] !== ONLINE) return;
         this.#handle!.share(shared.cores);
         this.#handle!.post([INIT, setup]);
       },
       onExit: (exit) => {
-        this.#exitCode = this.#codeOf(exit);
+        if (exit.startError !== undefined) this.#startError = exit.startError;
+        else this.#exitCode = this.#codeOf(exit);
         onExit();
       },
     });
@@ -232,7 +261,8 @@ export class Process implements AsyncDisposable {
    * {@linkcode Process.isAlive}).
    *
    * @param options A `timeout` in milliseconds.
-   * @throws {Error} when the process was never started.
+   * @throws {Error} when the process was never started, or could not start
+   * (the reason, e.g. Deno's `NotCapable` naming the flag missing).
    *
    * @example Join with a timeout
    * ```ts
@@ -253,6 +283,7 @@ export class Process implements AsyncDisposable {
       );
     }
     await waitAtMost(this.#exited, options.timeout);
+    if (this.#startError !== undefined) throw this.#startError;
   }
 
   /**
@@ -274,7 +305,8 @@ export class Process implements AsyncDisposable {
    * ```
    */
   isAlive(): boolean {
-    return this.#handle !== undefined && this.#exitCode === null;
+    return this.#handle !== undefined && this.#exitCode === null &&
+      this.#startError === undefined;
   }
 
   /**

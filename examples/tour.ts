@@ -28,7 +28,14 @@ function command(name: string): string[] {
     new URL(`./${name}${typescript ? ".ts" : ".js"}`, import.meta.url)
       .pathname;
   return typescript
-    ? [process.execPath, "run", "-A", file]
+    ? [
+      process.execPath,
+      "run",
+      "--allow-read",
+      "--allow-run",
+      "--allow-env",
+      file,
+    ]
     : [process.execPath, file];
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import { existsSync, readdirSync } from "node:fs";
-import { arch, platform } from "node:os";
+import { arch, platform, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -88,10 +88,15 @@ const steps: Step[] = [
   ]],
   ["doc lint", deno, () => ["doc", "--lint", ...publicFiles]],
   // Checked above: without --no-check every worker would type-check its
-  // bootstrap again.
+  // bootstrap again. The least permissions the tests need (no network, FFI
+  // or system information), as tests/_helpers.ts gives the scripts they run.
   ["Deno tests and JSDoc examples", deno, () => [
     "test",
-    "-A",
+    "--no-prompt",
+    "--allow-read",
+    `--allow-write=${tmpdir()}`,
+    "--allow-run",
+    "--allow-env",
     "--no-check",
     "--doc",
     ...publicFiles,

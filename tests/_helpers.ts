@@ -1,39 +1,65 @@
 // Helpers shared by the test files: looking at /proc and running fixtures
 // under whichever runtime runs the tests.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
 import process from "node:process";
 import { type CompletedProcess, run } from "../mod.ts";
 
-/** Pids of live (non-zombie) processes whose command line contains `needle`. */
-export function processesMatching(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8")
-        .replaceAll("\0", " ");
-      if (cmdline.includes(needle) && !isZombie(Number(entry))) {
-        pids.push(Number(entry));
-      }
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
+/** One process as /proc shows it. */
+interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  /** The state letter: `Z` for a zombie. */
+  state: string;
+  /** The arguments, joined by spaces. */
+  cmdline: string;
 }
 
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
+/**
+ * Every process on the machine but the shell that looks. Deno lets only
+ * --allow-all read /proc, so a shell reads it (--allow-run is enough), in
+ * one go: its pid, each process's stat line, then each command line
+ * argument as `pid/cmdline:arg`, NUL-separated.
+ */
+function processTable(): ProcessEntry[] {
+  const output = execFileSync("/bin/sh", [
+    "-c",
+    "echo $$; cd /proc && cat [0-9]*/stat 2>/dev/null; printf '\\0'; grep -a -s -z -H '' [0-9]*/cmdline",
+  ], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const shell = Number(output.slice(0, output.indexOf("\n")));
+  const split = output.indexOf("\0");
+  const entries = new Map<number, ProcessEntry>();
+  for (const line of output.slice(0, split).split("\n").slice(1)) {
+    if (line === "" || line.startsWith(`${shell} `)) continue;
+    const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
+    const pid = Number(line.slice(0, line.indexOf(" ")));
+    entries.set(pid, {
+      pid,
+      ppid: Number(fields[1]),
+      state: fields[0]!,
+      cmdline: "",
+    });
   }
+  for (const record of output.slice(split + 1).split("\0")) {
+    const slash = record.indexOf("/");
+    const entry = entries.get(Number(record.slice(0, slash)));
+    if (entry === undefined) continue;
+    const arg = record.slice(record.indexOf(":") + 1);
+    entry.cmdline = entry.cmdline === "" ? arg : `${entry.cmdline} ${arg}`;
+  }
+  return [...entries.values()];
+}
+
+/** Pids of live (non-zombie) processes whose command line contains `needle`. */
+export function processesMatching(needle: string): number[] {
+  return processTable()
+    .filter((entry) => entry.state !== "Z" && entry.cmdline.includes(needle))
+    .map((entry) => entry.pid);
 }
 
 /** Whether process `pid` still exists at all, zombie included. */
 export function processExists(pid: number): boolean {
-  return existsSync(`/proc/${pid}`);
+  return processTable().some((entry) => entry.pid === pid);
 }
 
 /** Kills every process whose command line contains `needle`; for clean-up after a test. */
@@ -58,11 +84,22 @@ function sourceUrl(path: string): URL {
   return new URL(`${path}${typescript ? ".ts" : ".js"}`, import.meta.url);
 }
 
+/**
+ * The permissions the Deno tests run with (`scripts/test.ts`), which the
+ * scripts they start get too: never the network, FFI or system information.
+ */
+export const denoTestFlags: readonly string[] = [
+  "--allow-read",
+  `--allow-write=${tmpdir()}`,
+  "--allow-run",
+  "--allow-env",
+];
+
 /** The argv that runs the script at `path` with the runtime running the tests. */
 export function scriptCommand(path: string, ...args: string[]): string[] {
   const file = sourceUrl(path).pathname;
   return typescript
-    ? [process.execPath, "run", "-A", file, ...args]
+    ? [process.execPath, "run", "--no-prompt", ...denoTestFlags, file, ...args]
     : [process.execPath, file, ...args];
 }
 
@@ -102,20 +139,9 @@ export function fixtureUrl(name: string): URL {
 
 /** Pids of the live child processes of `parent` (this process by default). */
 export function childPids(parent: number = process.pid): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === parent && fields[0] !== "Z") {
-        pids.push(Number(entry));
-      }
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return pids;
+  return processTable()
+    .filter((entry) => entry.ppid === parent && entry.state !== "Z")
+    .map((entry) => entry.pid);
 }
 
 /** Polls `condition` every 20 ms until it holds or `ms` pass; returns whether it held. */
@@ -129,4 +155,27 @@ export async function eventually(
     await delay(20);
   }
   return condition();
+}
+
+/** Which runtime runs the tests. */
+export const runtime: "deno" | "bun" | "node" = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
+
+/**
+ * Runs the script at `path` with exactly these runtime flags instead of all
+ * permissions: Deno's `--allow-*`, Node's `--permission` and its grants.
+ */
+export function runScriptWith(
+  path: string,
+  flags: readonly string[],
+  ...args: string[]
+): Promise<CompletedProcess<string>> {
+  const file = sourceUrl(path).pathname;
+  const argv = runtime === "deno"
+    ? [process.execPath, "run", "--no-prompt", ...flags, file, ...args]
+    : [process.execPath, ...flags, file, ...args];
+  return run(argv, { capture: true, text: true, timeout: 120_000 });
 }
