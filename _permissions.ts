@@ -3,43 +3,13 @@
 // Only Deno has flags that deny a child the network, so only there can a
 // worker be given less than its parent.
 
+import type {
+  PermissionGrant,
+  WorkerPermissions,
+  WorkerPermissionsObject,
+} from "./pool.ts";
+
 const isDeno = "Deno" in globalThis;
-
-/**
- * One kind of permission for sandboxed workers, as in Deno's
- * `PermissionOptionsObject`: `"inherit"` takes what this process has,
- * `true` the whole kind (this process must have it all), `false` nothing,
- * a list just those paths, hosts, variables or commands (this process must
- * have each).
- */
-export type PermissionGrant = "inherit" | boolean | string[];
-
-/** The permissions of sandboxed workers, kind by kind; a kind left out is denied. */
-export interface WorkerPermissionsObject {
-  /** File system reads (`--allow-read`): paths. @default {false} */
-  read?: PermissionGrant;
-  /** File system writes (`--allow-write`): paths. @default {false} */
-  write?: PermissionGrant;
-  /** Network access (`--allow-net`): `host[:port]` entries. @default {false} */
-  net?: PermissionGrant;
-  /** Environment variables (`--allow-env`): variable names. @default {false} */
-  env?: PermissionGrant;
-  /** Starting subprocesses (`--allow-run`): commands. @default {false} */
-  run?: PermissionGrant;
-  /** Native libraries (`--allow-ffi`): paths. @default {false} */
-  ffi?: PermissionGrant;
-  /** System information (`--allow-sys`): names such as `"hostname"`. @default {false} */
-  sys?: PermissionGrant;
-  /** Dynamic imports from the network (`--allow-import`): hosts. @default {false} */
-  import?: PermissionGrant;
-}
-
-/**
- * What workers may do (Deno, `backend: "process"`): `"inherit"` (what this
- * process has), `"none"`, or kind by kind. The task module and its imports
- * always load.
- */
-export type WorkerPermissions = "inherit" | "none" | WorkerPermissionsObject;
 
 type Kind = keyof WorkerPermissionsObject;
 

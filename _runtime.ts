@@ -2,10 +2,8 @@
 // and Node (or Bun) when starting another copy of ourselves.
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import {
-  childPermissionFlags,
-  type WorkerPermissions,
-} from "./_permissions.ts";
+import { childPermissionFlags } from "./_permissions.ts";
+import type { WorkerPermissions } from "./pool.ts";
 
 const isDeno = "Deno" in globalThis;
 const isTypeScriptSource = import.meta.url.endsWith(".ts");

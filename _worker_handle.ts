@@ -6,7 +6,8 @@ import process from "node:process";
 import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink, QUEUE } from "./_queue_link.ts";
-import { withPermissionHint, type WorkerPermissions } from "./_permissions.ts";
+import { withPermissionHint } from "./_permissions.ts";
+import type { WorkerPermissions } from "./pool.ts";
 import type { Core } from "./_ring.ts";
 import {
   childRuntimeCommand,

@@ -8,9 +8,13 @@
  * stays even. A worker that dies mid-task fails that task alone and is
  * replaced. Timeouts are in milliseconds.
  *
- * Deno permissions: the worker backend needs none beyond what the task
- * module needs (`--allow-read` for a local module); the process backend needs
- * `--allow-run` (the children get this process's permissions).
+ * Deno permissions: the worker backend needs `--allow-read` for this
+ * package's files and the task module (Deno reads a worker's modules from
+ * disk); the process backend needs `--allow-run` and `--allow-env` (it starts
+ * `deno` with this process's environment), and no read access: each child
+ * gets this process's permissions, or fewer with the `permissions` option,
+ * which sandboxes untrusted tasks. A missing permission rejects with Deno's
+ * `NotCapable` error naming the flag to add.
  *
  * ```ts
  * import { Pool } from "@multiproc/multiproc/pool";
@@ -23,7 +27,7 @@
  * @module
  */
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
-import { checkPermissions, type WorkerPermissions } from "./_permissions.ts";
+import { checkPermissions } from "./_permissions.ts";
 import type { Core } from "./_ring.ts";
 import { cpuCount } from "./_runtime.ts";
 import { shareValues } from "./_share.ts";
@@ -61,11 +65,70 @@ import {
   toModuleUrl,
 } from "./_values.ts";
 
-export type {
-  PermissionGrant,
-  WorkerPermissions,
-  WorkerPermissionsObject,
-} from "./_permissions.ts";
+/**
+ * One kind of permission for sandboxed workers, as in Deno's
+ * `PermissionOptionsObject`: `"inherit"` takes what this process has,
+ * `true` the whole kind (this process must have it all), `false` nothing,
+ * a list just those paths, hosts, variables or commands (this process must
+ * have each).
+ *
+ * @example Grants of each form
+ * ```ts
+ * import type { PermissionGrant } from "@multiproc/multiproc/pool";
+ *
+ * const grants: PermissionGrant[] = ["inherit", true, false, ["./data", "/tmp"]];
+ * ```
+ */
+export type PermissionGrant = "inherit" | boolean | string[];
+
+/**
+ * The permissions of sandboxed workers, kind by kind; a kind left out is
+ * denied.
+ *
+ * @example Read one directory, nothing else
+ * ```ts
+ * import type { WorkerPermissionsObject } from "@multiproc/multiproc/pool";
+ *
+ * const readData: WorkerPermissionsObject = { read: ["./data"] };
+ * ```
+ */
+export interface WorkerPermissionsObject {
+  /** File system reads (`--allow-read`): paths. @default {false} */
+  read?: PermissionGrant;
+  /** File system writes (`--allow-write`): paths. @default {false} */
+  write?: PermissionGrant;
+  /** Network access (`--allow-net`): `host[:port]` entries. @default {false} */
+  net?: PermissionGrant;
+  /** Environment variables (`--allow-env`): variable names. @default {false} */
+  env?: PermissionGrant;
+  /** Starting subprocesses (`--allow-run`): commands. @default {false} */
+  run?: PermissionGrant;
+  /** Native libraries (`--allow-ffi`): paths. @default {false} */
+  ffi?: PermissionGrant;
+  /** System information (`--allow-sys`): names such as `"hostname"`. @default {false} */
+  sys?: PermissionGrant;
+  /** Dynamic imports from the network (`--allow-import`): hosts. @default {false} */
+  import?: PermissionGrant;
+}
+
+/**
+ * What workers may do (Deno, `backend: "process"`): `"inherit"` (what this
+ * process has), `"none"`, or kind by kind. The task module and its imports
+ * always load.
+ *
+ * @example A task that may not read files
+ * ```ts
+ * import { Pool } from "@multiproc/multiproc/pool";
+ * import { rejects } from "node:assert/strict";
+ *
+ * await using pool = new Pool({ processes: 1, backend: "process", permissions: "none" });
+ * await rejects(
+ *   pool.apply(async () => (await import("node:fs")).readFileSync("/etc/hostname")),
+ *   { name: "NotCapable" },
+ * );
+ * ```
+ */
+export type WorkerPermissions = "inherit" | "none" | WorkerPermissionsObject;
 
 /** Any function, as a task or initializer: its source is sent to the worker. */
 // deno-lint-ignore no-explicit-any

@@ -3,8 +3,11 @@
  * another OS process of the same runtime (or, with `backend: "worker"`, a
  * worker thread), wait for it, stop it, read its exit code.
  *
- * Deno permissions: the process backend needs `--allow-run` (the child gets
- * this process's permissions); both need what the target's module needs.
+ * Deno permissions: the process backend needs `--allow-run` and `--allow-env`
+ * (the child gets this process's permissions, or fewer with the
+ * `permissions` option); the worker backend needs `--allow-read` for this
+ * package's files and the target's module. A missing permission fails with
+ * Deno's `NotCapable` error naming the flag to add.
  *
  * ```ts
  * import { Process } from "@multiproc/multiproc/process";
@@ -22,7 +25,8 @@ import { realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { getContext } from "./_context.ts";
-import { checkPermissions, type WorkerPermissions } from "./_permissions.ts";
+import { checkPermissions } from "./_permissions.ts";
+import type { WorkerPermissions } from "./pool.ts";
 import { checkTimeout, waitAtMost } from "./_deadline.ts";
 import { shareValues } from "./_share.ts";
 import { signalNumber } from "./_spawn.ts";
@@ -46,7 +50,7 @@ export type {
   PermissionGrant,
   WorkerPermissions,
   WorkerPermissionsObject,
-} from "./_permissions.ts";
+} from "./pool.ts";
 
 /** Options of {@linkcode Process}. */
 export interface ProcessOptions {

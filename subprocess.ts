@@ -7,9 +7,11 @@
  * Built on `Deno.Command` in Deno and on `node:child_process` in Node and
  * Bun, with the same behaviour in each. Timeouts are in milliseconds.
  *
- * Deno permissions: `--allow-run` for the commands; `--allow-env` to read
- * `PATH` and `--allow-read` to explain start failures, both only for
- * `stderr: STDOUT` and for the error of a command that cannot start.
+ * Deno permissions: `--allow-run` for the commands (`--allow-run=git,sort`
+ * narrows it); `stderr: STDOUT` also runs `/bin/sh` and looks the command up
+ * in `PATH` (`--allow-env`, `--allow-read`), which also explain why a command
+ * could not start. A missing permission fails with a `SubprocessError` whose
+ * message is Deno's, naming the flag to add.
  *
  * ```ts
  * import { run } from "@multiproc/multiproc/subprocess";
