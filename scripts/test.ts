@@ -8,10 +8,12 @@
  *
  * @module
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { arch, platform, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { type Report, writeCompatTable } from "./_compat_table.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = Deno.execPath();
@@ -72,9 +74,45 @@ function testFiles(dir: string, extension: string): string[] {
     .map((name) => join(dir, name));
 }
 
+/** Where a test run writes its JUnit report, for the compatibility table. */
+function reportPath(runtime: string): string {
+  return join(root, ".reports", `${runtime.replace(/\W+/g, "-")}.xml`);
+}
+
+/** Node's test runner: its usual output, and a JUnit report. */
+function nodeTestArgs(runtime: string): string[] {
+  return [
+    "--test",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=junit",
+    `--test-reporter-destination=${reportPath(runtime)}`,
+    ...testFiles("npm/esm/tests", ".js"),
+  ];
+}
+
+/** The Node running this script, as `node` on the PATH. */
+function machineNode(): string {
+  const { stdout } = new Deno.Command("node", { args: ["--version"] })
+    .outputSync();
+  return `Node ${new TextDecoder().decode(stdout).trim().replace(/^v/, "")}`;
+}
+
+const runtimes = {
+  deno: `Deno ${Deno.version.deno}`,
+  node: machineNode(),
+  bun: `Bun ${bunVersion}`,
+};
+
 // Arguments are computed when the step runs: the Node test files exist only
-// once the npm build has run.
-type Step = [string, string | (() => Promise<string>), () => string[]];
+// once the npm build has run. A step that tests a runtime names it, for the
+// compatibility table.
+type Step = [
+  string,
+  string | (() => Promise<string>),
+  () => string[],
+  runtime?: string,
+];
 const steps: Step[] = [
   ["format", deno, () => ["fmt", "--check"]],
   ["lint", deno, () => ["lint"]],
@@ -98,19 +136,23 @@ const steps: Step[] = [
     "--allow-run",
     "--allow-env",
     "--no-check",
+    `--junit-path=${reportPath(runtimes.deno)}`,
     "--doc",
     ...publicFiles,
     "tests/",
-  ]],
+  ], runtimes.deno],
   ["npm build", deno, () => ["run", "-A", "scripts/build_npm.ts"]],
-  ["Node tests on the npm build", "node", () => [
-    "--test",
-    ...testFiles("npm/esm/tests", ".js"),
-  ]],
+  [
+    `${runtimes.node} tests on the npm build`,
+    "node",
+    () => nodeTestArgs(runtimes.node),
+    runtimes.node,
+  ],
   ...extraNodes.map((version): Step => [
     `Node ${version} tests on the npm build`,
     () => nodeBinary(version),
-    () => ["--test", ...testFiles("npm/esm/tests", ".js")],
+    () => nodeTestArgs(`Node ${version}`),
+    `Node ${version}`,
   ]),
   [
     `Bun ${bunVersion} tests on the npm build`,
@@ -119,8 +161,11 @@ const steps: Step[] = [
       "test",
       "--timeout",
       "120000",
+      "--reporter=junit",
+      `--reporter-outfile=${reportPath(runtimes.bun)}`,
       ...testFiles("npm/esm/tests", ".js").map((file) => `./${file}`),
     ],
+    runtimes.bun,
   ],
   ["npm consumer project", deno, () => [
     "run",
@@ -131,7 +176,9 @@ const steps: Step[] = [
 ];
 
 const only = Deno.args.length > 0 ? new Set(Deno.args) : undefined;
-for (const [title, command, argsOf] of steps) {
+const reports: Report[] = [];
+mkdirSync(join(root, ".reports"), { recursive: true });
+for (const [title, command, argsOf, runtime] of steps) {
   if (only && ![...only].some((word) => title.toLowerCase().includes(word))) {
     continue;
   }
@@ -151,4 +198,15 @@ for (const [title, command, argsOf] of steps) {
     Deno.exit(1);
   }
   console.log(`=== ok: ${title} (${seconds} s)`);
+  if (runtime !== undefined) {
+    reports.push({ runtime, path: reportPath(runtime) });
+  }
+}
+
+// Only a run of the whole matrix speaks for every runtime.
+if (only === undefined) {
+  writeCompatTable(join(root, "README.md"), reports);
+  await new Deno.Command(deno, { args: ["fmt", "-q", "README.md"], cwd: root })
+    .output();
+  console.log("\n=== README.md compatibility table written from the test runs");
 }

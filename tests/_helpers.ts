@@ -18,13 +18,14 @@ interface ProcessEntry {
 /**
  * Every process on the machine but the shell that looks. Deno lets only
  * --allow-all read /proc, so a shell reads it (--allow-run is enough), in
- * one go: its pid, each process's stat line, then each command line
+ * one go (processes that end meanwhile are left out): its pid, each
+ * process's stat line, then each command line
  * argument as `pid/cmdline:arg`, NUL-separated.
  */
 function processTable(): ProcessEntry[] {
   const output = execFileSync("/bin/sh", [
     "-c",
-    "echo $$; cd /proc && cat [0-9]*/stat 2>/dev/null; printf '\\0'; grep -a -s -z -H '' [0-9]*/cmdline",
+    "echo $$; cd /proc && cat [0-9]*/stat 2>/dev/null; printf '\\0'; grep -a -s -z -H '' [0-9]*/cmdline; exit 0",
   ], { encoding: "utf8", maxBuffer: 1 << 26 });
   const shell = Number(output.slice(0, output.indexOf("\n")));
   const split = output.indexOf("\0");
@@ -178,4 +179,19 @@ export function runScriptWith(
     ? [process.execPath, "run", "--no-prompt", ...flags, file, ...args]
     : [process.execPath, ...flags, file, ...args];
   return run(argv, { capture: true, text: true, timeout: 120_000 });
+}
+
+/**
+ * A test's name, marked when this runtime refuses `feature` with a clear
+ * error (`reason`) that the test asserts instead: the README's compatibility
+ * table lists those marks.
+ */
+export function limitedTest(
+  name: string,
+  feature: string,
+  reason: string | undefined,
+): string {
+  return reason === undefined
+    ? name
+    : `${name} [refused here: ${feature}: ${reason}]`;
 }

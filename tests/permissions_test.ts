@@ -15,7 +15,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Pool, Process } from "../mod.ts";
-import { fixtureUrl, runScriptWith, runtime } from "./_helpers.ts";
+import { fixtureUrl, limitedTest, runScriptWith, runtime } from "./_helpers.ts";
 
 /** The package's own files (the sources, or the npm build's esm/). */
 const root = fileURLToPath(new URL("../", import.meta.url));
@@ -180,21 +180,28 @@ describe(`Permissions (${runtime})`, () => {
       );
     });
   } else {
-    test("sandboxing needs Deno: a clear error, and inherit is accepted", async () => {
-      throws(
-        () => new Pool({ backend: "process", permissions: "none" }),
-        {
-          name: "TypeError",
-          message:
-            /Cannot sandbox workers in this runtime: permissions needs Deno/,
-        },
-      );
-      throws(
-        () => new Process({ target: () => {}, permissions: { read: true } }),
-        { name: "TypeError", message: /permissions needs Deno/ },
-      );
-      await using pool = new Pool({ processes: 1, permissions: "inherit" });
-      equal(await pool.apply(() => 2), 2);
-    });
+    test(
+      limitedTest(
+        "sandboxing: a clear error, and inherit is accepted",
+        "permissions (sandboxed workers)",
+        "needs Deno's --allow-* flags",
+      ),
+      async () => {
+        throws(
+          () => new Pool({ backend: "process", permissions: "none" }),
+          {
+            name: "TypeError",
+            message:
+              /Cannot sandbox workers in this runtime: permissions needs Deno/,
+          },
+        );
+        throws(
+          () => new Process({ target: () => {}, permissions: { read: true } }),
+          { name: "TypeError", message: /permissions needs Deno/ },
+        );
+        await using pool = new Pool({ processes: 1, permissions: "inherit" });
+        equal(await pool.apply(() => 2), 2);
+      },
+    );
   }
 });

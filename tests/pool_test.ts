@@ -25,6 +25,7 @@ import {
   delay,
   eventually,
   fixtureUrl,
+  limitedTest,
   processExists,
   runScript,
   scriptCommand,
@@ -272,25 +273,32 @@ for (const backend of ["worker", "process"] as Backend[]) {
       equal(await p.apply("square", [3]), 9);
     });
 
-    test("a worker out of memory fails its task with WorkerExitError", async () => {
-      const unsupported = heapLimitUnsupported[backend];
-      if (unsupported !== undefined) {
-        // The runtime cannot: the user gets a clear error instead.
-        throws(
-          () => pool({ maxHeapMb: 64 }),
-          (error: unknown) =>
-            error instanceof RangeError &&
-            error.message.includes(unsupported) &&
-            /Cannot limit the heap of \w+ workers to "64" MiB/.test(
-              error.message,
-            ),
-        );
-        return;
-      }
-      await using p = pool({ processes: 1, maxHeapMb: 64 });
-      await rejects(p.apply("allocate"), WorkerExitError);
-      equal(await p.apply("square", [4]), 16);
-    });
+    const unsupported = heapLimitUnsupported[backend];
+    test(
+      limitedTest(
+        "a worker out of memory fails its task with WorkerExitError",
+        "maxHeapMb",
+        unsupported,
+      ),
+      async () => {
+        if (unsupported !== undefined) {
+          // The runtime cannot: the user gets a clear error instead.
+          throws(
+            () => pool({ maxHeapMb: 64 }),
+            (error: unknown) =>
+              error instanceof RangeError &&
+              error.message.includes(unsupported) &&
+              /Cannot limit the heap of \w+ workers to "64" MiB/.test(
+                error.message,
+              ),
+          );
+          return;
+        }
+        await using p = pool({ processes: 1, maxHeapMb: 64 });
+        await rejects(p.apply("allocate"), WorkerExitError);
+        equal(await p.apply("square", [4]), 16);
+      },
+    );
 
     test("errors keep their class, name, message, cause, properties and stack", async () => {
       await using p = pool();
