@@ -117,7 +117,8 @@ export function compatTable(reports: readonly Report[]): string {
   const header = `| runtime | ${columns.map(([title]) => title).join(" | ")} |`;
   const rule = `| --- | ${columns.map(() => "---").join(" | ")} |`;
   const rows: string[] = [];
-  const notes: string[] = [];
+  /** Each refusal, by column and reason, with the runtimes that refuse. */
+  const notes = new Map<string, string[]>();
   for (const report of reports) {
     const cells = cellsOf(report);
     rows.push(`| ${report.runtime} | ${
@@ -126,17 +127,18 @@ export function compatTable(reports: readonly Report[]): string {
         const mark = cell.passed === cell.total ? "✓" : "✗";
         const note = cell.refused.length > 0 ? " ¹" : "";
         for (const refused of cell.refused) {
-          notes.push(`${report.runtime}, ${columns[i]![0]}: ${refused}`);
+          const key = `${columns[i]![0]}: ${refused}`;
+          notes.set(key, [...notes.get(key) ?? [], report.runtime]);
         }
         return `${mark} ${cell.passed}/${cell.total}${note}`;
       }).join(" | ")
     } |`);
   }
-  const refusals = notes.length === 0 ? [] : [
+  const refusals = notes.size === 0 ? [] : [
     "",
     "¹ Refused with a clear error, which the test asserts:",
     "",
-    ...notes.map((note) => `- ${note}`),
+    ...[...notes].map(([note, where]) => `- ${where.join(", ")}: ${note}`),
   ];
   return [header, rule, ...rows, ...refusals].join("\n");
 }

@@ -183,7 +183,7 @@ describe(`Permissions (${runtime})`, () => {
     test(
       limitedTest(
         "sandboxing: a clear error, and inherit is accepted",
-        "permissions (sandboxed workers)",
+        "sandboxed workers",
         "needs Deno's --allow-* flags",
       ),
       async () => {
