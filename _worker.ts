@@ -162,7 +162,10 @@ async function runChunk(
 /** Calls a task; returns its value, or a promise when it is asynchronous. */
 function call(fn: TaskFunction, kind: TaskKind, payload: unknown): unknown {
   if (kind === APPLY) return fn(...(payload as unknown[]));
-  const items = payload as unknown[];
+  // A chunk of numbers reaches a thread as the bytes of a Float64Array.
+  const items = payload instanceof ArrayBuffer
+    ? new Float64Array(payload) as unknown as unknown[]
+    : payload as unknown[];
   const spread = kind !== MAP_CHUNK;
   // Stay synchronous until an item returns a promise.
   const results = new Array(items.length);
