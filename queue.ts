@@ -226,10 +226,10 @@ const scratch = new RecordWriter();
 const TAKE_BYTES = 1 << 20;
 
 /** Encodes one item; the bytes are valid until the next call. */
-function encodeItem(item: unknown, what: string): Uint8Array {
+function encodeItem(item: unknown): Uint8Array {
   if (typeof item === "object" && item !== null && SHARE in item) {
     throw new TypeError(
-      `Cannot put ${what} into a queue or pipe: queues and pipe ends travel in task and Process arguments, not inside items`,
+      `Cannot put ${describeValue(item)} into a queue or pipe: queues and pipe ends travel in task and Process arguments, not inside items`,
     );
   }
   scratch.clear();
@@ -345,7 +345,7 @@ const queueFailure: Failure = (status) =>
 
 /** Puts one item without waiting, or throws why it could not. */
 function putNow(core: Core, item: unknown): void {
-  const status = core.tryPut(encodeItem(item, describeValue(item)), 1);
+  const status = core.tryPut(encodeItem(item), 1);
   if (status !== OK) throw putFailure(status);
 }
 
@@ -429,7 +429,7 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * ```
    */
   async put(item: T, options?: WaitingOptions): Promise<void> {
-    const block = encodeItem(item, describeValue(item));
+    const block = encodeItem(item);
     const wait = waitOptions(options);
     const status = this.#core.tryPut(block, 1);
     if (status === OK) return;
@@ -920,7 +920,7 @@ export class Connection<T = unknown> implements AsyncIterable<T> {
         "Cannot send on the receiving end of a one-way pipe: send on the second end of Pipe({ duplex: false })",
       );
     }
-    const block = encodeItem(value, describeValue(value));
+    const block = encodeItem(value);
     if (this.#outgoing.tryPut(block, 1) !== OK) {
       throw new EOFError(
         "Cannot send: the pipe is closed: send before either end calls close()",
