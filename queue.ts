@@ -229,7 +229,9 @@ const TAKE_BYTES = 1 << 20;
 function encodeItem(item: unknown): Uint8Array {
   if (typeof item === "object" && item !== null && SHARE in item) {
     throw new TypeError(
-      `Cannot put ${describeValue(item)} into a queue or pipe: queues and pipe ends travel in task and Process arguments, not inside items`,
+      `Cannot put ${
+        describeValue(item)
+      } into a queue or pipe: queues and pipe ends travel in task and Process arguments, not inside items`,
     );
   }
   scratch.clear();
