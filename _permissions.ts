@@ -44,11 +44,11 @@ function granted(kind: Kind, scope?: string): boolean {
     .state === "granted";
 }
 
-function grantError(kind: Kind, what: string): RangeError {
+function grantError(kind: Kind, scope?: string): RangeError {
   return new RangeError(
-    `Cannot give workers ${what} this process does not have: run it with --allow-${kind}${
-      what.startsWith('"') ? `=${what.slice(1, what.indexOf('"', 1))}` : ""
-    } or narrow permissions.${kind}`,
+    scope === undefined
+      ? `Cannot give workers all of "${kind}" access, which this process does not have: run it with --allow-${kind} or narrow permissions.${kind}`
+      : `Cannot give workers "${kind}" access to "${scope}", which this process does not have: run it with --allow-${kind}=${scope} or take "${scope}" out of permissions.${kind}`,
   );
 }
 
@@ -57,12 +57,12 @@ function flagOf(kind: Kind, grant: PermissionGrant | undefined): string[] {
   if (grant === undefined || grant === false) return [];
   if (grant === "inherit") return granted(kind) ? [`--allow-${kind}`] : [];
   if (grant === true) {
-    if (!granted(kind)) throw grantError(kind, `all of "${kind}" access`);
+    if (!granted(kind)) throw grantError(kind);
     return [`--allow-${kind}`];
   }
   if (grant.length === 0) return [];
   for (const scope of grant) {
-    if (!granted(kind, scope)) throw grantError(kind, `"${scope}"`);
+    if (!granted(kind, scope)) throw grantError(kind, scope);
   }
   return [`--allow-${kind}=${grant.join(",")}`];
 }

@@ -112,6 +112,13 @@ describe(`Permissions (${runtime})`, () => {
         refused.message!,
         /Cannot give workers all of "net" access.*--allow-net/,
       );
+      const path = await probe("escalate-path", [
+        "--allow-run",
+        "--allow-env",
+        `--allow-read=${root}`,
+      ]);
+      equal(path.error, "RangeError");
+      match(path.message!, /"read" access to "\/etc".*--allow-read=\/etc/);
     });
 
     test("a sandboxed task reads only what it was given, and no network or environment", async () => {
