@@ -14,6 +14,9 @@
  * and did not read goes back to the queue when its task ends, when it has
  * been left unread for a few milliseconds, or when the process dies.
  *
+ * Deno permissions: none; a queue reaches workers through the pool or
+ * Process that starts them, which need their own.
+ *
  * @example Producer and consumer
  * ```ts
  * import { Queue } from "@multiproc/multiproc/queue";
