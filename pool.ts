@@ -189,7 +189,11 @@ export interface PoolOptions {
    * permissions, e.g. `{ read: ["./data"] }`; a kind left out is denied.
    * Each worker process gets those `--allow-*` flags; its task module and
    * that module's imports load all the same (Deno's `--preload`, so they are
-   * evaluated as the worker starts). Elsewhere only `"inherit"` is accepted.
+   * evaluated as the worker starts). With `"inherit"` a worker process gets
+   * each kind this process holds in full; a scoped grant such as
+   * `--allow-read=/data` cannot be seen by the program, so list it here
+   * (`{ read: ["/data"], env: "inherit", run: "inherit" }`). Elsewhere only
+   * `"inherit"` is accepted.
    *
    * @default {"inherit"}
    */
