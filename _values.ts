@@ -1,6 +1,7 @@
 // Values on their way to a worker: task functions as source, module URLs,
 // and arguments copied at submission.
 import { pathToFileURL } from "node:url";
+import { deserialize, serialize } from "node:v8";
 
 // deno-lint-ignore no-explicit-any
 export type AnyFunction = (...args: any[]) => any;
@@ -30,6 +31,23 @@ function isPrimitive(value: unknown): boolean {
       typeof value !== "symbol");
 }
 
+/** Why `values[i]` cannot be copied, naming the first that cannot. */
+function uncopyableError(values: unknown[], what: string): TypeError {
+  for (let i = 0; i < values.length; i++) {
+    try {
+      structuredClone(values[i]);
+    } catch (error) {
+      return new TypeError(
+        `Cannot send ${what} ${i} (${
+          describeValue(values[i])
+        }) to a worker: values are copied with structured clone, which cannot copy functions, symbols or class instances' methods: pass plain data`,
+        { cause: error },
+      );
+    }
+  }
+  return new TypeError(`Cannot send the ${what}s to a worker`);
+}
+
 /**
  * Copies values at submission, so that later changes by the caller are never
  * seen by the task; primitives need no copy.
@@ -41,20 +59,33 @@ export function copyValues(values: unknown[], what: string): unknown[] {
   try {
     return structuredClone(values);
   } catch {
-    for (let i = 0; i < values.length; i++) {
-      try {
-        structuredClone(values[i]);
-      } catch (error) {
-        throw new TypeError(
-          `Cannot send ${what} ${i} (${
-            describeValue(values[i])
-          }) to a worker: values are copied with structured clone, which cannot copy functions, symbols or class instances' methods: pass plain data`,
-          { cause: error },
-        );
-      }
-    }
-    throw new TypeError(`Cannot send the ${what}s to a worker`);
+    throw uncopyableError(values, what);
   }
+}
+
+/**
+ * Serializes values at submission (V8's serializer, as structured clone):
+ * the one copy they need on their way to a worker, where a clone followed
+ * by the message's own would take two. Primitives need no copy and are
+ * returned as they are.
+ *
+ * @throws {TypeError} naming the first value that cannot be copied.
+ */
+export function serializeValues(
+  values: unknown[],
+  what: string,
+): unknown[] | Uint8Array {
+  if (values.every(isPrimitive)) return values;
+  try {
+    return serialize(values);
+  } catch {
+    throw uncopyableError(values, what);
+  }
+}
+
+/** The values of a payload from {@linkcode serializeValues}. */
+export function deserializeValues(bytes: Uint8Array): unknown[] {
+  return deserialize(bytes);
 }
 
 const builtinNames = new Map<AnyFunction, string>([
@@ -110,11 +141,15 @@ export function packNumbers(values: ArrayLike<unknown>): unknown {
 
 /**
  * Copies a chunk of items for a worker: packed when all are numbers, else
- * as {@linkcode copyValues} does.
+ * as {@linkcode serializeValues} does.
  *
  * @throws {TypeError} naming the first item that cannot be copied.
  */
-export function copyItems(items: unknown[]): unknown[] | Float64Array {
+export function copyItems(
+  items: unknown[],
+): unknown[] | Float64Array | Uint8Array {
   const packed = packNumbers(items);
-  return packed instanceof Float64Array ? packed : copyValues(items, "item");
+  return packed instanceof Float64Array
+    ? packed
+    : serializeValues(items, "item");
 }

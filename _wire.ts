@@ -26,6 +26,8 @@ export const STARMAP_CHUNK = 2;
 export type TaskKind = typeof APPLY | typeof MAP_CHUNK | typeof STARMAP_CHUNK;
 /** Added to a task's kind when its payload holds queues or pipe ends to revive. */
 export const SHARED = 4;
+/** Added to a task's kind when its payload is serialized values (`node:v8`). */
+export const SERIALIZED = 8;
 
 /** A task function: an export name, or the id of an inline function. */
 export type FunctionRef = string | number;

@@ -16,7 +16,7 @@ import {
 } from "./_queue_link.ts";
 import { reviveValues } from "./_share.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
-import { packNumbers } from "./_values.ts";
+import { deserializeValues, packNumbers } from "./_values.ts";
 import {
   APPLY,
   DEFINE,
@@ -29,6 +29,7 @@ import {
   READY,
   RESULTS,
   RUN,
+  SERIALIZED,
   SHARED,
   STOP,
   type TaskKind,
@@ -247,6 +248,14 @@ async function drain(): Promise<void> {
     let ok = 1;
     let value: unknown;
     try {
+      if (kind & SERIALIZED) {
+        kind = (kind & ~SERIALIZED) as TaskKind;
+        payload = deserializeValues(
+          payload instanceof ArrayBuffer
+            ? new Uint8Array(payload)
+            : payload as Uint8Array,
+        );
+      }
       if (kind & SHARED) {
         kind = (kind & ~SHARED) as TaskKind;
         payload = reviveValues(payload as unknown[]);

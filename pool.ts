@@ -50,6 +50,7 @@ import {
   READY,
   RESULTS,
   RUN,
+  SERIALIZED,
   SHARED,
   STARMAP_CHUNK,
   STOP,
@@ -62,6 +63,7 @@ import {
   copyValues,
   describeValue,
   functionSource,
+  serializeValues,
   toModuleUrl,
 } from "./_values.ts";
 
@@ -621,8 +623,8 @@ const PREFETCH_BELOW_MS = 20;
 /** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
 const IMAP_WINDOW_PER_WORKER = 128;
 
-function copyArguments(args: unknown[]): unknown[] {
-  return copyValues(args, "argument");
+function copyArguments(args: unknown[]): unknown[] | Uint8Array {
+  return serializeValues(args, "argument");
 }
 
 function copyNothing(args: unknown[]): unknown[] {
@@ -1563,12 +1565,18 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   ): Task {
     const shared = shareValues(values, this.#backend);
     if (shared.cores.length === 0) {
-      return new Task(fn, kind, copy(values), job, index, options);
+      const payload = copy(values);
+      const serialized = payload instanceof Uint8Array ? SERIALIZED : 0;
+      return new Task(fn, kind | serialized, payload, job, index, options);
     }
+    // Queues shared between threads are shared memory, which structured
+    // clone keeps and a serializer refuses.
     const task = new Task(
       fn,
       kind | SHARED,
-      copy(shared.values),
+      copy === copyNothing
+        ? shared.values
+        : copyValues(shared.values, copy === copyItems ? "item" : "argument"),
       job,
       index,
       options,
@@ -1614,16 +1622,22 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
 
   /**
    * What goes in the message for a payload. A thread gets a packed chunk of
-   * numbers as a transferred copy of its bytes: one memcpy, where Deno
-   * copies a typed array in a message about ten times slower, and then its
-   * worker_threads visits every element looking for ports (a bare
-   * ArrayBuffer has none to visit).
+   * numbers or serialized values as a transferred copy of its bytes: one
+   * memcpy, where Deno copies a typed array in a message about ten times
+   * slower, and then its worker_threads visits every element looking for
+   * ports (a bare ArrayBuffer has none to visit).
    */
   #outgoing(payload: unknown, transfer: Transferable[]): unknown {
-    if (!(payload instanceof Float64Array) || this.#backend !== "worker") {
-      return payload;
-    }
-    const bytes = payload.slice().buffer;
+    const packed = payload instanceof Float64Array ||
+      payload instanceof Uint8Array;
+    if (!packed || this.#backend !== "worker") return payload;
+    // A copy, and not `slice()`, which is a view for a Node Buffer: the
+    // task keeps its payload to send again if this worker dies.
+    const bytes = new Uint8Array(
+      payload.buffer,
+      payload.byteOffset,
+      payload.byteLength,
+    ).slice().buffer;
     transfer.push(bytes);
     return bytes;
   }

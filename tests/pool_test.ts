@@ -242,6 +242,12 @@ for (const backend of ["worker", "process"] as Backend[]) {
     test("a worker that dies mid-task fails that task alone", async () => {
       await using p = pool();
       const others = p.map("sleep", [50, 50, 50, 50], { chunksize: 1 });
+      // Serialized payloads, which a task keeps to send again elsewhere.
+      const objects = p.starmap(
+        "sleep",
+        [1, 2, 3, 4].map((k) => [50, { k }] as [number, unknown]),
+        { chunksize: 1 },
+      );
       await rejects(p.apply("exitWith", [3]), (error) => {
         ok(error instanceof WorkerExitError);
         equal(error.exitCode, 3);
@@ -253,6 +259,7 @@ for (const backend of ["worker", "process"] as Backend[]) {
         return true;
       });
       deepEqual(await others, [50, 50, 50, 50]);
+      deepEqual(await objects, [{ k: 1 }, { k: 2 }, { k: 3 }, { k: 4 }]);
       equal(await p.apply("square", [7]), 49);
     });
 
@@ -520,7 +527,7 @@ describe("Pool: process workers and the program's life", () => {
     const count = 200;
     const results = Array.from(
       { length: count },
-      (_, i) => p.apply("sleep", [5, i]).then((v) => v, (e) => e),
+      (_, i) => p.apply("sleep", [5, { i }]).then((v) => v, (e) => e),
     );
     let kills = 0;
     const killer = setInterval(() => {
@@ -538,7 +545,7 @@ describe("Pool: process workers and the program's life", () => {
       if (value instanceof WorkerExitError) {
         lost++;
         equal(value.signal, "SIGKILL");
-      } else equal(value, i);
+      } else deepEqual(value, { i });
     });
     ok(lost <= kills, `${lost} tasks lost to ${kills} kills`);
     equal(await p.apply("square", [12]), 144);
