@@ -14,6 +14,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 TINY = 100_000
 MAP = 1_000_000
 IMAP = 100_000
+STARMAP = 300_000
 
 
 def noop(x):
@@ -22,6 +23,14 @@ def noop(x):
 
 def square(x):
     return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def field(record):
+    return record["a"]
 
 
 LATENCY_CALLS = 2_000
@@ -61,12 +70,16 @@ def main():
     with Pool(2) as pool:
         map_input = list(range(MAP))
         imap_input = list(range(IMAP))
+        pairs = [(i, i) for i in range(STARMAP)]
+        records = [{"a": i, "b": "x%d" % i} for i in range(STARMAP)]
         cases = {
             "tiny: python3 Pool.apply_async": lambda: [
                 r.get() for r in [pool.apply_async(noop, (i,)) for i in range(TINY)]
             ],
             "map: python3 Pool.map": lambda: pool.map(square, map_input),
             "imap: python3 Pool.imap": lambda: list(pool.imap(square, imap_input)),
+            "starmap: python3 Pool.starmap": lambda: pool.starmap(add, pairs),
+            "records: python3 Pool.map": lambda: pool.map(field, records),
         }
         with ProcessPoolExecutor(2) as executor:
             cases["tiny: python3 ProcessPoolExecutor.submit"] = lambda: [

@@ -19,6 +19,7 @@ const BURN = 30_000_000;
 const TINY = 100_000;
 const MAP = 1_000_000;
 const IMAP = 100_000;
+const STARMAP = 300_000;
 const isDeno = "Deno" in globalThis;
 
 /** A hand-written pool of 2 worker_threads: one postMessage per task, round robin. */
@@ -59,6 +60,14 @@ function noop(x: number): number {
 
 function square(x: number): number {
   return x * x;
+}
+
+function add(a: number, b: number): number {
+  return a + b;
+}
+
+function field(record: { a: number }): number {
+  return record.a;
 }
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -170,6 +179,8 @@ const processes = new Pool({ processes: 2, backend: "process" });
 const raw = new RawPool(2);
 const mapInput = range(MAP);
 const imapInput = range(IMAP);
+const pairs = range(STARMAP).map((i): [number, number] => [i, i]);
+const records = range(STARMAP).map((i) => ({ a: i, b: `x${i}` }));
 
 const started = await startPeers();
 const peerCases: Record<string, () => Promise<unknown>> = {};
@@ -232,6 +243,10 @@ const cases: Record<string, () => Promise<unknown>> = {
     Promise.all(range(TINY).map((i) => raw.run(i))),
   "map: multiproc worker": () => threads.map(square, mapInput),
   "map: multiproc process": () => processes.map(square, mapInput),
+  "starmap: multiproc worker": () => threads.starmap(add, pairs),
+  "starmap: multiproc process": () => processes.starmap(add, pairs),
+  "records: multiproc worker": () => threads.map(field, records),
+  "records: multiproc process": () => processes.map(field, records),
   "imap: multiproc worker": async () => {
     for await (const _ of threads.imap(square, imapInput)) { /* drain */ }
   },

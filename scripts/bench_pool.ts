@@ -152,6 +152,14 @@ ${pythonTable(group("map"), 1_000_000)}
 
 ${pythonTable(group("imap"), 100_000)}
 
+### \`starmap\` of 300 000 pairs (\`a + b\`), vs Python's \`multiprocessing.Pool\`
+
+${pythonTable(group("starmap"), 300_000)}
+
+### \`map\` of 300 000 records (\`{ a, b }\` objects, dicts in Python; returns \`a\`), vs Python's \`multiprocessing.Pool\`
+
+${pythonTable(group("records"), 300_000)}
+
 ### Round trip of one task at a time (${"2 000"} calls a round), median and 99th percentile
 
 ${table(group("p50"), milliseconds, isRaw).replace("| ms ", "| p50 ms ")}
