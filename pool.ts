@@ -615,6 +615,8 @@ class WorkerSlot {
 
 /** Workers that die before they are ready this many times in a row break the pool. */
 const MAX_START_FAILURES = 3;
+/** `map` chunks of at least this many items are sent as soon as they are made. */
+const EAGER_CHUNK = 256;
 /** A batch should keep a worker busy about this long, so that messaging costs little. */
 const TARGET_BATCH_MS = 1;
 const MAX_BATCH = 1024;
@@ -1112,6 +1114,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       job.tasks.push(task);
       if (this.#queueFull()) await this.#submitWhenRoom(task);
       else this.#submit(task);
+      // Large chunks leave as they are made, so that workers compute while
+      // the rest are copied; small ones go in batches.
+      if (chunk.length >= EAGER_CHUNK) this.#dispatch();
     }
     return job.promise;
   }
