@@ -75,10 +75,9 @@ export function childRuntimeCommand(
   script: URL,
   options: ChildRuntimeOptions,
 ): { command: string; args: string[] } {
-  const extraV8Flags = options.v8Flags;
   if (isDeno) {
-    const v8 = extraV8Flags.length > 0
-      ? [`--v8-flags=${extraV8Flags.join(",")}`]
+    const v8 = options.v8Flags.length > 0
+      ? [`--v8-flags=${options.v8Flags.join(",")}`]
       : [];
     return {
       command: Deno.execPath(),
@@ -95,7 +94,7 @@ export function childRuntimeCommand(
     command: process.execPath,
     args: [
       ...process.execArgv.filter(inheritableNodeFlag),
-      ...extraV8Flags,
+      ...options.v8Flags,
       script.pathname,
     ],
   };

@@ -163,10 +163,7 @@ async function runChunk(
 /** Calls a task; returns its value, or a promise when it is asynchronous. */
 function call(fn: TaskFunction, kind: TaskKind, payload: unknown): unknown {
   if (kind === APPLY) return fn(...(payload as unknown[]));
-  // A chunk of numbers reaches a thread as the bytes of a Float64Array.
-  const items = payload instanceof ArrayBuffer
-    ? new Float64Array(payload) as unknown as unknown[]
-    : payload as unknown[];
+  const items = payload as unknown[];
   const spread = kind !== MAP_CHUNK;
   // Stay synchronous until an item returns a promise.
   const results = new Array(items.length);
@@ -248,13 +245,15 @@ async function drain(): Promise<void> {
     let ok = 1;
     let value: unknown;
     try {
+      // A thread gets packed numbers and serialized values as bare bytes.
+      if (payload instanceof ArrayBuffer) {
+        payload = kind & SERIALIZED
+          ? new Uint8Array(payload)
+          : new Float64Array(payload);
+      }
       if (kind & SERIALIZED) {
         kind = (kind & ~SERIALIZED) as TaskKind;
-        payload = deserializeValues(
-          payload instanceof ArrayBuffer
-            ? new Uint8Array(payload)
-            : payload as Uint8Array,
-        );
+        payload = deserializeValues(payload as Uint8Array);
       }
       if (kind & SHARED) {
         kind = (kind & ~SHARED) as TaskKind;

@@ -39,7 +39,7 @@ const columns: [title: string, suite: RegExp][] = [
 
 const REFUSED = / \[refused here: (.*)\]$/;
 
-function unescape(text: string): string {
+function unescapeXml(text: string): string {
   return text.replaceAll("&lt;", "<").replaceAll("&gt;", ">")
     .replaceAll("&quot;", '"').replaceAll("&apos;", "'")
     .replaceAll("&amp;", "&");
@@ -48,7 +48,7 @@ function unescape(text: string): string {
 /** The attribute `name` of tag text `tag`. */
 function attribute(tag: string, name: string): string {
   const match = tag.match(new RegExp(`\\s${name}="([^"]*)"`));
-  return match ? unescape(match[1]!) : "";
+  return match ? unescapeXml(match[1]!) : "";
 }
 
 /**

@@ -19,8 +19,8 @@ interface ProcessEntry {
  * Every process on the machine but the shell that looks. Deno lets only
  * --allow-all read /proc, so a shell reads it (--allow-run is enough), in
  * one go (processes that end meanwhile are left out): its pid, each
- * process's stat line, then each command line
- * argument as `pid/cmdline:arg`, NUL-separated.
+ * process's stat line, then each command line argument as
+ * `pid/cmdline:arg`, NUL-separated.
  */
 function processTable(): ProcessEntry[] {
   const output = execFileSync("/bin/sh", [
