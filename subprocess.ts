@@ -181,7 +181,9 @@ export interface RunOptions<TText extends boolean = boolean>
   /**
    * Milliseconds to wait for the child. Past it the child (its group with
    * `killTree`) is killed and reaped, and the call throws
-   * {@linkcode TimeoutExpiredError} with the output read so far.
+   * {@linkcode TimeoutExpiredError} with the output read so far. `Infinity`
+   * waits without limit, as leaving it out does; any finite value, however
+   * large, is waited for in full.
    *
    * @default {undefined}
    */
@@ -195,7 +197,8 @@ export interface WaitOptions {
   /**
    * Milliseconds to wait. Past it the call throws
    * {@linkcode TimeoutExpiredError} and the child keeps running; a later call
-   * picks up where this one left off.
+   * picks up where this one left off. `Infinity` waits without limit, as
+   * leaving it out does.
    *
    * @default {undefined}
    */

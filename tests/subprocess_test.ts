@@ -463,6 +463,31 @@ describe("timeouts, aborts and process groups", () => {
     ok(!processExists(pid));
   });
 
+  test("timeouts of Infinity and of 2^31 ms or more wait as long as they say", async () => {
+    // setTimeout clamps such delays to 1 ms: the children would be killed
+    // long before their 0.3 s were up.
+    for (const timeout of [Infinity, 2 ** 31, 2 ** 40]) {
+      await using communicating = new Popen(
+        ["sh", "-c", "sleep 0.3; echo late"],
+        { stdout: PIPE, text: true },
+      );
+      const waiting = new Popen(["sleep", "0.3"]);
+      const [ran, communicated, waited] = await Promise.all([
+        run(["sh", "-c", "sleep 0.3; echo done"], {
+          capture: true,
+          text: true,
+          timeout,
+        }),
+        communicating.communicate(undefined, { timeout }),
+        waiting.wait({ timeout }),
+      ]);
+      equal(ran.returncode, 0, `run with timeout ${timeout}`);
+      equal(ran.stdout, "done\n");
+      deepEqual(communicated, ["late\n", null], `communicate ${timeout}`);
+      equal(waited, 0, `wait with timeout ${timeout}`);
+    }
+  });
+
   test("killTree: a timeout leaves no grandchild behind", async () => {
     const tag = marker();
     await rejects(
