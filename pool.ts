@@ -26,7 +26,13 @@
  *
  * @module
  */
-import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import {
+  checkTimeout,
+  type LongTimer,
+  setLongTimeout,
+  TIMED_OUT,
+  waitAtMost,
+} from "./_deadline.ts";
 import { checkPermissions } from "./_permissions.ts";
 import type { Core } from "./_ring.ts";
 import { cpuCount } from "./_runtime.ts";
@@ -206,7 +212,7 @@ export interface PoolOptions {
 export interface SubmitOptions {
   /** Stop waiting and abort the task: a queued task is dropped, a running one's worker is replaced. @default {undefined} */
   signal?: AbortSignal;
-  /** Milliseconds the task may run: then it is stopped, its worker replaced, and the call rejects with {@linkcode TimeoutError}. @default {undefined} */
+  /** Milliseconds the task may run: then it is stopped, its worker replaced, and the call rejects with {@linkcode TimeoutError}; `Infinity` sets no limit. @default {undefined} */
   timeout?: number;
   /** Objects to transfer rather than copy (worker backend), as in `postMessage`. @default {undefined} */
   transfer?: Transferable[];
@@ -233,7 +239,7 @@ export interface MapOptions extends Omit<SubmitOptions, "transfer"> {
 
 /** Options of {@linkcode AsyncResult.get} and {@linkcode AsyncResult.wait}. */
 export interface GetOptions {
-  /** Milliseconds to wait. @default {undefined} */
+  /** Milliseconds to wait; `Infinity` (or leaving it out) waits without limit. @default {undefined} */
   timeout?: number;
 }
 
@@ -337,7 +343,7 @@ class Task {
   worker: WorkerSlot | undefined = undefined;
   /** The queues and pipes its arguments hold, shared with its worker when sent. */
   cores: Core[] | undefined = undefined;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timer: LongTimer | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   /** In the pool's queue and counted as waiting. */
   queued = false;
@@ -354,7 +360,7 @@ class Task {
   /** Tasks with a timeout or a signal run alone, so that stopping them stops nothing else. */
   get isolated(): boolean {
     return this.options !== undefined &&
-      (this.options.timeout !== undefined || this.options.signal !== undefined);
+      (isLimit(this.options.timeout) || this.options.signal !== undefined);
   }
 }
 
@@ -624,6 +630,11 @@ const MAX_BATCH = 1024;
 const PREFETCH_BELOW_MS = 20;
 /** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
 const IMAP_WINDOW_PER_WORKER = 128;
+
+/** Whether a `timeout` option limits anything: `Infinity` means no limit. */
+function isLimit(timeout: number | undefined): timeout is number {
+  return timeout !== undefined && timeout !== Number.POSITIVE_INFINITY;
+}
 
 function copyArguments(args: unknown[]): unknown[] | Uint8Array {
   return serializeValues(args, "argument");
@@ -1649,8 +1660,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
 
   #startTimer(task: Task): void {
     const timeout = task.options?.timeout;
-    if (timeout === undefined) return;
-    task.timer = setTimeout(() => {
+    if (!isLimit(timeout)) return;
+    // Not setTimeout, which fires at once for 2^31 ms or more.
+    task.timer = setLongTimeout(() => {
       this.#stopRunning(
         task,
         new TimeoutError(
@@ -1704,7 +1716,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       this.#waiting--;
     }
     task.payload = undefined;
-    if (task.timer !== undefined) clearTimeout(task.timer);
+    task.timer?.clear();
     if (task.onAbort) {
       task.options!.signal!.removeEventListener("abort", task.onAbort);
     }

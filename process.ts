@@ -87,7 +87,7 @@ export interface ProcessOptions {
 
 /** Options of {@linkcode Process.join}. */
 export interface JoinOptions {
-  /** Milliseconds to wait at most; then `join` returns and the process may still run. @default {undefined} */
+  /** Milliseconds to wait at most; then `join` returns and the process may still run. `Infinity` (or leaving it out) waits without limit. @default {undefined} */
   timeout?: number;
 }
 

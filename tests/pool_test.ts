@@ -215,6 +215,28 @@ for (const backend of ["worker", "process"] as Backend[]) {
       equal(await p.apply("square", [6]), 36);
     });
 
+    test("timeouts of Infinity and 2^31 ms or more wait as long as they say", async () => {
+      await using p = pool({ processes: 1 });
+      // setTimeout fires at once for these: the task would be killed, the
+      // wait cut short.
+      for (const timeout of [Infinity, 2 ** 31, 2 ** 32 + 5, 1e15]) {
+        equal(await p.apply("sleep", [30, "slept"], { timeout }), "slept");
+        deepEqual(
+          await p.map("sleep", [20, 10], { timeout, chunksize: 1 }),
+          [20, 10],
+        );
+        equal(
+          await p.applyAsync("sleep", [30, "got"]).get({ timeout }),
+          "got",
+        );
+        const waited = p.applyAsync("sleep", [30]);
+        await waited.wait({ timeout });
+        equal(waited.ready(), true);
+      }
+      equal(p.stats().workersStarted, 1, "no task was stopped");
+      equal(p.stats().failed, 0);
+    });
+
     test("an AbortSignal drops a queued task and stops a running one", async () => {
       await using p = pool({ processes: 1 });
       const controller = new AbortController();

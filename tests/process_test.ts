@@ -66,6 +66,22 @@ for (const backend of ["process", "worker"] as const) {
       equal(k.exitCode, -9);
     });
 
+    test("join with a timeout of Infinity or 2^31 ms or more waits for the end", async () => {
+      for (const timeout of [Infinity, 2 ** 31, 1e15]) {
+        const p = new Process({
+          module: tasks,
+          target: "sleep",
+          args: [50],
+          backend,
+        });
+        p.start();
+        // setTimeout would fire at once for these and join return early.
+        await p.join({ timeout });
+        equal(p.isAlive(), false);
+        equal(p.exitCode, 0);
+      }
+    });
+
     test("exit codes of the target", async () => {
       const exits = new Process({
         module: tasks,
