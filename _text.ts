@@ -38,6 +38,8 @@ function completeLength(bytes: Uint8Array): number {
   return end;
 }
 
+const NEWLINE = 0x0a;
+
 /**
  * Reads `stream` as UTF-8 lines, without their `\n` or `\r\n`. A last line
  * without a newline is yielded too. Leaving the loop early cancels the stream.
@@ -46,20 +48,28 @@ export async function* readLines(
   stream: ReadableStream<Uint8Array>,
 ): AsyncGenerator<string, void, undefined> {
   const reader = stream.getReader();
-  const streaming = new TextDecoder();
-  let pending = "";
+  // The bytes of the line not ended yet, kept as they came and decoded once
+  // its newline comes: adding each chunk to a string and splitting that
+  // again would make a long line cost its length squared.
+  let pieces: Uint8Array[] = [];
   let finished = false;
   try {
     while (true) {
       const { done, value } = await reader.read();
       if (done) break;
-      pending += streaming.decode(value, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) yield stripCr(line);
+      const last = value.lastIndexOf(NEWLINE);
+      if (last === -1) {
+        if (value.byteLength > 0) pieces.push(value);
+        continue;
+      }
+      // A newline byte is never part of a multi-byte character, so the bytes
+      // up to it decode on their own, whatever came before.
+      pieces.push(value.subarray(0, last));
+      const text = decoder.decode(concatBytes(pieces));
+      pieces = last + 1 < value.byteLength ? [value.subarray(last + 1)] : [];
+      for (const line of text.split("\n")) yield stripCr(line);
     }
-    pending += streaming.decode();
-    if (pending !== "") yield stripCr(pending);
+    if (pieces.length > 0) yield stripCr(decoder.decode(concatBytes(pieces)));
     finished = true;
   } finally {
     if (finished) reader.releaseLock();

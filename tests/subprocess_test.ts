@@ -576,6 +576,30 @@ describe("text decoding", () => {
     ]);
   });
 
+  test("lines of several MB come out whole, split anywhere", async () => {
+    const long = sample.repeat(400_000); // 5.6 MB, 2.4 M characters
+    const text = `first\n${long}\r\n\n${long}é`;
+    const encoded = new TextEncoder().encode(text);
+    // 65_537 bytes cut through the 2-, 3- and 4-byte characters in turn.
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < encoded.length; at += 65_537) {
+      chunks.push(encoded.slice(at, at + 65_537));
+    }
+    const lines = await collect(readLines(streamOf(chunks)));
+    equal(lines.length, 4);
+    equal(lines[0], "first");
+    ok(lines[1] === long, "the first long line");
+    equal(lines[2], "");
+    ok(lines[3] === `${long}é`, "the last long line, without a newline");
+    await using p = new Popen(["cat"], {
+      stdin: streamOf([encoded]),
+      stdout: PIPE,
+    });
+    const piped = await collect(p);
+    equal(piped.length, 4);
+    ok(piped[1] === long && piped[3] === `${long}é`, "through a pipe");
+  });
+
   test("partial output ends on a character boundary", () => {
     for (let cut = 0; cut <= bytes.length; cut++) {
       const text = decodeUtf8(bytes.slice(0, cut), true);
