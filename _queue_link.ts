@@ -33,12 +33,13 @@ const PUT = 0; // id, block, count
 const PUT_WAIT = 1; // req, id, block, count, timeout
 const GET = 2; // req, id, want, timeout
 const ACK = 3; // id, count
-const RETURN = 4; // id, block, count
+const RETURN = 4; // id, count: the oldest items lent and not acknowledged
 const CLOSE = 5; // id
 const TASK_DONE = 6; // id
 const JOIN = 7; // req, id, timeout
 const CLOSE_ACK = 8; // id
 const CANCEL = 9; // req
+const UNGET = 10; // id, block, count: items received, put back in front
 // Parent → child.
 const REPLY = 20; // req, status, block, count, qsize
 const CLOSED_NOTICE = 21; // id
@@ -51,6 +52,14 @@ const REPLY_BYTES = 4 * 1024 * 1024;
 const MAX_AHEAD = 4096;
 /** Items fetched ahead and left unread this long go back to the queue. */
 const RETURN_AFTER_MS = 10;
+/**
+ * A consumer that comes back for its next item within this many ms of the
+ * last one is streaming; one that thinks longer gets no items fetched ahead,
+ * which another consumer could have had meanwhile.
+ */
+const STREAMING_THINK_MS = 1;
+/** This many streaming gets in a row before items are fetched ahead. */
+const STREAK_TO_FETCH_AHEAD = 4;
 
 // ---- the parent side --------------------------------------------------
 
@@ -152,17 +161,36 @@ export class ProxyLink {
   }
 
   #acknowledge(held: Held, count: number): void {
+    this.#removeLent(held, count);
+  }
+
+  // Acks and returns arrive in the order the child read its replies, so
+  // both concern the oldest lent items; a reply still on its way stays lent.
+  /** Takes back the `count` oldest lent items, in order, at the front. */
+  #takeBack(held: Held, count: number): void {
+    const { block, count: taken } = concatTaken(
+      this.#removeLent(held, count),
+    );
+    if (taken > 0) held.core.unget(block, taken);
+  }
+
+  /** Removes the `count` oldest lent items and returns them. */
+  #removeLent(held: Held, count: number): Taken[] {
+    const removed: Taken[] = [];
     while (count > 0 && held.lent.length > 0) {
       const first = held.lent[0];
       if (first.count <= count) {
         count -= first.count;
+        removed.push(first);
         held.lent.shift();
       } else {
-        const [, rest] = splitRecords(first.block, count);
+        const [head, rest] = splitRecords(first.block, count);
+        removed.push({ block: head, count });
         held.lent[0] = { block: rest, count: first.count - count };
         count = 0;
       }
     }
+    return removed;
   }
 
   /** Handles one queue message from the child. */
@@ -211,16 +239,17 @@ export class ProxyLink {
         }
         case RETURN: {
           const held = this.#held.get(message[i + 1] as number);
-          if (held) {
-            held.lent = [];
-            held.core.unget(
-              message[i + 2] as Uint8Array,
-              message[i + 3] as number,
-            );
-          }
-          i += 4;
+          if (held) this.#takeBack(held, message[i + 2] as number);
+          i += 3;
           break;
         }
+        case UNGET:
+          this.#held.get(message[i + 1] as number)?.core.unget(
+            message[i + 2] as Uint8Array,
+            message[i + 3] as number,
+          );
+          i += 4;
+          break;
         case CLOSE:
           this.#held.get(message[i + 1] as number)?.core.close();
           i += 2;
@@ -430,8 +459,17 @@ class ParentChannel {
     return new Promise((resolve) => this.#onSent = resolve);
   }
 
-  /** Sends a request now and resolves with its reply. */
-  request(op: number, args: unknown[], signal?: AbortSignal): Promise<Reply> {
+  /**
+   * Sends a request and resolves with its reply: now when someone waits for
+   * it, else with the next flush, so that a fetch ahead never carries the
+   * acknowledgement of an item ahead of what its reader does with it.
+   */
+  request(
+    op: number,
+    args: unknown[],
+    signal?: AbortSignal,
+    urgent = true,
+  ): Promise<Reply> {
     const req = ++this.#nextReq;
     return new Promise<Reply>((resolve) => {
       const onAbort = (): void => {
@@ -444,7 +482,7 @@ class ParentChannel {
         resolve(reply);
       });
       this.push([op, req, ...args]);
-      this.flush();
+      if (urgent) this.flush();
     });
   }
 
@@ -555,6 +593,12 @@ class RemoteCore implements Core {
   #done = 0;
   #returnTimer: ReturnType<typeof setTimeout> | undefined;
   #fetching: Promise<void> | undefined;
+  /** When the reader took the last item it had: its think time starts. */
+  #emptiedAt = -Infinity;
+  /** Whether the reader's current wait for an item has been counted. */
+  #demandNoted = false;
+  /** Gets in a row that came back quickly: fetch ahead once it is long enough. */
+  #streak = 0;
   #onClosed: (() => void) | undefined;
   readonly #closedPromise: Promise<void>;
 
@@ -652,6 +696,31 @@ class RemoteCore implements Core {
   }
 
   tryTake(maxCount: number, maxBytes: number): Taken | undefined | 2 {
+    if (this.#aheadCount === 0) this.#noteDemand();
+    return this.#takeAhead(maxCount, maxBytes);
+  }
+
+  /** Whether the reader comes back fast enough to be worth fetching ahead for. */
+  #streaming(): boolean {
+    return this.#streak >= STREAK_TO_FETCH_AHEAD;
+  }
+
+  // Think time runs from the reader's last item to its next request, so the
+  // wait for a reply is not counted; the clock is read once per fetch, not
+  // per item (it costs as much as a small item in Deno).
+  /** The reader asks and has nothing ahead: was it quick since its last item? */
+  #noteDemand(): void {
+    if (this.#demandNoted) return;
+    this.#demandNoted = true;
+    if (performance.now() - this.#emptiedAt <= STREAMING_THINK_MS) {
+      this.#streak++;
+    } else {
+      this.#streak = 0;
+      this.#want = 1;
+    }
+  }
+
+  #takeAhead(maxCount: number, maxBytes: number): Taken | undefined | 2 {
     if (this.#aheadCount === 0) {
       if (this.#drained) return CLOSED;
       return undefined;
@@ -669,6 +738,10 @@ class RemoteCore implements Core {
     first.count -= taken;
     if (first.count === 0) this.#ahead.shift();
     this.#aheadCount -= taken;
+    if (this.#aheadCount === 0) {
+      this.#emptiedAt = performance.now();
+      this.#demandNoted = false;
+    }
     this.#consumed(taken);
     this.#refill();
     return { block, count: taken };
@@ -677,10 +750,10 @@ class RemoteCore implements Core {
   /** Asks for more before the items fetched ahead run out, hiding the round trip. */
   #refill(): void {
     if (
-      this.#fetching !== undefined || this.#drained ||
+      this.#fetching !== undefined || this.#drained || !this.#streaming() ||
       this.#aheadCount * 2 > this.#want
     ) return;
-    this.#fetching = this.#fetch(this.#want, 0).then(() => {
+    this.#fetching = this.#fetch(this.#want, 0, undefined, false).then(() => {
       this.#fetching = undefined;
     });
   }
@@ -690,13 +763,15 @@ class RemoteCore implements Core {
     want: number,
     timeout: number,
     signal?: AbortSignal,
+    urgent = true,
   ): Promise<Reply> {
     const reply = await parent.request(
       GET,
       [this.#id, want, timeout],
       signal,
+      urgent,
     );
-    this.#want = Math.min(this.#want * 2, MAX_AHEAD);
+    if (this.#streaming()) this.#want = Math.min(this.#want * 2, MAX_AHEAD);
     this.#learn(reply);
     if (reply.status === CLOSED) this.#drained = true;
     if (reply.block !== undefined && reply.count > 0) {
@@ -705,6 +780,8 @@ class RemoteCore implements Core {
         count: reply.count,
       });
       this.#aheadCount += reply.count;
+      // Nobody may read them: they go back unless read soon.
+      if (this.#returnTimer === undefined) this.#armReturn(this.#received);
     }
     return reply;
   }
@@ -721,8 +798,13 @@ class RemoteCore implements Core {
   #armReturn(received: number): void {
     this.#returnTimer = setTimeout(() => {
       this.#returnTimer = undefined;
-      if (this.#received === received) this.giveBack();
-      else if (this.#aheadCount > 0) this.#armReturn(this.#received);
+      // A fetch on its way would come back after the give-back, out of
+      // order: wait for it.
+      if (this.#received === received && this.#fetching === undefined) {
+        this.giveBack();
+      } else if (this.#aheadCount > 0 || this.#fetching !== undefined) {
+        this.#armReturn(this.#received);
+      }
     }, RETURN_AFTER_MS);
     // deno-lint-ignore no-explicit-any
     (this.#returnTimer as any).unref?.();
@@ -735,16 +817,16 @@ class RemoteCore implements Core {
     return undefined;
   }
 
-  /** Returns the items fetched ahead and not read. */
+  /** Returns the items fetched ahead and not read (no fetch may be on its way). */
   giveBack(): void {
     clearTimeout(this.#returnTimer);
     this.#returnTimer = undefined;
+    this.#streak = 0;
+    this.#want = 1;
     if (this.#aheadCount === 0) return;
-    const unread = concatBytes(this.#ahead.map(({ reader }) => reader.rest()));
-    parent.push([RETURN, this.#id, unread.slice(), this.#aheadCount]);
+    parent.push([RETURN, this.#id, this.#aheadCount]);
     this.#ahead = [];
     this.#aheadCount = 0;
-    this.#want = 1;
   }
 
   async take(
@@ -752,8 +834,9 @@ class RemoteCore implements Core {
     maxBytes: number,
     wait: WaitOptions,
   ): Promise<Taken | Status> {
+    if (this.#aheadCount === 0) this.#noteDemand();
     for (;;) {
-      const taken = this.tryTake(maxCount, maxBytes);
+      const taken = this.#takeAhead(maxCount, maxBytes);
       if (taken !== undefined) return taken;
       if (this.#fetching !== undefined) {
         await this.#fetching;
@@ -771,7 +854,7 @@ class RemoteCore implements Core {
   }
 
   unget(block: Uint8Array, count: number): void {
-    parent.push([RETURN, this.#id, block.slice(), count]);
+    parent.push([UNGET, this.#id, block.slice(), count]);
   }
 
   close(): void {
