@@ -129,7 +129,11 @@ export interface PopenOptions<TText extends boolean = boolean> {
   /**
    * The child's stdin: a pipe, `/dev/null`, the parent's, or a byte stream
    * to pump into it (for example another `Popen`'s `stdout`, to build a
-   * pipeline).
+   * pipeline). When that stream fails while the child runs, the child is
+   * killed (it must not act on part of its input as if it were all), and
+   * {@linkcode Popen.communicate} and {@linkcode Popen.wait} reject with a
+   * {@linkcode SubprocessError} whose `cause` is the stream's error. A child
+   * that stops reading early just leaves the rest of the stream cancelled.
    *
    * @default {INHERIT}
    */
@@ -169,7 +173,9 @@ export interface RunOptions<TText extends boolean = boolean>
   extends Omit<PopenOptions<TText>, "stdin"> {
   /**
    * Data to write to the child's stdin, which is then closed. Cannot be used
-   * together with `stdin`.
+   * together with `stdin`. A stream that fails kills the child, and the call
+   * rejects with a {@linkcode SubprocessError} whose `cause` is the stream's
+   * error; what the stream gave before is written first.
    *
    * @default {undefined}
    */
@@ -483,19 +489,31 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
   #text: boolean;
   #killTree: boolean;
   #communication: Communication | undefined;
+  /** The reader of the stream given as stdin, while it is pumped. */
+  #pumpReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Why the stream given as stdin failed while the child ran. */
+  #inputFailure: SubprocessError | undefined;
+  /** Rejects with {@linkcode Popen.#inputFailure} once the child has exited; pending otherwise. */
+  #inputFailed: Promise<never> | undefined;
 
   /**
    * Starts `cmd`.
    *
    * @param cmd The program and its arguments, e.g. `["ls", "-l"]`.
    * @param options How to start it and wire its streams.
-   * @throws {TypeError} when `cmd` is not a non-empty array of strings or an option is invalid.
+   * @throws {TypeError} when `cmd` is not a non-empty array of strings, an
+   * option is invalid, or the `stdin` stream is locked.
    * @throws {SubprocessError} when the command cannot be started.
    */
   constructor(cmd: readonly string[], options: PopenOptions<TText> = {}) {
     checkCommand(cmd);
     options.signal?.throwIfAborted();
     const pump = isStream(options.stdin) ? options.stdin : undefined;
+    if (pump?.locked) {
+      throw new TypeError(
+        "Cannot read the input stream: it is locked by another reader: release its lock, or pass a stream nobody else reads",
+      );
+    }
     this.args = [...cmd];
     this.#text = options.text === true;
     this.#killTree = options.killTree === true;
@@ -509,7 +527,11 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     this.#exited = this.#child.exited.then((status) =>
       this.#returncode = returncodeOf(status)
     );
-    if (pump) pumpInto(pump, this.#child.stdin!);
+    if (pump) {
+      this.#pumpReader = pump.getReader();
+      this.#inputFailed = this.#pump(this.#pumpReader, this.#child.stdin!);
+      this.#inputFailed.catch(() => {});
+    }
     if (options.signal) this.#killOnAbort(options.signal);
   }
 
@@ -538,6 +560,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * @param options A `timeout` and an abort `signal` for this call.
    * @returns `[stdout, stderr]`, each `null` where not piped.
    * @throws {TimeoutExpiredError} when `timeout` passes first, with the output so far.
+   * @throws {SubprocessError} when the stream given as `stdin` failed, which
+   * killed the child.
    * @throws {TypeError} when `input` is given but stdin is not a pipe, or
    * after the communication has started, or when a stream is locked.
    *
@@ -561,7 +585,9 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
       options.timeout !== undefined || options.signal !== undefined,
     );
     const outcome = await waitAtMost(
-      communication.done,
+      this.#inputFailed
+        ? Promise.race([communication.done, this.#inputFailed])
+        : communication.done,
       options.timeout,
       options.signal,
     );
@@ -572,6 +598,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
         stderr: this.#decode(stderr, true),
       });
     }
+    if (this.#inputFailure) throw this.#inputFailure;
     const [stdout, stderr] = communication.output();
     return [this.#decode(stdout), this.#decode(stderr)];
   }
@@ -616,6 +643,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * @param options A `timeout` and an abort `signal` for this call.
    * @returns The returncode.
    * @throws {TimeoutExpiredError} when `timeout` passes first; the child keeps running.
+   * @throws {SubprocessError} when the stream given as `stdin` failed, which
+   * killed the child.
    *
    * @example Wait for exit
    * ```ts
@@ -637,6 +666,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     if (outcome === TIMED_OUT) {
       throw new TimeoutExpiredError(this.args, options.timeout!);
     }
+    if (this.#inputFailure) throw this.#inputFailure;
     return outcome;
   }
 
@@ -785,6 +815,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     this.kill();
     await this.#exited;
+    // A stream given as stdin may wait for data that nobody needs now.
+    this.#pumpReader?.cancel().catch(() => {});
     await Promise.all([
       this.#communication?.stopReading() ??
         Promise.all([
@@ -795,6 +827,60 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
         ? this.stdin.abort().catch(() => {})
         : undefined,
     ]);
+  }
+
+  /**
+   * Copies the stream given as stdin into the child, a chunk at a time:
+   * each is written before the next is read, so that whatever the stream
+   * gave before failing has reached the pipe. Never resolves when all goes
+   * well; rejects with the failure once the child it killed has exited.
+   */
+  async #pump(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    stdin: WritableStream<Uint8Array>,
+  ): Promise<never> {
+    const writer = stdin.getWriter();
+    let written = 0;
+    while (true) {
+      let chunk: Uint8Array;
+      try {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunk = checkChunk(value);
+      } catch (error) {
+        // After the child has exited its input no longer matters.
+        if (this.#returncode !== null) break;
+        this.#inputFailure = new SubprocessError(
+          `The input stream of ${
+            quoteCommand(this.args)
+          } failed after ${written} byte${
+            written === 1 ? "" : "s"
+          }, so the command was killed: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          { cause: error },
+        );
+        // Killed before its stdin closes, so that it never takes the end of
+        // the stream for the end of its input.
+        this.kill();
+        writer.abort(error).catch(() => {});
+        reader.cancel(error).catch(() => {});
+        await this.#exited;
+        throw this.#inputFailure;
+      }
+      try {
+        await writer.write(chunk);
+        written += chunk.byteLength;
+      } catch {
+        // A child that exits without reading all its input is no error: the
+        // rest of the stream is cancelled, as a shell pipeline would do.
+        reader.cancel().catch(() => {});
+        return new Promise<never>(() => {});
+      }
+    }
+    this.#pumpReader = undefined;
+    await writer.close().catch(() => {});
+    return new Promise<never>(() => {});
   }
 
   #killOnAbort(signal: AbortSignal): void {
@@ -865,11 +951,12 @@ async function collect<TText extends boolean>(
   try {
     return await process.communicate(input, { timeout, signal });
   } catch (error) {
-    const [stdout, stderr] = await killAndDrain(process);
-    if (error instanceof TimeoutExpiredError) {
-      throw new TimeoutExpiredError(process.args, timeout!, { stdout, stderr });
+    if (!(error instanceof TimeoutExpiredError)) {
+      await process[Symbol.asyncDispose]();
+      throw error;
     }
-    throw error;
+    const [stdout, stderr] = await killAndDrain(process);
+    throw new TimeoutExpiredError(process.args, timeout!, { stdout, stderr });
   }
 }
 
@@ -880,12 +967,13 @@ async function killAndDrain<TText extends boolean>(
   process: Popen<TText>,
 ): Promise<[Output<TText> | null, Output<TText> | null]> {
   process.kill();
-  await process.wait();
   try {
+    await process.wait();
     return await process.communicate(undefined, { timeout: DRAIN_GRACE_MS });
   } catch (error) {
-    if (!(error instanceof TimeoutExpiredError)) throw error;
     await process[Symbol.asyncDispose]();
+    // The input stream failed before the kill: that is the error to report.
+    if (!(error instanceof TimeoutExpiredError)) throw error;
     return [error.stdout, error.stderr];
   }
 }
@@ -1049,13 +1137,15 @@ function startChild(
   }
 }
 
-function pumpInto(
-  source: ReadableStream<Uint8Array>,
-  stdin: WritableStream<Uint8Array>,
-): void {
-  // A child that exits without reading the whole stream is not an error:
-  // the rest of the stream is cancelled, as a shell pipeline would.
-  source.pipeTo(stdin).catch(() => {});
+function checkChunk(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  throw new TypeError(
+    `Expected the input stream to yield Uint8Array chunks, got ${
+      typeof chunk === "string"
+        ? `the string "${chunk.slice(0, 40)}"`
+        : `"${String(chunk)}"`
+    }: encode text first, e.g. with stream.pipeThrough(new TextEncoderStream())`,
+  );
 }
 
 function quoteArg(arg: string): string {

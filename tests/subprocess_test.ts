@@ -7,7 +7,14 @@ import {
   rejects,
   throws,
 } from "node:assert/strict";
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -30,6 +37,7 @@ import { decodeUtf8, readLines } from "../_text.ts";
 import {
   collect,
   delay,
+  eventually,
   killMatching,
   marker,
   processesMatching,
@@ -163,6 +171,96 @@ describe("run, call, checkCall, checkOutput", () => {
     });
     equal(viaPath.returncode, 1);
     match(viaPath.stdout!, /No such file/);
+  });
+
+  test("an input stream that fails kills the child and rejects run", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "multiproc-input-"));
+    const file = join(dir, "received");
+    const failure = new Error("disk on fire");
+    let pid = 0;
+    let pulls = 0;
+    const input = new ReadableStream<Uint8Array>({
+      async pull(controller): Promise<void> {
+        if (pulls++ === 0) {
+          return controller.enqueue(new TextEncoder().encode("first\n"));
+        }
+        // Fail only once the child has the first chunk, to show that what
+        // came before the failure was written.
+        const received = await eventually(() =>
+          existsSync(file) && readFileSync(file, "utf8") === "first\n"
+        );
+        [pid] = processesMatching(file);
+        controller.error(received ? failure : new Error("nothing received"));
+      },
+    });
+    try {
+      await rejects(
+        run(["tee", file], { input, stdout: DEVNULL }),
+        (error) => {
+          ok(error instanceof SubprocessError);
+          equal(error.cause, failure);
+          match(
+            error.message,
+            /^The input stream of "tee \/.*\/received" failed after 6 bytes, so the command was killed: disk on fire$/,
+          );
+          return true;
+        },
+      );
+      ok(pid > 0, "the child ran");
+      ok(!processExists(pid), "the child was killed and reaped");
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("a stdin stream that fails: communicate and wait reject, the child is killed", async () => {
+    const failure = new Error("upstream broke");
+    const failing = (): ReadableStream<Uint8Array> => {
+      let pulls = 0;
+      return new ReadableStream({
+        pull(controller): void {
+          if (pulls++ === 0) controller.enqueue(new Uint8Array([65]));
+          else controller.error(failure);
+        },
+      });
+    };
+    await using communicating = new Popen(["cat"], {
+      stdin: failing(),
+      stdout: PIPE,
+    });
+    await rejects(communicating.communicate(), (error) => {
+      ok(error instanceof SubprocessError);
+      equal(error.cause, failure);
+      match(error.message, /"cat" failed after 1 byte, so/);
+      return true;
+    });
+    equal(communicating.returncode, -9);
+    await using waiting = new Popen(["sleep", "10"], { stdin: failing() });
+    await rejects(waiting.wait(), (error) => {
+      ok(error instanceof SubprocessError);
+      equal(error.cause, failure);
+      return true;
+    });
+    equal(waiting.returncode, -9);
+    await rejects(
+      run(["cat"], {
+        input: new ReadableStream({
+          start(controller): void {
+            controller.enqueue("text" as unknown as Uint8Array);
+          },
+        }),
+      }),
+      (error) => {
+        ok(error instanceof SubprocessError);
+        ok(error.cause instanceof TypeError);
+        match(error.message, /got the string "text": encode text first/);
+        return true;
+      },
+    );
+    const locked = streamOf([]);
+    locked.getReader();
+    throws(() => new Popen(["cat"], { stdin: locked }), /locked/);
+    await rejects(run(["cat"], { input: locked }), TypeError);
   });
 
   test("a child that exits without reading its input", async () => {
@@ -498,8 +596,8 @@ describe("timeouts, aborts and process groups", () => {
       }),
       TimeoutExpiredError,
     );
-    await delay(50);
-    deepEqual(processesMatching(`sleep ${tag}`), []);
+    // Killed grandchildren go to init, which reaps them in its own time.
+    ok(await eventually(() => processesMatching(`sleep ${tag}`).length === 0));
   });
 
   test("without killTree a grandchild holding the pipe does not hang run", async () => {
@@ -534,8 +632,8 @@ describe("timeouts, aborts and process groups", () => {
     }
     p.terminate();
     equal(await p.wait(), -15);
-    await delay(50);
-    deepEqual(processesMatching(`sleep ${tag}`), []);
+    // Killed grandchildren go to init, which reaps them in its own time.
+    ok(await eventually(() => processesMatching(`sleep ${tag}`).length === 0));
   });
 
   test("run with an AbortSignal kills and rejects with its reason", async () => {
@@ -550,7 +648,7 @@ describe("timeouts, aborts and process groups", () => {
       }),
       (error) => error === reason,
     );
-    deepEqual(processesMatching(`sleep ${tag}`), []);
+    ok(await eventually(() => processesMatching(`sleep ${tag}`).length === 0));
     await rejects(
       run(["sleep", tag], { signal: controller.signal }),
       (error) => error === reason,
