@@ -15,14 +15,49 @@ export function toModuleUrl(module: string | URL): string {
   return pathToFileURL(module).href;
 }
 
-/** A short description of a value for error messages. */
+/** `"a"` or `"an"` and the noun. */
+function withArticle(noun: string): string {
+  return `${/^[aeiou]/i.test(noun) ? "an" : "a"} ${noun}`;
+}
+
+/**
+ * The class of an object for error messages: its constructor's name, else
+ * its `Symbol.toStringTag` (generator objects have a constructor without a
+ * name, objects made by `Object.create(null)` none at all).
+ */
+function className(value: object): string {
+  const constructor = (value as { constructor?: unknown }).constructor;
+  const name = typeof constructor === "function" ? constructor.name : "";
+  return name !== ""
+    ? name
+    : Object.prototype.toString.call(value).slice(8, -1);
+}
+
+/** What kind of function `fn` is, for error messages: `"a generator function"`, `"a bound function"`, … */
+export function describeFunction(fn: AnyFunction): string {
+  const tag = Object.prototype.toString.call(fn).slice(8, -1);
+  if (tag === "GeneratorFunction") return "a generator function";
+  if (tag === "AsyncGeneratorFunction") return "an async generator function";
+  if (fn.name.startsWith("bound ")) return "a bound function";
+  if (/^class\b/.test(Function.prototype.toString.call(fn))) return "a class";
+  return "a function";
+}
+
+/** A short description of a value for error messages: `"a Map"`, `"a symbol"`, `"number 5"`. */
 export function describeValue(value: unknown): string {
-  if (typeof value === "function") return "a function";
-  if (typeof value === "symbol") return "a symbol";
-  if (typeof value === "object" && value !== null) {
-    return `a ${value.constructor?.name ?? "object"}`;
+  if (typeof value === "function") {
+    return describeFunction(value as AnyFunction);
   }
-  return typeof value;
+  if (typeof value === "symbol") return "a symbol";
+  if (value === null) return "null";
+  if (typeof value === "object") return withArticle(className(value));
+  if (value === undefined) return "undefined";
+  if (typeof value === "string") {
+    return `a string ("${
+      value.length > 40 ? `${value.slice(0, 40)}…` : value
+    }")`;
+  }
+  return `${typeof value} ${String(value)}`;
 }
 
 function isPrimitive(value: unknown): boolean {

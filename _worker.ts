@@ -16,7 +16,7 @@ import {
 } from "./_queue_link.ts";
 import { reviveValues } from "./_share.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
-import { deserializeValues, packNumbers } from "./_values.ts";
+import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
 import {
   APPLY,
   DEFINE,
@@ -182,27 +182,43 @@ function call(fn: TaskFunction, kind: TaskKind, payload: unknown): unknown {
   return results;
 }
 
-function uncopyable(value: unknown): unknown {
-  const type = typeof value === "object" && value !== null
-    ? value.constructor?.name ?? "object"
-    : typeof value;
+/** The error of a task whose result cannot be copied: for a chunk, the first item's that cannot. */
+function uncopyable(value: unknown, kind: TaskKind): unknown {
+  let what = describeValue(value);
+  if (kind !== APPLY && Array.isArray(value)) {
+    const index = value.findIndex((item) => !isCopyable(item));
+    if (index >= 0) {
+      what = `${describeValue(value[index])} for item ${index} of its chunk`;
+    }
+  }
   return encodeError(
     new TypeError(
-      `The task returned a value that cannot be copied to the caller (a ${type}): return plain data (structured-cloneable values)`,
+      `The task returned a value that cannot be copied to the caller (${what}): return plain data (structured-cloneable values)`,
     ),
   );
 }
 
+function isCopyable(value: unknown): boolean {
+  // Symbols are primitives that cannot be copied either.
+  if (
+    value === null ||
+    typeof value !== "object" && typeof value !== "function" &&
+      typeof value !== "symbol"
+  ) return true;
+  try {
+    structuredClone(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Replaces each result that cannot be copied with an error of its own. */
-function replaceUncopyable(results: unknown[]): void {
+function replaceUncopyable(results: unknown[], kinds: TaskKind[]): void {
   for (let i = 2; i < results.length; i += 2) {
-    const value = results[i + 1];
-    if (typeof value !== "object" && typeof value !== "function") continue;
-    try {
-      structuredClone(value);
-    } catch {
+    if (results[i] === 1 && !isCopyable(results[i + 1])) {
+      results[i + 1] = uncopyable(results[i + 1], kinds[i / 2 - 1]!);
       results[i] = 0;
-      results[i + 1] = uncopyable(value);
     }
   }
 }
@@ -210,29 +226,56 @@ function replaceUncopyable(results: unknown[]): void {
 /** Where a bad value would not throw at once, results are checked first. */
 const checkBeforePosting = parentPort === null && !ipcRejectsUncloneable;
 
-/** Posts results; an uncopyable value fails only its own task. */
-function post(results: unknown[], transfer: ArrayBuffer[]): void {
+/**
+ * Posts results; a value that cannot be copied fails only its own task.
+ * A batch the channel refuses goes again one result per message, so that
+ * what structured clone accepts and the channel does not still fails one
+ * task, and never the worker.
+ */
+function post(
+  results: unknown[],
+  kinds: TaskKind[],
+  transfer: ArrayBuffer[],
+): void {
   // Items a task put into queues arrive before its result.
   flushQueues();
-  if (checkBeforePosting) replaceUncopyable(results);
+  if (checkBeforePosting) replaceUncopyable(results, kinds);
   try {
     endpoint.post(results, transfer);
+    return;
   } catch {
-    replaceUncopyable(results);
-    endpoint.post(results, transfer);
+    // Told apart below.
+  }
+  replaceUncopyable(results, kinds);
+  const ms = (results[1] as number) / kinds.length;
+  for (let i = 2; i < results.length; i += 2) {
+    const value = results[i + 1];
+    try {
+      // Serialization fails before anything is transferred.
+      endpoint.post(
+        [RESULTS, ms, results[i], value],
+        value instanceof Float64Array
+          ? [value.buffer as ArrayBuffer]
+          : undefined,
+      );
+    } catch {
+      endpoint.post([RESULTS, ms, 0, uncopyable(value, kinds[i / 2 - 1]!)]);
+    }
   }
 }
 
 async function drain(): Promise<void> {
   running = true;
   let results: unknown[] = [RESULTS, 0];
+  let kinds: TaskKind[] = [];
   let transfer: ArrayBuffer[] = [];
   let batchStart = performance.now();
   const flush = (): void => {
     if (results.length === 2) return;
     results[1] = performance.now() - batchStart;
-    post(results, transfer);
+    post(results, kinds, transfer);
     results = [RESULTS, 0];
+    kinds = [];
     transfer = [];
     batchStart = performance.now();
   };
@@ -278,6 +321,7 @@ async function drain(): Promise<void> {
       }
     }
     results.push(ok, value);
+    kinds.push(kind);
     if (performance.now() - batchStart >= FLUSH_MS) flush();
   }
   queue.length = 0;
@@ -306,10 +350,30 @@ async function loadModule(): Promise<void> {
   }
 }
 
+/**
+ * A pool worker outlives the promises its tasks leave rejected with no
+ * handler, as a Python pool worker outlives what its tasks leave behind:
+ * the rejection is logged and the next task runs as usual. Such a promise
+ * rejected after its task ended, so failing the task running now would
+ * blame an innocent one. An uncaught exception still ends the worker, as it
+ * ends any Node or Deno program: it unwound code halfway through, which may
+ * have left the worker's state broken, so the pool replaces the worker and
+ * fails the task that was running with a WorkerExitError.
+ */
+function logStrayRejections(name: string): void {
+  process.on("unhandledRejection", (reason) => {
+    console.error(
+      `Unhandled rejection in a task of worker ${name} (the worker goes on):`,
+      reason,
+    );
+  });
+}
+
 async function init(setup: WorkerSetup): Promise<void> {
   setContext(setup.name);
   moduleUrl = setup.module;
   if (setup.target) return runTarget(setup.target, setup.shared === true);
+  logStrayRejections(setup.name);
   try {
     await loadModule();
     const initializer = loadFunction(
@@ -329,6 +393,15 @@ async function init(setup: WorkerSetup): Promise<void> {
     return;
   }
   endpoint.post([READY]);
+}
+
+/**
+ * A fault of the worker itself, not of a task: exit, so that the pool
+ * replaces the worker, rather than serve no task again.
+ */
+function crash(error: unknown): void {
+  console.error("The pool worker failed:", error);
+  process.exit(1);
 }
 
 function flushStdio(): Promise<void> {
@@ -363,7 +436,7 @@ endpoint.listen((message) => {
   switch (message[0]) {
     case RUN:
       for (let i = 1; i < message.length; i++) queue.push(message[i]);
-      if (!running) drain();
+      if (!running) drain().catch(crash);
       break;
     case DEFINE:
       inline.set(message[1] as number, compileOrThrower(message[2] as string));

@@ -407,13 +407,13 @@ export class AsyncResult<T> implements PromiseLike<T> {
    * @throws {TimeoutError} when `timeout` passes first; the task runs on and the pool stays usable.
    * @throws The task's own error when it failed.
    *
-   * @example Wait at most a second
+   * @example Wait at most ten seconds
    * ```ts
    * import { Pool } from "@multiproc/multiproc/pool";
    * import { equal } from "node:assert/strict";
    *
    * await using pool = new Pool({ processes: 1 });
-   * equal(await pool.applyAsync(() => "done").get({ timeout: 1000 }), "done");
+   * equal(await pool.applyAsync(() => "done").get({ timeout: 10_000 }), "done");
    * ```
    */
   async get(options: GetOptions = {}): Promise<T> {
@@ -691,6 +691,16 @@ export type ApplyParams<A extends unknown[], O> = [] extends A
  * their source. Arguments and results are copied (structured clone).
  * `await using` terminates the pool at the end of the scope, like Python's
  * `with Pool() as pool:`. An idle pool does not keep the program alive.
+ *
+ * What a task leaves behind: a promise it left rejected with no handler is
+ * logged to stderr ("Unhandled rejection in a task of worker PoolWorker-N")
+ * and the worker goes on, as a Python pool worker does; no task fails for
+ * it. An exception thrown outside any task's call, from a timer or an event
+ * handler a task set up, ends its worker as it ends any Node or Deno
+ * program (piscina does the same), since it may have left the worker's
+ * state half-changed: the task running on that worker then fails with
+ * {@linkcode WorkerExitError}, the tasks waiting for it run elsewhere, and
+ * the worker is replaced.
  *
  * The module can be the main program itself: guard the main code with
  * `isMainModule(import.meta)` (from `process.ts`) so that workers, which

@@ -302,6 +302,71 @@ for (const backend of ["worker", "process"] as Backend[]) {
       equal(await p.apply("square", [3]), 9);
     });
 
+    test("a result that cannot be copied fails its own task only, batched or not", async () => {
+      await using p = pool({ processes: 1 });
+      const uncopyable =
+        /returned a value that cannot be copied to the caller \(a symbol/;
+      const outcomes = await Promise.all(
+        [0, 1, 2, 3].map((i) =>
+          p.apply((i: number) => (i === 2 ? Symbol("two") : i), [i]).catch((
+            error,
+          ) => error)
+        ),
+      );
+      deepEqual(outcomes.slice(0, 2), [0, 1]);
+      ok(outcomes[2] instanceof TypeError);
+      match(outcomes[2].message, uncopyable);
+      equal(outcomes[3], 3);
+      // Tiny tasks submitted at once come back in batches of results.
+      const many = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          p.apply(
+            (i: number) =>
+              i % 7 === 3
+                ? Symbol()
+                : i % 11 === 5
+                ? (function* () {})()
+                : { i },
+            [i],
+          ).catch((error) => error)),
+      );
+      many.forEach((outcome, i) => {
+        if (i % 7 === 3) match(outcome.message, uncopyable);
+        else if (i % 11 === 5) match(outcome.message, /\(a Generator\)/);
+        else deepEqual(outcome, { i });
+      });
+      // A map chunk fails as a whole, naming the item; the rest are unharmed.
+      const items = Array.from({ length: 40 }, (_, i) => i);
+      await rejects(
+        p.map((i: number) => (i === 13 ? Symbol() : i), items, {
+          chunksize: 10,
+        }),
+        (error) => {
+          ok(error instanceof TypeError);
+          match(error.message, /\(a symbol for item 3 of its chunk\)/);
+          return true;
+        },
+      );
+      const streamed = await collect(
+        p.imap((i: number) => (i === 13 ? Symbol() : i), items, {
+          chunksize: 10,
+        }),
+      ).catch((error) => error);
+      match(streamed.message, uncopyable);
+      deepEqual(await p.map((i: number) => i, items, { chunksize: 10 }), items);
+      equal(p.stats().workersStarted, 1, "the worker was never replaced");
+    });
+
+    test("a stray rejection from one task is logged; the worker and the next task go on", async () => {
+      const result = await runScript("./fixtures/stray_rejection", backend);
+      equal(result.stdout, "a b c 1\n");
+      match(
+        result.stderr!,
+        /Unhandled rejection in a task of worker PoolWorker-1 \(the worker goes on\):.*Error: stray from task A/s,
+      );
+      equal(result.returncode, 0);
+    });
+
     const unsupported = heapLimitUnsupported[backend];
     test(
       limitedTest(
