@@ -52,7 +52,13 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
-/** Applies `swap` to the shareables inside arrays and plain objects, copying on write. */
+/**
+ * Applies `swap` to the shareables inside arrays, plain objects, maps and
+ * sets, copying on write.
+ *
+ * @throws {TypeError} for a shareable inside another kind of object, which
+ * structured clone would turn into an empty object.
+ */
 function replaceIn(
   value: unknown,
   swap: (value: object) => unknown,
@@ -63,23 +69,103 @@ function replaceIn(
   if (matches(value)) return swap(value);
   if (ArrayBuffer.isView(value) || visited.has(value)) return value;
   visited.add(value);
+  const inner = (item: unknown): unknown =>
+    replaceIn(item, swap, matches, visited);
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
-      const replaced = replaceIn(value[i], swap, matches, visited);
+      const replaced = inner(value[i]);
       if (replaced !== value[i]) (copy ??= value.slice())[i] = replaced;
     }
     return copy ?? value;
   }
-  if (!isPlainObject(value)) return value;
+  if (value instanceof Map) {
+    let changed = false;
+    const entries = [...value].map(([key, item]): [unknown, unknown] => {
+      const pair: [unknown, unknown] = [inner(key), inner(item)];
+      changed ||= pair[0] !== key || pair[1] !== item;
+      return pair;
+    });
+    return changed ? new Map(entries) : value;
+  }
+  if (value instanceof Set) {
+    let changed = false;
+    const items = [...value].map((item) => {
+      const replaced = inner(item);
+      changed ||= replaced !== item;
+      return replaced;
+    });
+    return changed ? new Set(items) : value;
+  }
+  if (!isPlainObject(value)) {
+    refuseInside(value, matches);
+    return value;
+  }
   let copy: Record<string, unknown> | undefined;
   for (const [key, item] of Object.entries(value)) {
-    const replaced = replaceIn(item, swap, matches, visited);
+    const replaced = inner(item);
     if (replaced !== item) {
       (copy ??= { ...value as Record<string, unknown> })[key] = replaced;
     }
   }
   return copy ?? value;
+}
+
+// Structured clone keeps only the own data of a class instance, so a queue
+// in one would arrive as `{}`: say so instead.
+/** Throws when a shareable sits among the own properties of `value`. */
+function refuseInside(
+  value: object,
+  matches: (value: object) => boolean,
+): void {
+  for (const item of Object.values(value)) {
+    if (typeof item === "object" && item !== null && matches(item)) {
+      const kind = value.constructor?.name ?? "object";
+      throw new TypeError(
+        `Cannot pass a queue or pipe end inside a "${kind}": only arrays, plain objects, maps and sets are searched for them; pass it as its own argument or in a plain object`,
+      );
+    }
+  }
+}
+
+/**
+ * Whether `value` holds a queue or pipe end at any depth (for items, which
+ * may not carry one).
+ */
+export function holdsShareable(value: unknown): boolean {
+  const seen = new Set<object>();
+  const stack: object[] = [];
+  function visit(item: unknown): boolean {
+    if (typeof item !== "object" || item === null || seen.has(item)) {
+      return false;
+    }
+    if (isShareable(item)) return true;
+    if (!ArrayBuffer.isView(item) && !(item instanceof ArrayBuffer)) {
+      seen.add(item);
+      stack.push(item);
+    }
+    return false;
+  }
+  if (visit(value)) return true;
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) if (visit(item[i])) return true;
+    } else if (item instanceof Map) {
+      for (const [key, entry] of item) {
+        if (visit(key) || visit(entry)) return true;
+      }
+    } else if (item instanceof Set) {
+      for (const entry of item) if (visit(entry)) return true;
+    } else {
+      for (const key in item) {
+        if (
+          Object.hasOwn(item, key) &&
+          visit((item as Record<string, unknown>)[key])
+        ) return true;
+      }
+    }
+  }
+  return false;
 }
 
 function describeCore(

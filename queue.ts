@@ -47,6 +47,7 @@ import {
   type WaitOptions,
 } from "./_ring.ts";
 import {
+  holdsShareable,
   noteShareable,
   registerShareable,
   SHARE,
@@ -230,11 +231,11 @@ const TAKE_BYTES = 1 << 20;
 
 /** Encodes one item; the bytes are valid until the next call. */
 function encodeItem(item: unknown): Uint8Array {
-  if (typeof item === "object" && item !== null && SHARE in item) {
+  if (typeof item === "object" && item !== null && holdsShareable(item)) {
     throw new TypeError(
       `Cannot put ${
         describeValue(item)
-      } into a queue or pipe: queues and pipe ends travel in task and Process arguments, not inside items`,
+      } into a queue or pipe: it is or holds a queue or pipe end, and queues and pipe ends travel in task and Process arguments, not inside items`,
     );
   }
   scratch.clear();

@@ -156,6 +156,14 @@ describe("Queue in one thread", () => {
       name: "TypeError",
       message: /queues and pipe ends travel in task and Process arguments/,
     });
+    // Nested, too: structured clone would make an empty object of each.
+    const [end] = Pipe();
+    for (const nested of [{ q }, [1, [end]], new Map([[1, q]]), new Set([q])]) {
+      await rejects(q.put(nested), {
+        name: "TypeError",
+        message: /holds a queue or pipe end.*travel in task and Process/,
+      });
+    }
     equal(q.qsize(), 1);
     await q.put(3);
     deepEqual([await q.get(), await q.get()], [1, 3]);
@@ -328,6 +336,30 @@ for (const backend of ["worker", "process"] as Backend[]) {
       deepEqual(await p.apply("reader", [q, 3]), [0, 1, 2]);
       equal(q.qsize(), 97);
       equal(await q.get(), 3 as unknown as string);
+    });
+
+    test("queues inside maps and sets in task args arrive working", async () => {
+      const q = new Queue<string>();
+      await using p = pool();
+      await p.apply(
+        async (
+          queues: Map<string, Queue<string>>,
+          more: Set<Queue<string>>,
+        ) => {
+          await queues.get("q")!.put("from a map");
+          for (const queue of more) await queue.put("from a set");
+        },
+        [new Map([["q", q]]), new Set([q])],
+      );
+      deepEqual([await q.get(), await q.get()], ["from a map", "from a set"]);
+      class Holder {
+        constructor(readonly queue: Queue<string>) {}
+      }
+      await rejects(p.apply((h: Holder) => h, [new Holder(q)]), {
+        name: "TypeError",
+        message: /queue or pipe end inside a "Holder".*plain object/,
+      });
+      equal(q.qsize(), 0);
     });
 
     test("an item a worker cannot copy fails that put only", async () => {
