@@ -100,6 +100,28 @@ export function resolveCommand(
   };
 }
 
+/**
+ * Explains the errno of a failed spawn that the file system cannot explain:
+ * running out of file descriptors, which the pipes to the child need.
+ */
+export function describeErrno(code: string): SpawnProblem | undefined {
+  switch (code) {
+    case "EMFILE":
+      return {
+        code,
+        reason:
+          "too many open files in this process (EMFILE): close the files, pipes and children you no longer need, or raise the limit (ulimit -n)",
+      };
+    case "ENFILE":
+      return {
+        code,
+        reason:
+          "too many open files in the system (ENFILE): close the files and processes you no longer need, or raise the system's limit (fs.file-max)",
+      };
+  }
+  return undefined;
+}
+
 /** Explains a failed spawn of `command`; falls back to `fallback` when the file system shows nothing wrong. */
 export function diagnoseSpawn(
   command: string,

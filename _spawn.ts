@@ -1,7 +1,9 @@
 // The runtime-neutral face of starting a child process; the adapters do the rest.
+import { closeSync, openSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
 import {
+  describeErrno,
   diagnoseSpawn,
   isPermissionError,
   resolveCommand,
@@ -81,6 +83,32 @@ function errorCode(error: unknown): string {
 }
 
 /**
+ * Whether the file descriptors that starting `request` takes have run out:
+ * `"EMFILE"` or `"ENFILE"` when they have. Node reports why a spawn failed
+ * only on the next tick, too late for a constructor that throws, but this
+ * reason can be checked at once.
+ */
+function descriptorShortage(
+  request: AdapterRequest,
+): "EMFILE" | "ENFILE" | undefined {
+  const pipes = [request.stdin, request.stdout, request.stderr]
+    .filter((mode) => mode === "pipe").length;
+  const opened: number[] = [];
+  try {
+    // Two for each pipe, and two for the pipe that tells whether exec worked.
+    for (let i = 0; i < 2 * pipes + 2; i++) {
+      opened.push(openSync("/dev/null", "r"));
+    }
+    return undefined;
+  } catch (error) {
+    const code = errorCode(error);
+    return code === "EMFILE" || code === "ENFILE" ? code : undefined;
+  } finally {
+    for (const fd of opened) closeSync(fd);
+  }
+}
+
+/**
  * `stderr: STDOUT` needs both streams on one pipe, which neither runtime's
  * spawn API offers: a `sh` that execs the resolved command after `2>&1` gives
  * exactly Python's dup2, at the cost of one exec.
@@ -118,18 +146,19 @@ export function spawnChild(request: SpawnRequest): SpawnedChild {
       const refusal = withPermissionHint(error) as Error;
       throw new SpawnFailure({ code: "EPERM", reason: refusal.message }, error);
     }
-    const fallback: SpawnProblem = {
-      code: errorCode(error),
-      reason: error instanceof Error ? error.message : String(error),
-    };
-    const problem = diagnoseSpawn(
+    let code = errorCode(error);
+    if (code === "UNKNOWN") code = descriptorShortage(concrete) ?? code;
+    const problem = describeErrno(code) ?? diagnoseSpawn(
       concrete.command,
       concrete.cwd,
       effectivePath(concrete),
-      fallback,
+      {
+        code,
+        reason: error instanceof Error ? error.message : String(error),
+      },
     );
     // Node reports the OS error only on the next tick: stand in for it.
-    const cause = fallback.code === "UNKNOWN"
+    const cause = errorCode(error) === "UNKNOWN"
       ? Object.assign(
         new Error(`spawn ${concrete.command} ${problem.code}`),
         { code: problem.code, syscall: `spawn ${concrete.command}` },

@@ -507,6 +507,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    */
   constructor(cmd: readonly string[], options: PopenOptions<TText> = {}) {
     checkCommand(cmd);
+    checkOptions(options);
     options.signal?.throwIfAborted();
     const pump = isStream(options.stdin) ? options.stdin : undefined;
     if (pump?.locked) {
@@ -562,7 +563,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * @throws {TimeoutExpiredError} when `timeout` passes first, with the output so far.
    * @throws {SubprocessError} when the stream given as `stdin` failed, which
    * killed the child.
-   * @throws {TypeError} when `input` is given but stdin is not a pipe, or
+   * @throws {TypeError} when `input` is not a string or a Uint8Array, or is
+   * given but stdin is not a pipe, or
    * after the communication has started, or when a stream is locked.
    *
    * @example With a timeout, then again
@@ -580,6 +582,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     options: WaitOptions = {},
   ): Promise<[Output<TText> | null, Output<TText> | null]> {
     checkTimeout(options.timeout);
+    checkInput(input, false);
     const communication = this.#communicationFor(
       input,
       options.timeout !== undefined || options.signal !== undefined,
@@ -1092,7 +1095,123 @@ function checkCommand(cmd: unknown): asserts cmd is readonly string[] {
   }
 }
 
+const STDIO_CHOICES = {
+  stdin:
+    'PIPE ("pipe"), DEVNULL ("null"), INHERIT ("inherit") or a ReadableStream of bytes',
+  stdout: 'PIPE ("pipe"), DEVNULL ("null") or INHERIT ("inherit")',
+  stderr:
+    'PIPE ("pipe"), DEVNULL ("null"), INHERIT ("inherit") or STDOUT ("stdout")',
+};
+
+function checkStdio(name: "stdin" | "stdout" | "stderr", value: unknown): void {
+  if (
+    value === undefined || value === PIPE || value === DEVNULL ||
+    value === INHERIT || (name === "stderr" && value === STDOUT) ||
+    (name === "stdin" && isStream(value))
+  ) {
+    return;
+  }
+  const hint = value === STDOUT
+    ? "only stderr can be STDOUT, which sends it down stdout's pipe"
+    : name === "stdin" && (typeof value === "string" || isBytes(value))
+    ? "to send data, pass it as input to run() or to communicate() with stdin: PIPE"
+    : "pass one of those constants";
+  throw new TypeError(
+    `Expected ${name} to be ${STDIO_CHOICES[name]}, got ${
+      describeValue(value)
+    }: ${hint}`,
+  );
+}
+
+function checkEnv(env: unknown): void {
+  if (env === undefined) return;
+  if (env === null || typeof env !== "object" || Array.isArray(env)) {
+    throw new TypeError(
+      `Expected env to be an object of strings, got ${
+        describeValue(env)
+      }: pass the variables as { NAME: "value" }`,
+    );
+  }
+  for (const [key, value] of Object.entries(env)) {
+    const plain = /^[A-Za-z_$][\w$]*$/.test(key);
+    const name = plain ? `env.${key}` : `env[${JSON.stringify(key)}]`;
+    if (key === "" || key.includes("=") || key.includes("\0")) {
+      throw new TypeError(
+        `Expected environment variable names without "=" or NUL characters, got ${
+          JSON.stringify(key)
+        }: rename the variable`,
+      );
+    }
+    if (typeof value !== "string") {
+      throw new TypeError(
+        `Expected ${name} to be a string, got ${
+          describeValue(value)
+        }: pass every value as a string, e.g. { ${
+          plain ? key : JSON.stringify(key)
+        }: "${
+          ["number", "boolean", "bigint"].includes(typeof value)
+            ? String(value)
+            : "value"
+        }" }, or leave the variable out`,
+      );
+    }
+    if (value.includes("\0")) {
+      throw new TypeError(
+        `Expected ${name} without NUL characters, got "${
+          value.replaceAll("\0", "\\0")
+        }": remove them`,
+      );
+    }
+  }
+}
+
+function checkOptions(options: PopenOptions<boolean>): void {
+  checkStdio("stdin", options.stdin);
+  checkStdio("stdout", options.stdout);
+  checkStdio("stderr", options.stderr);
+  checkEnv(options.env);
+}
+
+function isBytes(value: unknown): boolean {
+  return ArrayBuffer.isView(value) || value instanceof ArrayBuffer;
+}
+
+/** A value for an error message: quoted, with its type where the text hides it. */
+function describeValue(value: unknown): string {
+  if (typeof value === "string") return `"${value}"`;
+  // Unquoted, so that null is not taken for DEVNULL's "null".
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") {
+    const name = (value as object).constructor?.name;
+    if (name === undefined || name === "Object") return "an object";
+    return `${/^[AEIO]/.test(name) ? "an" : "a"} ${name}`;
+  }
+  return `"${String(value)}" (a ${typeof value})`;
+}
+
+function checkInput(input: unknown, streamToo: boolean): void {
+  if (
+    input === undefined || typeof input === "string" ||
+    input instanceof Uint8Array || (streamToo && isStream(input))
+  ) {
+    return;
+  }
+  throw new TypeError(
+    `Expected input to be ${
+      streamToo
+        ? "a string, a Uint8Array or a ReadableStream of bytes"
+        : "a string or a Uint8Array"
+    }, got ${describeValue(input)}: ${
+      isBytes(input)
+        ? "wrap the bytes as new Uint8Array(buffer)"
+        : "convert it to text or bytes first"
+    }`,
+  );
+}
+
 function checkRunStreams(options: RunOptions<boolean>): void {
+  checkInput(options.input, true);
   if (options.input !== undefined && options.stdin !== undefined) {
     throw new TypeError(
       "Cannot use both input and stdin: pass the data as input, or wire stdin yourself",

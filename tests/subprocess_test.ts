@@ -34,6 +34,7 @@ import {
   TimeoutExpiredError,
 } from "../mod.ts";
 import { decodeUtf8, readLines } from "../_text.ts";
+import { describeErrno } from "../_command_path.ts";
 import {
   collect,
   delay,
@@ -43,6 +44,7 @@ import {
   processesMatching,
   processExists,
   runScript,
+  scriptCommand,
 } from "./_helpers.ts";
 
 const unhandled: unknown[] = [];
@@ -314,6 +316,66 @@ describe("bad input", () => {
     await rejects(p.communicate("x"), /stdin is not a pipe/);
   });
 
+  test("env values must be strings", async () => {
+    await rejects(
+      run(["true"], { env: { X: 1 as unknown as string } }),
+      (error) => {
+        ok(error instanceof TypeError);
+        equal(
+          error.message,
+          'Expected env.X to be a string, got "1" (a number): pass every value as a string, e.g. { X: "1" }, or leave the variable out',
+        );
+        return true;
+      },
+    );
+    throws(
+      () => new Popen(["true"], { env: { "MY-VAR": undefined! } }),
+      /^TypeError: Expected env\["MY-VAR"\] to be a string, got undefined: .*{ "MY-VAR": "value" }/,
+    );
+    await rejects(run(["true"], { env: { "A=B": "1" } }), /got "A=B"/);
+    await rejects(run(["true"], { env: { X: "a\0b" } }), /NUL/);
+    await rejects(
+      run(["true"], { env: "X=1" as unknown as Record<string, string> }),
+      /Expected env to be an object of strings, got "X=1"/,
+    );
+  });
+
+  test("stream options name the values they take", async () => {
+    await rejects(
+      run(["true"], { stdout: STDOUT as unknown as typeof PIPE }),
+      (error) => {
+        ok(error instanceof TypeError);
+        equal(
+          error.message,
+          'Expected stdout to be PIPE ("pipe"), DEVNULL ("null") or INHERIT ("inherit"), got "stdout": only stderr can be STDOUT, which sends it down stdout\'s pipe',
+        );
+        return true;
+      },
+    );
+    throws(
+      () => new Popen(["true"], { stderr: "bogus" as typeof PIPE }),
+      /^TypeError: Expected stderr to be PIPE \("pipe"\), DEVNULL \("null"\), INHERIT \("inherit"\) or STDOUT \("stdout"\), got "bogus": pass one of those constants$/,
+    );
+    await rejects(
+      run(["cat"], { stdin: new Uint8Array(1) as unknown as typeof PIPE }),
+      /got a Uint8Array: to send data, pass it as input/,
+    );
+    await rejects(
+      run(["cat"], { stdout: null as unknown as typeof PIPE }),
+      /got null: /,
+    );
+    await rejects(
+      run(["cat"], { input: 5 as unknown as string }),
+      /^TypeError: Expected input to be a string, a Uint8Array or a ReadableStream of bytes, got "5" \(a number\)/,
+    );
+    await using p = new Popen(["cat"], { stdin: PIPE, stdout: DEVNULL });
+    await rejects(
+      p.communicate(new ArrayBuffer(1) as unknown as Uint8Array),
+      /got an ArrayBuffer: wrap the bytes as new Uint8Array\(buffer\)/,
+    );
+    deepEqual(await p.communicate("fine"), [null, null]);
+  });
+
   test("a command that is not found", async () => {
     await rejects(run(["no-such-command-4711", "arg"]), (error) => {
       ok(error instanceof SubprocessError);
@@ -343,6 +405,35 @@ describe("bad input", () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
+  });
+
+  test("running out of file descriptors says so", async () => {
+    // No free descriptor at all, and too few for the pipes.
+    for (const free of ["0", "2"]) {
+      const result = await run(
+        [
+          "/bin/sh",
+          "-c",
+          'ulimit -Sn 256 && exec "$@"',
+          "sh",
+          ...scriptCommand("./fixtures/fd_limit", free),
+        ],
+        { capture: true, text: true, timeout: 120_000 },
+      );
+      equal(result.returncode, 0, result.stderr!);
+      const outcome = JSON.parse(result.stdout!);
+      equal(outcome.name, "SubprocessError", `${free} free: ${result.stdout}`);
+      match(
+        outcome.message,
+        /^Cannot run "true": too many open files in this process \(EMFILE\): .*\(ulimit -n\)$/,
+      );
+      equal(outcome.code, "EMFILE");
+    }
+    match(
+      describeErrno("ENFILE")!.reason,
+      /^too many open files in the system/,
+    );
+    equal(describeErrno("EIO"), undefined);
   });
 
   test("a working directory that does not exist", async () => {
