@@ -34,7 +34,12 @@ import {
   type SpawnedChild,
   SpawnFailure,
 } from "./_spawn.ts";
-import { decodeUtf8, readLines } from "./_text.ts";
+import {
+  decodeText,
+  decodeUtf8,
+  InvalidUtf8Error,
+  readLines,
+} from "./_text.ts";
 
 /**
  * Connect the stream to a new pipe, readable (or writable) as a web stream.
@@ -145,10 +150,30 @@ export interface PopenOptions<TText extends boolean = boolean> {
   /**
    * Decode output as UTF-8 text instead of returning bytes. Decoding is done
    * on the whole output, so characters split across reads come out whole.
+   * Bytes that are not UTF-8 are dealt with as `errors` says.
    *
    * @default {false}
    */
   text?: TText;
+  /**
+   * What decoding output as text (`text: true`, {@linkcode Popen.lines})
+   * does with bytes that are not UTF-8: `"strict"` rejects with a
+   * {@linkcode UnicodeDecodeError} that names the stream and holds the bytes;
+   * `"replace"` puts U+FFFD in place of each bad sequence, as `TextDecoder`
+   * does by default.
+   *
+   * Python's option, with Python's default: a replaced byte is data lost
+   * without a word, and binary output read as text is a mistake best seen at
+   * once, not in a corrupted file later. Choose `"replace"` for output that
+   * is for people to read, where a stray byte should not stop anything.
+   *
+   * The output that a {@linkcode TimeoutExpiredError} carries is decoded
+   * with `"replace"` whatever this says, so that the timeout is the error
+   * you get.
+   *
+   * @default {"strict"}
+   */
+  errors?: "strict" | "replace";
   /** The child's working directory. @default {the parent's} */
   cwd?: string | URL;
   /** Environment variables to set on top of the parent's (or alone with `clearEnv`). @default {undefined} */
@@ -371,6 +396,83 @@ export class TimeoutExpiredError<T = Input> extends SubprocessError {
   }
 }
 
+/** Options of {@linkcode UnicodeDecodeError}. */
+export interface UnicodeDecodeErrorOptions extends ErrorOptions {
+  /** Where `bytes` begin in the stream, for the message. @default {0} */
+  offset?: number;
+  /** Whether `bytes` are a line read by {@linkcode Popen.lines}, for the advice in the message. @default {false} */
+  lines?: boolean;
+}
+
+/**
+ * A child's output is not UTF-8, and it was to be decoded as text with
+ * `errors: "strict"` (the default): Python's `UnicodeDecodeError`. Its own
+ * class rather than the `TypeError` that `TextDecoder` throws, because the
+ * data is at fault, not the call, and because it keeps the bytes, which a
+ * command that has done its work may not give again.
+ *
+ * @example Binary output read as text
+ * ```ts
+ * import { run, UnicodeDecodeError } from "@multiproc/multiproc/subprocess";
+ * import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+ *
+ * await rejects(run(["printf", "ok\\377"], { capture: true, text: true }), (error) => {
+ *   ok(error instanceof UnicodeDecodeError);
+ *   equal(error.stream, "stdout");
+ *   deepEqual([...error.bytes], [0x6f, 0x6b, 0xff]);
+ *   equal(error.start, 2);
+ *   return true;
+ * });
+ * const { stdout } = await run(["printf", "ok\\377"], { capture: true, text: true, errors: "replace" });
+ * equal(stdout, "ok\uFFFD");
+ * ```
+ */
+export class UnicodeDecodeError extends SubprocessError {
+  /** The command whose output it is. */
+  readonly cmd: readonly string[];
+  /** Which output: `"stdout"` or `"stderr"`. */
+  readonly stream: "stdout" | "stderr";
+  /** The bytes that were being decoded: the whole output, or the line that {@linkcode Popen.lines} was reading. */
+  readonly bytes: Uint8Array;
+  /** The index in `bytes` of the first byte that is not UTF-8. */
+  readonly start: number;
+
+  /**
+   * Makes the error for `bytes` of `cmd`'s `stream`, invalid from `start`.
+   *
+   * @param cmd The command.
+   * @param stream Which output.
+   * @param bytes The bytes that were being decoded.
+   * @param start The index of the first byte that is not UTF-8.
+   * @param options Where the bytes are, and the `cause`.
+   */
+  constructor(
+    cmd: readonly string[],
+    stream: "stdout" | "stderr",
+    bytes: Uint8Array,
+    start: number,
+    options: UnicodeDecodeErrorOptions = {},
+  ) {
+    const byte = (bytes[start] ?? 0).toString(16).padStart(2, "0");
+    super(
+      `Cannot decode the ${stream} of ${
+        quoteCommand(cmd)
+      } as UTF-8: byte 0x${byte} at offset ${
+        (options.offset ?? 0) + start
+      } is not valid UTF-8: pass errors: "replace" to put U+FFFD in its place, or ${
+        options.lines
+          ? `read the bytes of ${stream} instead of lines`
+          : "leave out text to get the bytes"
+      }`,
+      options,
+    );
+    this.cmd = cmd;
+    this.stream = stream;
+    this.bytes = bytes;
+    this.start = start;
+  }
+}
+
 /**
  * The result of {@linkcode run}: a child that has exited.
  *
@@ -436,6 +538,11 @@ export class CompletedProcess<T = Input> {
   }
 }
 
+/** What {@linkcode Popen} has read from its child so far, decoded as error output is; for run(), set by the class itself. */
+let outputSoFar: <TText extends boolean>(
+  process: Popen<TText>,
+) => [Output<TText> | null, Output<TText> | null];
+
 /**
  * A running child process: Python's `subprocess.Popen`. It starts in the
  * constructor; its piped streams are web streams. Use
@@ -487,6 +594,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
   #exited: Promise<number>;
   #returncode: number | null = null;
   #text: boolean;
+  #errors: "strict" | "replace";
   #killTree: boolean;
   #communication: Communication | undefined;
   /** The reader of the stream given as stdin, while it is pumped. */
@@ -517,6 +625,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     }
     this.args = [...cmd];
     this.#text = options.text === true;
+    this.#errors = options.errors ?? "strict";
     this.#killTree = options.killTree === true;
     this.#child = startChild(
       this.args,
@@ -561,6 +670,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * @param options A `timeout` and an abort `signal` for this call.
    * @returns `[stdout, stderr]`, each `null` where not piped.
    * @throws {TimeoutExpiredError} when `timeout` passes first, with the output so far.
+   * @throws {UnicodeDecodeError} with `text` and `errors: "strict"` (the
+   * default) when an output is not UTF-8.
    * @throws {SubprocessError} when the stream given as `stdin` failed, which
    * killed the child.
    * @throws {TypeError} when `input` is not a string or a Uint8Array, or is
@@ -597,13 +708,13 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     if (outcome === TIMED_OUT) {
       const [stdout, stderr] = communication.output();
       throw new TimeoutExpiredError(this.args, options.timeout!, {
-        stdout: this.#decode(stdout, true),
-        stderr: this.#decode(stderr, true),
+        stdout: this.#decodeSoFar(stdout),
+        stderr: this.#decodeSoFar(stderr),
       });
     }
     if (this.#inputFailure) throw this.#inputFailure;
     const [stdout, stderr] = communication.output();
-    return [this.#decode(stdout), this.#decode(stderr)];
+    return [this.#decode(stdout, "stdout"), this.#decode(stderr, "stderr")];
   }
 
   #communicationFor(input: Input | undefined, live: boolean): Communication {
@@ -633,9 +744,33 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
     return this.#communication;
   }
 
-  #decode(bytes: Uint8Array | null, partial = false): Output<TText> | null {
-    if (bytes === null) return null;
-    return (this.#text ? decodeUtf8(bytes, partial) : bytes) as Output<TText>;
+  #decode(
+    bytes: Uint8Array | null,
+    stream: "stdout" | "stderr",
+  ): Output<TText> | null {
+    if (bytes === null || !this.#text) return bytes as Output<TText> | null;
+    try {
+      return decodeText(bytes, this.#errors) as Output<TText>;
+    } catch (error) {
+      if (!(error instanceof InvalidUtf8Error)) throw error;
+      throw new UnicodeDecodeError(this.args, stream, bytes, error.start, {
+        cause: error.cause,
+      });
+    }
+  }
+
+  /** Output for an error: never fails, leaves out a character cut off at the end. */
+  #decodeSoFar(bytes: Uint8Array | null): Output<TText> | null {
+    if (bytes === null || !this.#text) return bytes as Output<TText> | null;
+    return decodeUtf8(bytes, true) as Output<TText>;
+  }
+
+  static {
+    outputSoFar = (process) => {
+      const [stdout, stderr] = process.#communication?.output() ??
+        [null, null];
+      return [process.#decodeSoFar(stdout), process.#decodeSoFar(stderr)];
+    };
   }
 
   /**
@@ -755,6 +890,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
    * @param options Which output to read.
    * @returns An async iterator of lines.
    * @throws {TypeError} when that output is not piped.
+   * @throws {UnicodeDecodeError} with `errors: "strict"` (the default) when
+   * a line is not UTF-8, after the lines before it.
    *
    * @example Lines of stderr
    * ```ts
@@ -775,7 +912,16 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
         `Cannot read lines of ${from}: it is not piped: create the Popen with { ${from}: PIPE }`,
       );
     }
-    return readLines(stream);
+    return readLines(
+      stream,
+      this.#errors,
+      (bad) =>
+        new UnicodeDecodeError(this.args, from, bad.bytes, bad.start, {
+          offset: bad.offset,
+          lines: true,
+          cause: bad.cause,
+        }),
+    );
   }
 
   /**
@@ -904,6 +1050,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
  * @returns The finished process.
  * @throws {SubprocessError} when the command cannot be started.
  * @throws {TimeoutExpiredError} when `timeout` passes (the child is killed and reaped).
+ * @throws {UnicodeDecodeError} with `text` and `errors: "strict"` (the
+ * default) when the output is not UTF-8.
  * @throws {CalledProcessError} with `check` when the status is not 0.
  * @throws {TypeError} when `cmd` or an option is invalid.
  * @throws The signal's reason when `signal` aborts (the child is killed and reaped).
@@ -972,13 +1120,16 @@ async function killAndDrain<TText extends boolean>(
   process.kill();
   try {
     await process.wait();
-    return await process.communicate(undefined, { timeout: DRAIN_GRACE_MS });
+    await process.communicate(undefined, { timeout: DRAIN_GRACE_MS });
   } catch (error) {
-    await process[Symbol.asyncDispose]();
-    // The input stream failed before the kill: that is the error to report.
-    if (!(error instanceof TimeoutExpiredError)) throw error;
-    return [error.stdout, error.stderr];
+    // Output that is not UTF-8 must not hide the timeout.
+    if (!(error instanceof UnicodeDecodeError)) {
+      await process[Symbol.asyncDispose]();
+      // The input stream failed before the kill: that is the error to report.
+      if (!(error instanceof TimeoutExpiredError)) throw error;
+    }
   }
+  return outputSoFar(process);
 }
 
 /**
@@ -1043,6 +1194,8 @@ export async function checkCall(
  * @throws {CalledProcessError} when the status is not 0, with the output.
  * @throws {SubprocessError} when the command cannot be started.
  * @throws {TimeoutExpiredError} when `timeout` passes (the child is killed and reaped).
+ * @throws {UnicodeDecodeError} with `text` and `errors: "strict"` (the
+ * default) when the output is not UTF-8.
  *
  * @example Read a command's answer
  * ```ts
@@ -1170,6 +1323,14 @@ function checkOptions(options: PopenOptions<boolean>): void {
   checkStdio("stdout", options.stdout);
   checkStdio("stderr", options.stderr);
   checkEnv(options.env);
+  const { errors } = options;
+  if (errors !== undefined && errors !== "strict" && errors !== "replace") {
+    throw new TypeError(
+      `Expected errors to be "strict" or "replace", got ${
+        describeValue(errors)
+      }: pass one of those, or leave it out for "strict"`,
+    );
+  }
 }
 
 function isBytes(value: unknown): boolean {

@@ -32,8 +32,9 @@ import {
   STDOUT,
   SubprocessError,
   TimeoutExpiredError,
+  UnicodeDecodeError,
 } from "../mod.ts";
-import { decodeUtf8, readLines } from "../_text.ts";
+import { decodeUtf8, invalidUtf8At, readLines } from "../_text.ts";
 import { describeErrno } from "../_command_path.ts";
 import {
   collect,
@@ -794,6 +795,182 @@ describe("text decoding", () => {
       const text = decodeUtf8(bytes.slice(0, cut), true);
       ok(sample.startsWith(text), `cut at ${cut}: ${JSON.stringify(text)}`);
       ok(!text.includes("\uFFFD"));
+    }
+  });
+
+  test("output that is not UTF-8 fails text decoding unless errors is replace", async () => {
+    const command = [
+      "sh",
+      "-c",
+      "printf 'ok\\n\\342\\202('; printf 'e\\377' >&2",
+    ];
+    await rejects(run(command, { capture: true, text: true }), (error) => {
+      ok(error instanceof UnicodeDecodeError);
+      equal(error.stream, "stdout");
+      deepEqual([...error.bytes], [0x6f, 0x6b, 0x0a, 0xe2, 0x82, 0x28]);
+      equal(error.start, 3);
+      ok(error.cause instanceof TypeError);
+      equal(
+        error.message,
+        `Cannot decode the stdout of "sh -c 'printf '\\''ok\\n\\342\\202('\\''; printf '\\''e\\377'\\'' >&2'" as UTF-8: byte 0xe2 at offset 3 is not valid UTF-8: pass errors: "replace" to put U+FFFD in its place, or leave out text to get the bytes`,
+      );
+      return true;
+    });
+    const replaced = await run(command, {
+      capture: true,
+      text: true,
+      errors: "replace",
+    });
+    equal(replaced.stdout, "ok\n\uFFFD(");
+    equal(replaced.stderr, "e\uFFFD");
+    const bytes = await run(command, { capture: true });
+    deepEqual([...bytes.stderr!], [0x65, 0xff]);
+    await using p = new Popen([
+      "sh",
+      "-c",
+      "echo fine; printf '\\300\\200' >&2",
+    ], {
+      stdout: PIPE,
+      stderr: PIPE,
+      text: true,
+    });
+    await rejects(p.communicate(), (error) => {
+      ok(error instanceof UnicodeDecodeError);
+      equal(error.stream, "stderr");
+      equal(error.start, 0);
+      match(
+        error.message,
+        /^Cannot decode the stderr of .*: byte 0xc0 at offset 0/,
+      );
+      return true;
+    });
+    await rejects(
+      checkOutput(["printf", "\\360\\237\\230"], { text: true }),
+      (error) => error instanceof UnicodeDecodeError && error.start === 0,
+      "a character cut off at the end",
+    );
+    await rejects(
+      run(["true"], { errors: "ignore" as "strict" }),
+      /^TypeError: Expected errors to be "strict" or "replace", got "ignore"/,
+    );
+  });
+
+  test("lines that are not UTF-8: the good ones first, then the error", async () => {
+    const script = "printf 'one\\ntwo\\nb\\377d\\nafter\\n'";
+    await using strict = new Popen(["sh", "-c", script], { stdout: PIPE });
+    const lines: string[] = [];
+    await rejects(
+      (async () => {
+        for await (const line of strict) lines.push(line);
+      })(),
+      (error) => {
+        ok(error instanceof UnicodeDecodeError);
+        deepEqual([...error.bytes], [0x62, 0xff, 0x64]);
+        equal(error.start, 1);
+        match(
+          error.message,
+          /byte 0xff at offset 9 is not valid UTF-8: .* or read the bytes of stdout instead of lines$/,
+        );
+        return true;
+      },
+    );
+    deepEqual(lines, ["one", "two"]);
+    await using lenient = new Popen(["sh", "-c", script], {
+      stdout: PIPE,
+      errors: "replace",
+    });
+    deepEqual(await collect(lenient), ["one", "two", "b\uFFFDd", "after"]);
+    // One byte at a time: the bad line is still found whole, at its offset.
+    const bytes = new Uint8Array([0xc3, 0xa9, 0x0a, 0x78, 0xff]); // é\nx, 0xff
+    const got: string[] = [];
+    await rejects(
+      (async () => {
+        const chunks = [...bytes].map((byte) => new Uint8Array([byte]));
+        for await (const line of readLines(streamOf(chunks), "strict")) {
+          got.push(line);
+        }
+      })(),
+      (error: { offset: number; start: number; bytes: Uint8Array }) => {
+        equal(error.offset, 3);
+        equal(error.start, 1);
+        deepEqual([...error.bytes], [0x78, 0xff]);
+        return true;
+      },
+    );
+    deepEqual(got, ["é"]);
+  });
+
+  test("a timeout's output is decoded leniently, so the timeout is what you see", async () => {
+    await rejects(
+      run(["sh", "-c", "printf 'a\\377'; exec sleep 10"], {
+        capture: true,
+        text: true,
+        timeout: 300,
+      }),
+      (error) => {
+        ok(error instanceof TimeoutExpiredError);
+        equal(error.stdout, "a\uFFFD");
+        return true;
+      },
+    );
+  });
+
+  test("invalidUtf8At and partial decoding agree with TextDecoder", () => {
+    const strict = new TextDecoder("utf-8", { fatal: true });
+    const lenient = new TextDecoder();
+    // A fixed pseudo-random sequence, over bytes that make UTF-8 edge cases.
+    const interesting = [
+      0x00,
+      0x41,
+      0x7f,
+      0x80,
+      0x8f,
+      0x90,
+      0x9f,
+      0xa0,
+      0xbf,
+      0xc0,
+      0xc1,
+      0xc2,
+      0xdf,
+      0xe0,
+      0xe1,
+      0xec,
+      0xed,
+      0xee,
+      0xef,
+      0xf0,
+      0xf1,
+      0xf3,
+      0xf4,
+      0xf5,
+      0xff,
+    ];
+    let seed = 42;
+    const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let round = 0; round < 20_000; round++) {
+      const bytes = Uint8Array.from(
+        { length: 1 + (next() % 6) },
+        () => interesting[next() % interesting.length]!,
+      );
+      const at = invalidUtf8At(bytes);
+      let valid = true;
+      try {
+        strict.decode(bytes);
+      } catch {
+        valid = false;
+      }
+      const hex = [...bytes].map((byte) => byte.toString(16)).join(" ");
+      equal(at === -1, valid, `valid or not: ${hex}`);
+      // Partial output holds back just what a streaming decoder would.
+      equal(
+        decodeUtf8(bytes, true),
+        new TextDecoder().decode(bytes, { stream: true }),
+        `partial: ${hex}`,
+      );
+      if (at === -1) continue;
+      strict.decode(bytes.subarray(0, at));
+      ok(lenient.decode(bytes.subarray(at)).startsWith("\uFFFD"), hex);
     }
   });
 
