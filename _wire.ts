@@ -18,6 +18,11 @@ export const RESULTS = 6;
 export const STOP = 7;
 /** Worker → parent: listening; send INIT (messages sent earlier could be lost on IPC). */
 export const ONLINE = 8;
+/**
+ * Worker thread → parent: done loading the module INIT named (or failing
+ * to); until then a terminated thread would leak what it was reading.
+ */
+export const LOADED = 9;
 
 /** How a task calls its function: `fn(...args)`, `items.map(fn)` or `tuples.map((t) => fn(...t))`. */
 export const APPLY = 0;

@@ -24,6 +24,7 @@ import {
   type FunctionRef,
   INIT,
   INIT_FAILED,
+  LOADED,
   MAP_CHUNK,
   ONLINE,
   READY,
@@ -339,14 +340,17 @@ function loadFunction(
 }
 
 async function loadModule(): Promise<void> {
-  if (moduleUrl === undefined) return;
   try {
+    if (moduleUrl === undefined) return;
     moduleExports = await import(moduleUrl) as Record<string, unknown>;
   } catch (error) {
     throw new Error(
       `Cannot load the task module "${moduleUrl}": ${String(error)}`,
       { cause: error },
     );
+  } finally {
+    // The parent holds back terminating a thread until then.
+    if (parentPort) endpoint.post([LOADED]);
   }
 }
 

@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink, QUEUE } from "./_queue_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
+import { INIT, LOADED } from "./_wire.ts";
 import type { WorkerPermissions } from "./pool.ts";
 import type { Core } from "./_ring.ts";
 import {
@@ -58,6 +59,9 @@ export interface WorkerHandle {
 
 const bootstrap = siblingUrl("_worker");
 
+/** How long a kill waits for a thread to finish loading its modules. */
+const LOAD_GRACE_MS = 2_000;
+
 /** How long after a child's exit its last messages may still arrive. */
 const EXIT_GRACE_MS = 100;
 
@@ -96,9 +100,27 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   let error: unknown;
-  worker.on("message", options.onMessage);
+  // Node leaks the file descriptors of the modules a thread is loading when
+  // it is terminated then: until the bootstrap's first message, and from
+  // INIT to LOADED while it imports the task module, a kill waits.
+  let loading = true;
+  let killed = false;
+  let fallback: ReturnType<typeof setTimeout> | undefined;
+  const terminate = (): void => {
+    clearTimeout(fallback);
+    worker.terminate();
+  };
+  worker.on("message", (message: unknown[]) => {
+    if (message[0] === LOADED || loading) {
+      loading = false;
+      if (killed) return terminate();
+      if (message[0] === LOADED) return;
+    }
+    options.onMessage(message);
+  });
   worker.on("error", (uncaught) => error = uncaught);
   worker.once("exit", (exitCode) => {
+    clearTimeout(fallback);
     // A thread stopped in the middle of a queue operation left its lock.
     markDead(liveness.token);
     options.onExit({ exitCode, signal: null, error });
@@ -106,11 +128,19 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   return {
     pid: process.pid,
     post(message: unknown[], transfer?: Transferable[]): void {
+      if (message[0] === INIT) loading = true;
       // deno-lint-ignore no-explicit-any
       worker.postMessage(message, transfer as any);
     },
     kill(): void {
-      worker.terminate();
+      if (!loading) return terminate();
+      if (killed) return;
+      killed = true;
+      // A module that never finishes loading (a top-level await that never
+      // settles) must not keep the thread forever: a leak beats a hang.
+      fallback = setTimeout(terminate, LOAD_GRACE_MS);
+      // deno-lint-ignore no-explicit-any
+      (fallback as any).unref?.();
     },
     setRef(ref: boolean): void {
       if (ref) worker.ref();
