@@ -18,6 +18,7 @@ import {
   CLOSED,
   type Core,
   OK,
+  type PutOptions,
   type RingDescriptor,
   type Status,
   type Taken,
@@ -40,6 +41,9 @@ const JOIN = 7; // req, id, timeout
 const CLOSE_ACK = 8; // id
 const CANCEL = 9; // req
 const UNGET = 10; // id, block, count: items received, put back in front
+const LEASE = 11; // req, id: may this process put? (a reply says)
+const LEASE_NOW = 12; // id: this process puts (it could not wait to ask)
+const RELEASE = 13; // id: this process has sent all it put
 // Parent → child.
 const REPLY = 20; // req, status, block, count, qsize
 const CLOSED_NOTICE = 21; // id
@@ -52,6 +56,8 @@ const REPLY_BYTES = 4 * 1024 * 1024;
 const MAX_AHEAD = 4096;
 /** Items fetched ahead and left unread this long go back to the queue. */
 const RETURN_AFTER_MS = 10;
+/** A process that put nothing for this long gives up its write lease. */
+const RELEASE_AFTER_MS = 20;
 /**
  * A consumer that comes back for its next item within this many ms of the
  * last one is streaming; one that thinks longer gets no items fetched ahead,
@@ -82,7 +88,10 @@ export function coreId(core: Core): number {
 
 interface Held {
   core: Core;
-  /** Whether the child may still put (it has not confirmed a close). */
+  /**
+   * Whether the child holds a write lease: it may have put items not sent
+   * yet, so after a close getters wait for its confirmation.
+   */
   writer: boolean;
   /** Items sent ahead and not yet reported consumed, oldest first. */
   lent: Taken[];
@@ -114,15 +123,16 @@ export class ProxyLink {
     for (const core of shared) {
       const id = coreId(core);
       if (this.#held.has(id)) continue;
-      this.#held.set(id, { core, writer: true, lent: [] });
-      core.addRemoteWriter();
+      this.#held.set(id, { core, writer: false, lent: [] });
       core.whenClosed().then(() => this.#noticeClosed(id));
     }
   }
 
   #noticeClosed(id: number): void {
     const held = this.#held.get(id);
-    if (this.#disposed || held === undefined || !held.writer) return;
+    // Every holder learns it, so that its puts fail at once; only lease
+    // holders confirm.
+    if (this.#disposed || held === undefined) return;
     this.#send([QUEUE, CLOSED_NOTICE, id]);
   }
 
@@ -204,10 +214,8 @@ export class ProxyLink {
           held?.core.tryPut(
             message[i + 2] as Uint8Array,
             message[i + 3] as number,
-            {
-              force: true,
-              afterClose: held.writer,
-            },
+            // The child put it before it knew of a close: it counts.
+            { force: true, afterClose: true },
           );
           i += 4;
           break;
@@ -266,9 +274,26 @@ export class ProxyLink {
           );
           i += 4;
           break;
-        case CLOSE_ACK: {
+        case CLOSE_ACK:
+        case RELEASE: {
           const held = this.#held.get(message[i + 1] as number);
           if (held) this.#release(held);
+          i += 2;
+          break;
+        }
+        case LEASE:
+          this.#lease(message[i + 1] as number, message[i + 2] as number);
+          i += 3;
+          break;
+        case LEASE_NOW: {
+          const id = message[i + 1] as number;
+          const held = this.#held.get(id);
+          if (held && !held.writer) {
+            held.writer = true;
+            held.core.leaseNow();
+          }
+          // Closed before the lease came: the child learns it and confirms.
+          if (held?.core.closed()) this.#send([QUEUE, CLOSED_NOTICE, id]);
           i += 2;
           break;
         }
@@ -327,6 +352,18 @@ export class ProxyLink {
     if (this.#disposed) return held.core.unget(result.block, result.count);
     held.lent.push(result);
     this.#reply(req, OK, held, result);
+  }
+
+  async #lease(req: number, id: number): Promise<void> {
+    const held = this.#held.get(id);
+    if (held === undefined) return this.#reply(req, CLOSED, held);
+    const status = await held.core.lease();
+    if (status === OK) {
+      // Granted twice (a lease taken without asking crossed this one).
+      if (held.writer || this.#disposed) held.core.removeRemoteWriter();
+      else held.writer = true;
+    }
+    this.#reply(req, status, held);
   }
 
   async #putWait(
@@ -588,7 +625,15 @@ class RemoteCore implements Core {
   /** The parent said: closed, empty, and nobody can put any more. */
   #drained = false;
   #closeNoticed = false;
+  /** Processes this one passed the queue on to that hold a write lease. */
   #writers = 0;
+  /** Whether this process holds a write lease from its parent. */
+  #leased = false;
+  #leasing: Promise<Status> | undefined;
+  /** Whether this process put since it last gave up its lease. */
+  #writing = false;
+  #puts = 0;
+  #releaseTimer: ReturnType<typeof setTimeout> | undefined;
   #received = 0;
   #done = 0;
   #returnTimer: ReturnType<typeof setTimeout> | undefined;
@@ -639,31 +684,102 @@ class RemoteCore implements Core {
   #confirmClose(): void {
     if (!this.#closeNoticed || this.#writers > 0) return;
     this.#closeNoticed = false;
+    if (!this.#leased) return;
+    this.#leased = false;
+    this.#writing = false;
     parent.push([CLOSE_ACK, this.#id]);
     parent.flush();
   }
 
-  addRemoteWriter(): void {
+  // A close makes getters wait for every process that may hold puts not yet
+  // sent; a lease tells the parent which ones, so that a process busy with
+  // other work does not hold up a close.
+  /** Takes a write lease for a process this one passed the queue on to. */
+  async lease(): Promise<Status> {
+    if (this.#closed) return CLOSED;
     this.#writers++;
+    const status = await this.#acquire();
+    if (status !== OK) this.removeRemoteWriter();
+    return status;
+  }
+
+  /** The same, for a process that could not wait for the answer. */
+  leaseNow(): void {
+    this.#writers++;
+    this.#acquireNow();
   }
 
   removeRemoteWriter(): void {
     this.#writers--;
     this.#confirmClose();
+    this.#maybeRelease();
+  }
+
+  /** Asks the parent for a write lease, once for everyone waiting. */
+  #acquire(): Promise<Status> {
+    if (this.#leased) return Promise.resolve(OK);
+    return this.#leasing ??= parent.request(LEASE, [this.#id]).then(
+      (reply) => {
+        this.#leasing = undefined;
+        this.#learn(reply);
+        if (reply.status === OK) this.#leased = true;
+        return reply.status;
+      },
+    );
+  }
+
+  /** Takes a write lease without asking; it travels before the first put. */
+  #acquireNow(): void {
+    if (this.#leased) return;
+    this.#leased = true;
+    parent.push([LEASE_NOW, this.#id]);
+  }
+
+  /** Gives up the lease once neither this process nor its children put. */
+  #maybeRelease(): void {
+    if (!this.#leased || this.#writing || this.#writers > 0) return;
+    if (this.#leasing !== undefined || this.#closeNoticed) return;
+    this.#leased = false;
+    parent.push([RELEASE, this.#id]);
+  }
+
+  /** Notes a put; the lease goes once no put came for a while. */
+  #noteWriting(): void {
+    this.#writing = true;
+    this.#puts++;
+    if (this.#releaseTimer === undefined) this.#armRelease(this.#puts);
+  }
+
+  #armRelease(puts: number): void {
+    this.#releaseTimer = setTimeout(() => {
+      this.#releaseTimer = undefined;
+      if (this.#puts !== puts) return this.#armRelease(this.#puts);
+      this.#writing = false;
+      this.#maybeRelease();
+    }, RELEASE_AFTER_MS);
+    // deno-lint-ignore no-explicit-any
+    (this.#releaseTimer as any).unref?.();
   }
 
   tryPut(
     block: Uint8Array,
     count: number,
-    options: { force?: boolean; afterClose?: boolean } = {},
+    options: PutOptions = {},
   ): Status {
     if (this.#closed && !options.afterClose) return CLOSED;
     if (
       !options.force && this.maxsize > 0 &&
       this.qsize() + count > this.maxsize
     ) return TIMED_OUT;
+    if (!this.#leased || this.#leasing !== undefined) {
+      // A caller that can wait asks first (see put), and keeps its order
+      // behind a lease on its way.
+      if (options.canWait) return TIMED_OUT;
+      this.#acquireNow();
+    }
     parent.putRecord(this.#id, block, count);
     this.#sentSince += count;
+    this.#noteWriting();
     return OK;
   }
 
@@ -673,6 +789,8 @@ class RemoteCore implements Core {
     wait: WaitOptions,
   ): Promise<Status> {
     if (this.maxsize === 0) {
+      const leased = await this.#acquire();
+      if (leased !== OK) return leased;
       const status = this.tryPut(block, count);
       // A producer that never yields would buffer without end: let the
       // channel catch up.
@@ -810,10 +928,16 @@ class RemoteCore implements Core {
     (this.#returnTimer as any).unref?.();
   }
 
-  /** Gives back what was fetched ahead, or waits for a fetch on its way. */
+  /**
+   * A task ended: gives back what was fetched ahead (or waits for a fetch on
+   * its way) and gives up the lease after the last puts.
+   */
   settle(): Promise<void> | undefined {
     if (this.#fetching !== undefined) return this.#fetching;
+    if (this.#leasing !== undefined) return this.#leasing.then(() => {});
     this.giveBack();
+    this.#writing = false;
+    this.#maybeRelease();
     return undefined;
   }
 

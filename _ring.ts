@@ -73,6 +73,16 @@ export interface WaitOptions {
   hold?: boolean;
 }
 
+/** How {@linkcode Core.tryPut} may put. */
+export interface PutOptions {
+  /** Put even past `maxsize`. */
+  force?: boolean;
+  /** Put even after a close (an item sent before its sender knew). */
+  afterClose?: boolean;
+  /** The caller can wait: `TIMED_OUT` sends it to `put` when a wait is due. */
+  canWait?: boolean;
+}
+
 /**
  * One queue's state as its handles use it: the ring itself in the process
  * that made it, a proxy to it in other processes.
@@ -84,7 +94,7 @@ export interface Core {
   tryPut(
     block: Uint8Array,
     count: number,
-    options?: { force?: boolean; afterClose?: boolean },
+    options?: PutOptions,
   ): Status;
   /** Takes, waiting while empty; `TIMED_OUT` means still empty. */
   take(
@@ -99,7 +109,15 @@ export interface Core {
   qsize(): number;
   taskDone(): boolean;
   join(wait: WaitOptions): Promise<Status>;
-  addRemoteWriter(): void;
+  /**
+   * Another process may now put through this process and hold items not
+   * sent yet: after a close, getters wait for its last items (`CLOSED`
+   * when already closed).
+   */
+  lease(): Promise<Status>;
+  /** The same, taken without asking: its puts are on their way. */
+  leaseNow(): void;
+  /** That process has sent everything. */
   removeRemoteWriter(): void;
   whenClosed(): Promise<void>;
   /** The shared memory, for a worker thread; `undefined` when not in this process. */
@@ -326,7 +344,7 @@ export class Ring implements Core {
   tryPut(
     block: Uint8Array,
     count: number,
-    options: { force?: boolean; afterClose?: boolean } = {},
+    options: PutOptions = {},
   ): Status {
     const ctl = this.ctl;
     this.#lock(WRITE_LOCK);
@@ -440,8 +458,13 @@ export class Ring implements Core {
     }
   }
 
-  /** A process now holds the ring: after a close, getters wait for its last items. */
-  addRemoteWriter(): void {
+  lease(): Promise<Status> {
+    if (this.closed()) return Promise.resolve(CLOSED);
+    this.leaseNow();
+    return Promise.resolve(OK);
+  }
+
+  leaseNow(): void {
     Atomics.add(this.ctl, REMOTE_WRITERS, 1);
   }
 

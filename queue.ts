@@ -437,7 +437,7 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
   async put(item: T, options?: WaitingOptions): Promise<void> {
     const block = encodeItem(item);
     const wait = waitOptions(options);
-    const status = this.#core.tryPut(block, 1);
+    const status = this.#core.tryPut(block, 1, { canWait: true });
     if (status === OK) return;
     if (status === CLOSED) throw putFailure(status);
     const waited = await this.#core.put(block.slice(), 1, wait);
@@ -575,6 +575,13 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * {@linkcode QueueClosedError}; getters drain what is left, then get
    * {@linkcode QueueClosedError}, and `for await` ends. Waiting putters and
    * getters wake. Closing twice does nothing.
+   *
+   * Across processes, getters first wait for the items of processes that
+   * may still be sending some (those that put in the last 20 ms or in a task
+   * still running), but not for a process that is busy with other work.
+   * A `put` that resolved before the close is always drained first; a
+   * `putNowait` made in another process at the same moment may land just
+   * after getters were told the queue is closed (`getNowait` still finds it).
    *
    * @example Close, then drain
    * ```ts

@@ -399,6 +399,44 @@ for (const backend of ["worker", "process"] as Backend[]) {
       equal(q.closed, true);
     });
 
+    test("a close waits for no busy worker that is done putting", async () => {
+      const q = new Queue<number>();
+      const started = new Queue<string>();
+      await using p = pool({ processes: 1 });
+      await p.apply(async (queue: Queue<number>) => await queue.put(1), [q]);
+      // The same worker, busy in synchronous code; it still holds q.
+      const busy = p.applyAsync(async (flag: Queue<string>) => {
+        await flag.put("started");
+        const end = Date.now() + 3_000;
+        while (Date.now() < end) { /* busy */ }
+        return "done";
+      }, [started]);
+      equal(await started.get(), "started");
+      q.close();
+      deepEqual(await collect(q), [1]);
+      equal(busy.ready(), false, "drained while the worker was busy");
+      equal(await busy, "done");
+      // A Process that put, then went on to other work, likewise.
+      const r = new Queue<number>();
+      const proc = new Process({
+        target: async (queue: Queue<number>) => {
+          await queue.put(2);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          const end = Date.now() + 3_000;
+          while (Date.now() < end) { /* busy */ }
+        },
+        args: [r],
+        backend,
+      });
+      proc.start();
+      equal(await r.get(), 2);
+      await delay(300);
+      r.close();
+      deepEqual(await collect(r), []);
+      equal(proc.isAlive(), true, "drained while the Process was busy");
+      await proc.join();
+    });
+
     test("a bounded queue holds its size across workers", async () => {
       const q = new Queue<number>({ maxsize: 3 });
       await using p = pool();
