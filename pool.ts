@@ -165,7 +165,15 @@ export type Backend = "worker" | "process";
 
 /** Options of {@linkcode Pool}. */
 export interface PoolOptions {
-  /** How many workers. @default {the number of CPUs} */
+  /**
+   * How many workers, at most 256 (or the number of CPUs where that is
+   * more): each is a whole JavaScript runtime of 10 to 50 MB. As many as
+   * there are CPUs (at least 4) start with the pool and stay; the others
+   * start when tasks wait for a worker, a few at a time, so a large pool
+   * costs only what its work needs.
+   *
+   * @default {the number of CPUs}
+   */
   processes?: number;
   /**
    * `"worker"`: worker threads (Web Worker semantics, `worker_threads`);
@@ -619,6 +627,10 @@ class WorkerSlot {
   constructor(readonly name: string) {}
 }
 
+/** The most workers a pool may have, unless there are more CPUs: see {@linkcode maxProcesses}. */
+const MAX_PROCESSES = 256;
+/** At least this many workers may start at once, and start with the pool. */
+const MIN_START_LIMIT = 4;
 /** Workers that die before they are ready this many times in a row break the pool. */
 const MAX_START_FAILURES = 3;
 /** `map` chunks of at least this many items are sent as soon as they are made. */
@@ -644,6 +656,17 @@ function copyNothing(args: unknown[]): unknown[] {
   return args;
 }
 
+/**
+ * The most workers a pool may have: 256, or the number of CPUs where that is
+ * more. Each worker is a whole JavaScript runtime (about 10 MB for a thread,
+ * 45 MB for a Deno process), so 256 busy ones already take 3 to 12 GB; more
+ * would run the machine out of memory before they add speed, which only
+ * CPUs give.
+ */
+function maxProcesses(): number {
+  return Math.max(MAX_PROCESSES, cpuCount());
+}
+
 function checkProcesses(processes: unknown): number {
   if (processes === undefined) return cpuCount();
   if (
@@ -654,6 +677,12 @@ function checkProcesses(processes: unknown): number {
       `Expected processes to be a whole number of workers >= 1, got "${
         String(processes)
       }": pass 1 or more, or leave it out for one per CPU`,
+    );
+  }
+  const max = maxProcesses();
+  if (processes > max) {
+    throw new RangeError(
+      `Expected processes to be at most ${max}, got "${processes}": each worker is a whole JavaScript runtime of 10 to 50 MB, so more would exhaust the memory before they add speed: pass ${max} or fewer, and to have more operations in flight, let each task await many of them together`,
     );
   }
   return processes;
@@ -732,6 +761,10 @@ export type ApplyParams<A extends unknown[], O> = [] extends A
  */
 export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #processes: number;
+  /** Workers that start with the pool and are kept; the others start on demand. */
+  #eager: number;
+  /** The most workers starting at once. */
+  #startLimit: number;
   #backend: Backend;
   #setup: Omit<WorkerSetup, "name">;
   #initCores: Core[] = [];
@@ -765,7 +798,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
    * @param module The task module: a URL, a `file:` URL string, or a path.
    * Leave it out (or pass the options first) for inline functions only.
    * @param options The pool's options.
-   * @throws {RangeError} when `processes`, `maxTasksPerChild` or `maxQueue` is not a whole number >= 1.
+   * @throws {RangeError} when `processes`, `maxTasksPerChild` or `maxQueue` is not a whole number >= 1, or `processes` is over 256 and the number of CPUs.
    * @throws {RangeError} when `permissions` grants more than this process has.
    * @throws {TypeError} when `backend`, the initializer or `permissions` is
    * invalid, or `permissions` asks for a sandbox this runtime or backend
@@ -779,6 +812,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       module = undefined;
     }
     this.#processes = checkProcesses(options.processes);
+    // Starting a runtime keeps a CPU busy: more at once start no sooner.
+    this.#startLimit = Math.max(MIN_START_LIMIT, cpuCount());
+    this.#eager = Math.min(this.#processes, this.#startLimit);
     this.#backend = checkBackend(options.backend);
     checkPositive(options.maxTasksPerChild, "maxTasksPerChild");
     checkPositive(options.maxQueue, "maxQueue");
@@ -811,7 +847,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       shared: shared.cores.length > 0,
     };
     this.#initCores = shared.cores;
-    for (let i = 0; i < this.#processes; i++) this.#spawn();
+    this.#grow();
     if (this.#broken !== undefined) throw this.#broken;
     this.#updateRef();
   }
@@ -1545,7 +1581,10 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     if (this.#state === "terminated") return;
     // Results arrive far more often than work waits: look at the workers
     // only when there is something to give them.
-    if (this.#nextTask() !== undefined) this.#shareQueued();
+    if (this.#nextTask() !== undefined) {
+      this.#shareQueued();
+      if (this.#workers.size < this.#processes) this.#grow();
+    }
     this.#wakeWaiters();
     if (this.#state === "closed") this.#stopIdleWorkers();
     this.#updateRef();
@@ -1808,16 +1847,39 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     this.#workers.add(slot);
   }
 
-  #activeWorkers(): number {
+  /**
+   * Starts workers up to the eager ones, and more while tasks wait that
+   * the workers starting will not take (queued, or queued in a busy worker
+   * behind its running task), up to `processes`, with at most
+   * `#startLimit` starting at once: a large pool costs only what its work
+   * needs, and never starts hundreds of runtimes in one go.
+   */
+  #grow(): void {
+    if (this.#broken !== undefined || this.#state === "terminated") return;
     let active = 0;
-    for (const slot of this.#workers) if (!slot.stopping) active++;
-    return active;
+    let starting = 0;
+    let backlog = this.#waiting;
+    for (const slot of this.#workers) {
+      if (slot.stopping) continue;
+      active++;
+      if (!slot.ready) starting++;
+      else if (slot.inFlight.length > 1) backlog += slot.inFlight.length - 1;
+    }
+    while (
+      active < this.#processes && starting < this.#startLimit &&
+      (this.#state === "running" && active < this.#eager || backlog > starting)
+    ) {
+      this.#spawn();
+      if (this.#broken !== undefined) return;
+      active++;
+      starting++;
+    }
   }
 
   #retire(slot: WorkerSlot): void {
     slot.stopping = true;
     slot.handle.post([STOP]);
-    if (this.#state === "running") this.#spawn();
+    this.#grow();
   }
 
   #kill(slot: WorkerSlot, signal: "SIGTERM" | "SIGKILL"): void {
@@ -1892,12 +1954,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
         ),
       );
     }
-    const needed = this.#state === "running" ||
-      (this.#state === "closed" && this.#nextTask() !== undefined);
-    if (
-      needed && this.#broken === undefined &&
-      this.#activeWorkers() < this.#processes
-    ) this.#spawn();
+    this.#grow();
     if (this.#workers.size === 0) {
       const exited = this.#exited;
       this.#exited = undefined;

@@ -10,6 +10,7 @@ import {
 } from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { getEventListeners } from "node:events";
+import { availableParallelism } from "node:os";
 import process from "node:process";
 import {
   type Backend,
@@ -559,6 +560,32 @@ for (const backend of ["worker", "process"] as Backend[]) {
         /native or bound function/,
       );
       equal(await p.apply("square", [9]), 81, "the pool is unaffected");
+    });
+
+    test("a large pool is bounded and starts its workers as work comes", async () => {
+      throws(
+        () => new Pool({ processes: 10_000, backend }),
+        (error: unknown) =>
+          error instanceof RangeError &&
+          /Expected processes to be at most \d+, got "10000": each worker is a whole JavaScript runtime/
+            .test(error.message),
+      );
+      const max = Math.max(256, availableParallelism());
+      await using p = pool({ processes: max });
+      // Those that can start at once start with the pool, no more.
+      const eager = Math.min(max, Math.max(4, availableParallelism()));
+      equal(p.stats().workersStarted, eager);
+      equal(p.stats().processes, max);
+      for (let i = 0; i < 3; i++) equal(await p.apply("square", [i]), i * i);
+      equal(p.stats().workersStarted, eager, "idle workers took the work");
+      // Tasks that wait for a worker start more of them, no more than needed.
+      const burst = eager + 3;
+      deepEqual(
+        await p.map("sleep", Array(burst).fill(300), { chunksize: 1 }),
+        Array(burst).fill(300),
+      );
+      const started = p.stats().workersStarted;
+      ok(started > eager && started <= burst, `${started} workers started`);
     });
 
     test("bad options and a module that fails to load", async () => {
