@@ -1,8 +1,9 @@
 /**
  * The whole test command: static checks, the Deno test suite with the JSDoc
- * examples, the npm build, the same suite on Node against the build, a
- * consumer project that installs the package, and a publish dry run. Stops
- * at the first failure with a non-zero exit code.
+ * examples, the npm build, the same suite on Node against the build, a short
+ * pass of the stress scenarios, a consumer project that installs the
+ * package, and a publish dry run. Stops at the first failure with a non-zero
+ * exit code.
  *
  * Run with `npm test` (or `deno task test`).
  *
@@ -154,6 +155,9 @@ const steps: Step[] = [
     () => nodeTestArgs(`Node ${version}`),
     `Node ${version}`,
   ]),
+  // The fault scenarios of scripts/stress.ts, a few runs each, in Deno on
+  // the sources and in Node on the build: `npm run stress` runs them in full.
+  ["stress (short)", deno, () => ["run", "-A", "scripts/stress.ts", "--short"]],
   [
     `Bun ${bunVersion} tests on the npm build`,
     () => runtimeBinary("bun", bunVersion, ".bin/bun"),
