@@ -149,12 +149,20 @@ export function functionSource(fn: AnyFunction): string {
   const builtin = builtinNames.get(fn);
   if (builtin !== undefined) return `(...args) => ${builtin}(...args)`;
   const source = fn.toString();
-  if (/\{\s*\[native code\]\s*\}$/.test(source)) {
+  if (!/\{\s*\[native code\]\s*\}$/.test(source)) return source;
+  if (fn.name.startsWith("bound ")) {
+    const target = fn.name.slice("bound ".length);
     throw new TypeError(
-      `Cannot send the function "${fn.name}" to a worker: it is a native or bound function, whose source is not available: wrap it, e.g. (x) => ${fn.name}(x), or export it from a module`,
+      `Cannot send ${
+        target === ""
+          ? "an anonymous bound function"
+          : `the bound function "${target}"`
+      } to a worker: neither its source nor its bound values can be copied: pass the function itself, with the bound values as arguments, or export it from a module`,
     );
   }
-  return source;
+  throw new TypeError(
+    `Cannot send the native function "${fn.name}" to a worker: its source is not available: pass a function that calls it by its global name, e.g. (x) => Math.sqrt(x), or export one from a module`,
+  );
 }
 
 /** Below this many items a plain array costs less than packing. */

@@ -67,6 +67,7 @@ import {
   type AnyFunction,
   copyItems,
   copyValues,
+  describeFunction,
   describeValue,
   functionSource,
   serializeValues,
@@ -1478,8 +1479,24 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #functionRef(task: unknown): FunctionRef {
     if (typeof task === "string") return task;
     if (typeof task !== "function") {
+      const iterable = typeof task === "object" && task !== null &&
+        (Symbol.iterator in task || Symbol.asyncIterator in task);
       throw new TypeError(
-        `Expected a task name or a function, got ${describeValue(task)}`,
+        `Expected the task to be an export name of the task module or a function, got ${
+          describeValue(task)
+        }: ${
+          iterable
+            ? "pass the function itself, not what calling it returned; items go in the items argument of map or imap"
+            : 'pass the name of an exported function, e.g. "square", or a self-contained function, e.g. (x) => x * x'
+        }`,
+      );
+    }
+    const kind = describeFunction(task as AnyFunction);
+    if (kind.endsWith("generator function")) {
+      throw new TypeError(
+        `Cannot run ${kind}${
+          (task as AnyFunction).name ? ` ("${(task as AnyFunction).name}")` : ""
+        } as a task: the generator it returns cannot be copied to the caller: return an array of the items instead (Array.from(...)), or make each item a task of imap`,
       );
     }
     const code = functionSource(task as AnyFunction);
@@ -1997,9 +2014,8 @@ async function collect(
   items: Iterable<unknown> | AsyncIterable<unknown>,
 ): Promise<unknown[]> {
   if (Array.isArray(items)) return items;
-  const all: unknown[] = [];
-  for await (const item of items) all.push(item);
-  return all;
+  const all = pull(iteratorOf(items), Number.POSITIVE_INFINITY);
+  return Array.isArray(all) ? all : await all;
 }
 
 type AnyIterator =
@@ -2009,23 +2025,28 @@ type AnyIterator =
 function iteratorOf(
   items: Iterable<unknown> | AsyncIterable<unknown>,
 ): AnyIterator {
-  if (
-    items === null || typeof items !== "object" && typeof items !== "string"
-  ) {
-    throw new TypeError(
-      `Expected the items as an iterable or async iterable, got ${
-        describeValue(items)
-      }`,
-    );
-  }
-  const asyncIterator = (items as AsyncIterable<unknown>)[Symbol.asyncIterator];
+  // Primitives other than null and undefined have properties to look up.
+  const candidate = items as
+    | Partial<
+      AsyncIterable<unknown> & Iterable<unknown>
+    >
+    | null
+    | undefined;
+  const asyncIterator = candidate?.[Symbol.asyncIterator];
   if (typeof asyncIterator === "function") {
     return { sync: false, iterator: asyncIterator.call(items) };
   }
-  return {
-    sync: true,
-    iterator: (items as Iterable<unknown>)[Symbol.iterator](),
-  };
+  const iterator = candidate?.[Symbol.iterator];
+  if (typeof iterator === "function") {
+    return { sync: true, iterator: iterator.call(items) };
+  }
+  throw new TypeError(
+    `Expected the items as an iterable or async iterable (an array, a Set, a generator…), got ${
+      describeValue(items)
+    }: pass the items in an array or another iterable${
+      typeof items === "number" ? `, e.g. [${items}]` : ""
+    }`,
+  );
 }
 
 /** Pulls up to `count` items: at once from a sync iterator, else as a promise. */

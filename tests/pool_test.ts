@@ -529,7 +529,7 @@ for (const backend of ["worker", "process"] as Backend[]) {
         p.apply("func", [[() => 1], 0] as unknown as [number[], number]),
         (error) => {
           ok(error instanceof TypeError);
-          match(error.message, /argument 0 \(a Array\)|argument 0/);
+          match(error.message, /Cannot send argument 0 \(an Array\)/);
           return true;
         },
       );
@@ -555,11 +555,98 @@ for (const backend of ["worker", "process"] as Backend[]) {
         return true;
       });
       await rejects(p.apply("returnFunction"), /cannot be copied/);
-      await rejects(
-        p.apply(Math.random.bind(null)),
-        /native or bound function/,
-      );
       equal(await p.apply("square", [9]), 81, "the pool is unaffected");
+    });
+
+    test("clear errors for items that are not iterable and tasks that are not sendable functions", async () => {
+      await using p = pool();
+      const square = (x: number) => x * x;
+      for (const items of [5, null, undefined, {}]) {
+        const notIterable = (error: unknown) => {
+          ok(error instanceof TypeError);
+          match(
+            error.message,
+            /^Expected the items as an iterable or async iterable \(an array, a Set, a generator…\), got (number 5|null|undefined|an Object): pass the items in an array or another iterable/,
+          );
+          return true;
+        };
+        const bad = items as unknown as number[];
+        await rejects(p.map(square, bad), notIterable);
+        await rejects(p.mapAsync(square, bad).get(), notIterable);
+        await rejects(
+          p.starmap(square, bad as unknown as [number][]),
+          notIterable,
+        );
+        await rejects(collect(p.imap(square, bad)), notIterable);
+        await rejects(collect(p.imapUnordered(square, bad)), notIterable);
+      }
+      await rejects(p.map(square, 5 as unknown as number[]), /e\.g\. \[5\]/);
+
+      function* numbers(n: number) {
+        for (let i = 0; i < n; i++) yield i;
+      }
+      async function* later(n: number) {
+        yield n;
+      }
+      // A generator object where the function was meant.
+      await rejects(
+        p.apply(numbers(3) as unknown as () => number),
+        (error) => {
+          ok(error instanceof TypeError);
+          match(
+            error.message,
+            /^Expected the task to be an export name of the task module or a function, got a Generator: pass the function itself, not what calling it returned/,
+          );
+          return true;
+        },
+      );
+      await rejects(
+        p.map(later(1) as unknown as () => number, [1]),
+        /got an AsyncGenerator: pass the function itself/,
+      );
+      await rejects(
+        p.apply(42 as unknown as () => number),
+        /got number 42: pass the name of an exported function, e\.g\. "square", or a self-contained function/,
+      );
+      // Generator functions, whose generators cannot come back.
+      await rejects(p.apply(numbers, [3]), (error) => {
+        ok(error instanceof TypeError);
+        match(
+          error.message,
+          /^Cannot run a generator function \("numbers"\) as a task: the generator it returns cannot be copied to the caller: return an array/,
+        );
+        return true;
+      });
+      await rejects(
+        p.map(later, [1]),
+        /^TypeError: Cannot run an async generator function \("later"\)/,
+      );
+      // Bound and native functions, whose source is not available.
+      await rejects(p.apply(square.bind(null), [2]), (error) => {
+        ok(error instanceof TypeError);
+        match(
+          error.message,
+          /^Cannot send the bound function "square" to a worker: neither its source nor its bound values can be copied: pass the function itself, with the bound values as arguments/,
+        );
+        return true;
+      });
+      await rejects(
+        p.apply(((x: number) => x).bind(null), [2]),
+        /^TypeError: Cannot send an anonymous bound function to a worker/,
+      );
+      await rejects(
+        p.apply(Math.random),
+        /^TypeError: Cannot send the native function "random" to a worker: its source is not available: pass a function that calls it by its global name/,
+      );
+      for (
+        const error of await Promise.all([
+          p.apply(square.bind(null), [2]).catch((e) => e),
+          p.apply(numbers(1) as unknown as () => number).catch((e) => e),
+        ])
+      ) {
+        ok(!/\(a \)|"bound /.test(error.message), error.message);
+      }
+      equal(await p.apply(square, [9]), 81, "the pool is unaffected");
     });
 
     test("a large pool is bounded and starts its workers as work comes", async () => {
