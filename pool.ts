@@ -1162,6 +1162,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     checkTimeout(options?.timeout);
     checkPositive(options?.chunksize, "chunksize");
     const all = await collect(items);
+    if (kind === STARMAP_CHUNK) checkTuples(all);
     const chunksize = options?.chunksize ??
       Math.max(1, Math.ceil(all.length / (this.#processes * 4)));
     const chunkCount = Math.ceil(all.length / chunksize);
@@ -2016,6 +2017,19 @@ async function collect(
   if (Array.isArray(items)) return items;
   const all = pull(iteratorOf(items), Number.POSITIVE_INFINITY);
   return Array.isArray(all) ? all : await all;
+}
+
+/** Each item of `starmap` is spread into the task's arguments. */
+function checkTuples(items: unknown[]): void {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as Partial<Iterable<unknown>> | null | undefined;
+    if (typeof item?.[Symbol.iterator] === "function") continue;
+    throw new TypeError(
+      `Expected each item of starmap to be an array of arguments, got ${
+        describeValue(items[i])
+      } at index ${i}: pass [[1, 2], [3, 4]] for f(1, 2) and f(3, 4), or use map for one argument per item`,
+    );
+  }
 }
 
 type AnyIterator =

@@ -581,6 +581,17 @@ for (const backend of ["worker", "process"] as Backend[]) {
         await rejects(collect(p.imapUnordered(square, bad)), notIterable);
       }
       await rejects(p.map(square, 5 as unknown as number[]), /e\.g\. \[5\]/);
+      await rejects(
+        p.starmap(Math.max, [[1, 2], 3] as unknown as [number, number][]),
+        (error) => {
+          ok(error instanceof TypeError);
+          match(
+            error.message,
+            /^Expected each item of starmap to be an array of arguments, got number 3 at index 1: pass \[\[1, 2\], \[3, 4\]\]/,
+          );
+          return true;
+        },
+      );
 
       function* numbers(n: number) {
         for (let i = 0; i < n; i++) yield i;
