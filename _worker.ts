@@ -5,6 +5,7 @@
 import process from "node:process";
 import { parentPort, workerData } from "node:worker_threads";
 import { setContext } from "./_context.ts";
+import { watchParent } from "./_watchdog.ts";
 import { adoptLiveness } from "./_liveness.ts";
 import {
   connectToParent,
@@ -57,6 +58,9 @@ function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
 }
 
 function processEndpoint(): Endpoint {
+  // Even busy or still loading, a child ends with its parent (the kernel's
+  // parent-death signal or a watchdog thread).
+  watchParent();
   // The parent is gone when the channel closes: leave rather than linger as
   // an orphan.
   process.on("disconnect", () => process.exit(0));

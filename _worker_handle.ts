@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink, QUEUE } from "./_queue_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
+import { guardedCommand } from "./_watchdog.ts";
 import { INIT, LOADED } from "./_wire.ts";
 import type { WorkerPermissions } from "./pool.ts";
 import type { Core } from "./_ring.ts";
@@ -154,13 +155,13 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
 
 /** Starts the bootstrap in a child process of this runtime, talking over IPC. */
 export function startProcess(options: WorkerStartOptions): WorkerHandle {
-  const { command, args } = childRuntimeCommand(bootstrap, {
+  const { command, args } = guardedCommand(childRuntimeCommand(bootstrap, {
     v8Flags: options.maxHeapMb === undefined
       ? []
       : [`--max-old-space-size=${options.maxHeapMb}`],
     permissions: options.permissions,
     module: options.module,
-  });
+  }));
   let child: ChildProcess;
   try {
     child = spawn(command, args, {

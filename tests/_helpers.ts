@@ -9,6 +9,8 @@ import { type CompletedProcess, run } from "../mod.ts";
 interface ProcessEntry {
   pid: number;
   ppid: number;
+  /** The process group id. */
+  pgrp: number;
   /** The state letter: `Z` for a zombie. */
   state: string;
   /** The arguments, joined by spaces. */
@@ -37,6 +39,7 @@ function processTable(): ProcessEntry[] {
     entries.set(pid, {
       pid,
       ppid: Number(fields[1]),
+      pgrp: Number(fields[2]),
       state: fields[0]!,
       cmdline: "",
     });
@@ -55,6 +58,13 @@ function processTable(): ProcessEntry[] {
 export function processesMatching(needle: string): number[] {
   return processTable()
     .filter((entry) => entry.state !== "Z" && entry.cmdline.includes(needle))
+    .map((entry) => entry.pid);
+}
+
+/** Pids of the live (non-zombie) processes of process group `pgid`. */
+export function groupPids(pgid: number): number[] {
+  return processTable()
+    .filter((entry) => entry.pgrp === pgid && entry.state !== "Z")
     .map((entry) => entry.pid);
 }
 
