@@ -4,10 +4,11 @@
 // worker be given less than its parent.
 
 import type {
+  Backend,
   PermissionGrant,
   WorkerPermissions,
   WorkerPermissionsObject,
-} from "./pool.ts";
+} from "./_types.ts";
 
 const isDeno = "Deno" in globalThis;
 
@@ -77,7 +78,7 @@ function flagOf(kind: Kind, grant: PermissionGrant | undefined): string[] {
  */
 export function checkPermissions(
   permissions: WorkerPermissions | undefined,
-  backend: "worker" | "process",
+  backend: Backend,
 ): void {
   if (permissions === undefined || permissions === "inherit") return;
   if (

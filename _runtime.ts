@@ -3,7 +3,7 @@
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { childPermissionFlags } from "./_permissions.ts";
-import type { WorkerPermissions } from "./pool.ts";
+import type { Backend, WorkerPermissions } from "./_types.ts";
 
 const isDeno = "Deno" in globalThis;
 const isTypeScriptSource = import.meta.url.endsWith(".ts");
@@ -28,7 +28,7 @@ const isBun = "Bun" in globalThis;
  * threads stop silently instead; Bun (JavaScriptCore) has no V8 heap flags.
  */
 export const heapLimitUnsupported: Record<
-  "worker" | "process",
+  Backend,
   string | undefined
 > = {
   worker: isDeno

@@ -12,46 +12,20 @@ import { withPermissionHint } from "./_permissions.ts";
 import { spawnDeno } from "./_spawn_deno.ts";
 import { spawnNode } from "./_spawn_node.ts";
 import type { SpawnProblem } from "./_command_path.ts";
-import type { OutputPipe } from "./_pipe.ts";
+import type {
+  AdapterRequest,
+  ExitStatus,
+  SpawnedChild,
+  SpawnRequest,
+} from "./_spawn_types.ts";
 
-/** Where one of the child's standard streams goes. */
-export type StdioMode = "pipe" | "null" | "inherit";
-
-/** Everything an adapter needs to start a child. */
-export interface SpawnRequest {
-  command: string;
-  args: readonly string[];
-  cwd: string | undefined;
-  /** Variables to set on top of the parent's environment (or alone with `clearEnv`). */
-  env: Record<string, string> | undefined;
-  clearEnv: boolean;
-  stdin: StdioMode;
-  stdout: StdioMode;
-  /** `"stdout"` sends stderr down stdout's pipe. */
-  stderr: StdioMode | "stdout";
-  /** Start the child as the leader of a new process group (and session). */
-  group: boolean;
-}
-
-/** A request as the adapters take it: stderr goes to a place of its own. */
-export type AdapterRequest = SpawnRequest & { stderr: StdioMode };
-
-/** How a child ended: `signal` is set when a signal killed it. */
-export interface ExitStatus {
-  code: number | null;
-  signal: string | null;
-}
-
-/** A started child, seen through web streams. */
-export interface SpawnedChild {
-  readonly pid: number;
-  readonly stdin: WritableStream<Uint8Array> | null;
-  readonly stdout: OutputPipe | null;
-  readonly stderr: OutputPipe | null;
-  readonly exited: Promise<ExitStatus>;
-  /** Sends `signal` to the child, or to its whole group; quiet when it is already gone. */
-  kill(signal: string, group: boolean): void;
-}
+export type {
+  AdapterRequest,
+  ExitStatus,
+  SpawnedChild,
+  SpawnRequest,
+  StdioMode,
+} from "./_spawn_types.ts";
 
 /** Thrown by {@linkcode spawnChild} when the child could not be started. */
 export class SpawnFailure extends Error {

@@ -1,6 +1,10 @@
 // Deno adapter: children through Deno.Command.
 import { type OutputPipe, webOutputPipe } from "./_pipe.ts";
-import type { AdapterRequest, ExitStatus, SpawnedChild } from "./_spawn.ts";
+import type {
+  AdapterRequest,
+  ExitStatus,
+  SpawnedChild,
+} from "./_spawn_types.ts";
 
 function stdio(mode: AdapterRequest["stdin"]): "piped" | "null" | "inherit" {
   return mode === "pipe" ? "piped" : mode;

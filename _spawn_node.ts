@@ -3,7 +3,11 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import type { Readable, Writable } from "node:stream";
 import { type OutputPipe, readInto } from "./_pipe.ts";
-import type { AdapterRequest, ExitStatus, SpawnedChild } from "./_spawn.ts";
+import type {
+  AdapterRequest,
+  ExitStatus,
+  SpawnedChild,
+} from "./_spawn_types.ts";
 
 /** Chunks kept in the web stream before the pipe is paused. */
 const READ_AHEAD_CHUNKS = 16;

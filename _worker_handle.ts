@@ -9,7 +9,7 @@ import { ProxyLink, QUEUE } from "./_queue_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
 import { guardedCommand } from "./_watchdog.ts";
 import { INIT, LOADED } from "./_wire.ts";
-import type { WorkerPermissions } from "./pool.ts";
+import type { Backend, WorkerPermissions } from "./_types.ts";
 import type { Core } from "./_ring.ts";
 import {
   childRuntimeCommand,
@@ -72,7 +72,7 @@ const EXIT_GRACE_MS = 100;
  * @throws {RangeError} where the runtime cannot (Deno's threads, Bun).
  */
 export function checkHeapLimit(
-  backend: "worker" | "process",
+  backend: Backend,
   maxHeapMb: number | undefined,
 ): void {
   const reason = heapLimitUnsupported[backend];

@@ -26,118 +26,46 @@
  *
  * @module
  */
-import {
-  checkTimeout,
-  type LongTimer,
-  setLongTimeout,
-  TIMED_OUT,
-  waitAtMost,
-} from "./_deadline.ts";
+import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import { Dispatcher } from "./_dispatcher.ts";
+import { TimeoutError } from "./_errors.ts";
+import { collect, MapJob, SingleJob, StreamJob } from "./_jobs.ts";
 import { checkPermissions } from "./_permissions.ts";
-import type { Core } from "./_ring.ts";
 import { cpuCount } from "./_runtime.ts";
 import { shareValues } from "./_share.ts";
 import {
-  checkHeapLimit,
-  startProcess,
-  startThread,
-  type WorkerExit,
-  type WorkerHandle,
-} from "./_worker_handle.ts";
-import {
-  APPLY,
-  decodeError,
-  DEFINE,
-  type FunctionRef,
-  INIT,
-  INIT_FAILED,
-  MAP_CHUNK,
-  ONLINE,
-  READY,
-  RESULTS,
-  RUN,
-  SERIALIZED,
-  SHARED,
-  STARMAP_CHUNK,
-  STOP,
-  type TaskKind,
-  type WorkerSetup,
-} from "./_wire.ts";
-import {
   type AnyFunction,
-  copyItems,
   copyValues,
   describeFunction,
   describeValue,
   functionSource,
-  serializeValues,
   toModuleUrl,
 } from "./_values.ts";
+import {
+  APPLY,
+  type FunctionRef,
+  MAP_CHUNK,
+  STARMAP_CHUNK,
+  type TaskKind,
+} from "./_wire.ts";
+import { checkHeapLimit, startProcess, startThread } from "./_worker_handle.ts";
+import type {
+  Backend,
+  PermissionGrant,
+  SubmitOptions,
+  WorkerPermissions,
+  WorkerPermissionsObject,
+} from "./_types.ts";
 
-/**
- * One kind of permission for sandboxed workers, as in Deno's
- * `PermissionOptionsObject`: `"inherit"` takes what this process has,
- * `true` the whole kind (this process must have it all), `false` nothing,
- * a list just those paths, hosts, variables or commands (this process must
- * have each).
- *
- * @example Grants of each form
- * ```ts
- * import type { PermissionGrant } from "@multiproc/multiproc/pool";
- *
- * const grants: PermissionGrant[] = ["inherit", true, false, ["./data", "/tmp"]];
- * ```
- */
-export type PermissionGrant = "inherit" | boolean | string[];
-
-/**
- * The permissions of sandboxed workers, kind by kind; a kind left out is
- * denied.
- *
- * @example Read one directory, nothing else
- * ```ts
- * import type { WorkerPermissionsObject } from "@multiproc/multiproc/pool";
- *
- * const readData: WorkerPermissionsObject = { read: ["./data"] };
- * ```
- */
-export interface WorkerPermissionsObject {
-  /** File system reads (`--allow-read`): paths. @default {false} */
-  read?: PermissionGrant;
-  /** File system writes (`--allow-write`): paths. @default {false} */
-  write?: PermissionGrant;
-  /** Network access (`--allow-net`): `host[:port]` entries. @default {false} */
-  net?: PermissionGrant;
-  /** Environment variables (`--allow-env`): variable names. @default {false} */
-  env?: PermissionGrant;
-  /** Starting subprocesses (`--allow-run`): commands. @default {false} */
-  run?: PermissionGrant;
-  /** Native libraries (`--allow-ffi`): paths. @default {false} */
-  ffi?: PermissionGrant;
-  /** System information (`--allow-sys`): names such as `"hostname"`. @default {false} */
-  sys?: PermissionGrant;
-  /** Dynamic imports from the network (`--allow-import`): hosts. @default {false} */
-  import?: PermissionGrant;
-}
-
-/**
- * What workers may do (Deno, `backend: "process"`): `"inherit"` (what this
- * process has), `"none"`, or kind by kind. The task module and its imports
- * always load.
- *
- * @example A task that may not read files
- * ```ts
- * import { Pool } from "@multiproc/multiproc/pool";
- * import { rejects } from "node:assert/strict";
- *
- * await using pool = new Pool({ processes: 1, backend: "process", permissions: "none" });
- * await rejects(
- *   pool.apply(async () => (await import("node:fs")).readFileSync("/etc/hostname")),
- *   { name: "NotCapable" },
- * );
- * ```
- */
-export type WorkerPermissions = "inherit" | "none" | WorkerPermissionsObject;
+export { TimeoutError, WorkerExitError } from "./_errors.ts";
+export type { WorkerExitErrorOptions } from "./_errors.ts";
+export type {
+  Backend,
+  PermissionGrant,
+  SubmitOptions,
+  WorkerPermissions,
+  WorkerPermissionsObject,
+};
 
 /** Any function, as a task or initializer: its source is sent to the worker. */
 // deno-lint-ignore no-explicit-any
@@ -160,9 +88,6 @@ export type TaskArgs<M, K extends keyof M> = M[K] extends
 /** The awaited result of task `K` of `M`. */
 export type TaskResult<M, K extends keyof M> = M[K] extends
   (...args: never[]) => infer R ? Awaited<R> : never;
-
-/** Where a pool runs its tasks. */
-export type Backend = "worker" | "process";
 
 /** Options of {@linkcode Pool}. */
 export interface PoolOptions {
@@ -217,16 +142,6 @@ export interface PoolOptions {
   permissions?: WorkerPermissions;
 }
 
-/** Options of one submission. */
-export interface SubmitOptions {
-  /** Stop waiting and abort the task: a queued task is dropped, a running one's worker is replaced. @default {undefined} */
-  signal?: AbortSignal;
-  /** Milliseconds the task may run: then it is stopped, its worker replaced, and the call rejects with {@linkcode TimeoutError}; `Infinity` sets no limit. @default {undefined} */
-  timeout?: number;
-  /** Objects to transfer rather than copy (worker backend), as in `postMessage`. @default {undefined} */
-  transfer?: Transferable[];
-}
-
 /** Options of {@linkcode Pool.applyAsync}. */
 export interface ApplyAsyncOptions<T> extends SubmitOptions {
   /** Called with the result when the task succeeds. @default {undefined} */
@@ -270,107 +185,6 @@ export interface PoolStats {
   failed: number;
   /** `"running"`, `"closed"` or `"terminated"`. */
   state: "running" | "closed" | "terminated";
-}
-
-/**
- * Python's `multiprocessing.TimeoutError`: a wait ran out of time
- * ({@linkcode AsyncResult.get}), or a task ran longer than its `timeout`.
- *
- * @example Catch a timeout
- * ```ts
- * import { Pool, TimeoutError } from "@multiproc/multiproc/pool";
- * import { rejects } from "node:assert/strict";
- *
- * await using pool = new Pool({ processes: 1 });
- * const slow = pool.applyAsync(() => new Promise((r) => setTimeout(r, 300)));
- * await rejects(slow.get({ timeout: 10 }), TimeoutError);
- * ```
- */
-export class TimeoutError extends Error {
-  /**
-   * Makes the error.
-   *
-   * @param message What timed out.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "TimeoutError";
-  }
-}
-
-/** Options of {@linkcode WorkerExitError}. */
-export interface WorkerExitErrorOptions extends ErrorOptions {
-  /** The worker's exit code, if it exited. @default {null} */
-  exitCode?: number | null;
-  /** The signal that killed a process worker. @default {null} */
-  signal?: string | null;
-}
-
-/**
- * A worker died while it ran the task: it exited, crashed, ran out of
- * memory or was killed. The worker is replaced and the other tasks go on.
- *
- * @example Inspect a lost task
- * ```ts
- * import { Pool, WorkerExitError } from "@multiproc/multiproc/pool";
- * import { equal, rejects } from "node:assert/strict";
- *
- * await using pool = new Pool({ processes: 1 });
- * await rejects(
- *   pool.apply(async () => (await import("node:process")).default.exit(3)),
- *   (error) => error instanceof WorkerExitError && error.exitCode === 3,
- * );
- * equal(await pool.apply((x: number) => x + 1, [1]), 2);
- * ```
- */
-export class WorkerExitError extends Error {
-  /** The worker's exit code, or `null` when a signal killed it. */
-  readonly exitCode: number | null;
-  /** The signal that killed a process worker, or `null`. */
-  readonly signal: string | null;
-
-  /**
-   * Makes the error.
-   *
-   * @param message What happened.
-   * @param options Exit code, signal and cause.
-   */
-  constructor(message: string, options: WorkerExitErrorOptions = {}) {
-    super(message, options);
-    this.name = "WorkerExitError";
-    this.exitCode = options.exitCode ?? null;
-    this.signal = options.signal ?? null;
-  }
-}
-
-/** Receives the outcome of the tasks of one submission. */
-interface Job {
-  settle(task: Task, ok: boolean, value: unknown): void;
-}
-
-class Task {
-  worker: WorkerSlot | undefined = undefined;
-  /** The queues and pipes its arguments hold, shared with its worker when sent. */
-  cores: Core[] | undefined = undefined;
-  timer: LongTimer | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
-  /** In the pool's queue and counted as waiting. */
-  queued = false;
-  done = false;
-  constructor(
-    readonly fn: FunctionRef,
-    readonly kind: number,
-    public payload: unknown,
-    readonly job: Job,
-    readonly index: number,
-    readonly options: SubmitOptions | undefined,
-  ) {}
-
-  /** Tasks with a timeout or a signal run alone, so that stopping them stops nothing else. */
-  get isolated(): boolean {
-    return this.options !== undefined &&
-      (isLimit(this.options.timeout) || this.options.signal !== undefined);
-  }
 }
 
 /**
@@ -527,136 +341,12 @@ export class AsyncResult<T> implements PromiseLike<T> {
   }
 }
 
-/** A job with one task: `apply`, `applyAsync`. */
-class SingleJob<T> implements Job {
-  readonly promise: Promise<T>;
-  #resolve!: (value: T) => void;
-  #reject!: (error: unknown) => void;
-  constructor(options?: ApplyAsyncOptions<T>) {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    // The caller may never look at the result, as Python allows.
-    this.promise.catch(() => {});
-    if (options?.callback || options?.errorCallback) {
-      this.promise.then(options.callback, options.errorCallback);
-    }
-  }
-  settle(_task: Task, ok: boolean, value: unknown): void {
-    if (ok) this.#resolve(value as T);
-    else this.#reject(value);
-  }
-}
-
-/** A job with many chunks whose results form one array: `map`, `starmap`. */
-class MapJob implements Job {
-  readonly promise: Promise<unknown[]>;
-  readonly tasks: Task[] = [];
-  #chunks: unknown[][];
-  #left: number;
-  #resolve!: (value: unknown[]) => void;
-  #reject!: (error: unknown) => void;
-  #cancel: (tasks: Task[]) => void;
-  constructor(chunkCount: number, cancel: (tasks: Task[]) => void) {
-    this.#chunks = new Array(chunkCount);
-    this.#left = chunkCount;
-    this.#cancel = cancel;
-    this.promise = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    this.promise.catch(() => {});
-    if (chunkCount === 0) this.#resolve([]);
-  }
-  settle(task: Task, ok: boolean, value: unknown): void {
-    if (this.#left === 0) return;
-    if (!ok) {
-      this.#left = 0;
-      this.#cancel(this.tasks);
-      this.#reject(value);
-      return;
-    }
-    this.#chunks[task.index] = value as unknown[];
-    if (--this.#left === 0) this.#resolve(concat(this.#chunks));
-  }
-}
-
-/** Joins chunk results; much faster than `flat()` on large inputs. */
-function concat(chunks: unknown[][]): unknown[] {
-  if (chunks.length === 1) return chunks[0]!;
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const all = new Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    for (let i = 0; i < chunk.length; i++) all[offset + i] = chunk[i];
-    offset += chunk.length;
-  }
-  return all;
-}
-
-/** A job that streams chunk results to an iterator: `imap`, `imapUnordered`. */
-class StreamJob implements Job {
-  readonly pending = new Set<Task>();
-  /** Settled chunks: by index (ordered) or in arrival order (unordered). */
-  readonly settled = new Map<number, { ok: boolean; value: unknown }>();
-  readonly arrivals: number[] = [];
-  #wake: (() => void) | undefined;
-  settle(task: Task, ok: boolean, value: unknown): void {
-    this.pending.delete(task);
-    this.settled.set(task.index, { ok, value });
-    this.arrivals.push(task.index);
-    this.#wake?.();
-  }
-  /** Resolves at the next settlement. */
-  next(): Promise<void> {
-    return new Promise((resolve) => this.#wake = resolve);
-  }
-}
-
-/** One worker of the pool and what it has been given. */
-class WorkerSlot {
-  handle!: WorkerHandle;
-  online = false;
-  ready = false;
-  readonly inFlight: Task[] = [];
-  readonly defined = new Set<number>();
-  assigned = 0;
-  /** Set when we stop it (retire, close, terminate, timeout): its exit is expected. */
-  stopping = false;
-  constructor(readonly name: string) {}
-}
-
+/** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
+const IMAP_WINDOW_PER_WORKER = 128;
 /** The most workers a pool may have, unless there are more CPUs: see {@linkcode maxProcesses}. */
 const MAX_PROCESSES = 256;
 /** At least this many workers may start at once, and start with the pool. */
 const MIN_START_LIMIT = 4;
-/** Workers that die before they are ready this many times in a row break the pool. */
-const MAX_START_FAILURES = 3;
-/** `map` chunks of at least this many items are sent as soon as they are made. */
-const EAGER_CHUNK = 256;
-/** A batch should keep a worker busy about this long, so that messaging costs little. */
-const TARGET_BATCH_MS = 1;
-const MAX_BATCH = 1024;
-/** Tasks shorter than this get a second one queued in their worker. */
-const PREFETCH_BELOW_MS = 20;
-/** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
-const IMAP_WINDOW_PER_WORKER = 128;
-
-/** Whether a `timeout` option limits anything: `Infinity` means no limit. */
-function isLimit(timeout: number | undefined): timeout is number {
-  return timeout !== undefined && timeout !== Number.POSITIVE_INFINITY;
-}
-
-function copyArguments(args: unknown[]): unknown[] | Uint8Array {
-  return serializeValues(args, "argument");
-}
-
-function copyNothing(args: unknown[]): unknown[] {
-  return args;
-}
-
 /**
  * The most workers a pool may have: 256, or the number of CPUs where that is
  * more. Each worker is a whole JavaScript runtime (about 10 MB for a thread,
@@ -762,36 +452,9 @@ export type ApplyParams<A extends unknown[], O> = [] extends A
  */
 export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #processes: number;
-  /** Workers that start with the pool and are kept; the others start on demand. */
-  #eager: number;
-  /** The most workers starting at once. */
-  #startLimit: number;
   #backend: Backend;
-  #setup: Omit<WorkerSetup, "name">;
-  #initCores: Core[] = [];
-  #maxTasksPerChild: number | undefined;
   #maxQueue: number | undefined;
-  #maxHeapMb: number | undefined;
-  #permissions: WorkerPermissions | undefined;
-  #workers = new Set<WorkerSlot>();
-  #queue: Task[] = [];
-  #queueHead = 0;
-  /** Live tasks in the queue: those dropped while queued still sit in it. */
-  #waiting = 0;
-  #waiters: (() => void)[] = [];
-  #inline = new Map<string, number>();
-  #sources: string[] = [];
-  #state: "running" | "closed" | "terminated" = "running";
-  #broken: unknown = undefined;
-  #startFailures = 0;
-  #started = 0;
-  #running = 0;
-  #completed = 0;
-  #failed = 0;
-  #avgTaskMs = Number.POSITIVE_INFINITY;
-  #dispatchScheduled = false;
-  #referenced = false;
-  #exited: (() => void) | undefined;
+  #engine: Dispatcher;
 
   /**
    * Starts the workers.
@@ -813,19 +476,13 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       module = undefined;
     }
     this.#processes = checkProcesses(options.processes);
-    // Starting a runtime keeps a CPU busy: more at once start no sooner.
-    this.#startLimit = Math.max(MIN_START_LIMIT, cpuCount());
-    this.#eager = Math.min(this.#processes, this.#startLimit);
     this.#backend = checkBackend(options.backend);
     checkPositive(options.maxTasksPerChild, "maxTasksPerChild");
     checkPositive(options.maxQueue, "maxQueue");
     checkPositive(options.maxHeapMb, "maxHeapMb");
-    this.#maxTasksPerChild = options.maxTasksPerChild;
     this.#maxQueue = options.maxQueue;
     checkHeapLimit(this.#backend, options.maxHeapMb);
-    this.#maxHeapMb = options.maxHeapMb;
     checkPermissions(options.permissions, this.#backend);
-    this.#permissions = options.permissions;
     const initializer = options.initializer;
     if (
       initializer !== undefined && typeof initializer !== "string" &&
@@ -838,19 +495,29 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       );
     }
     const shared = shareValues(options.initArgs ?? [], this.#backend);
-    this.#setup = {
-      module: module === undefined ? undefined : toModuleUrl(module),
-      initializer: typeof initializer === "function"
-        ? functionSource(initializer)
-        : initializer,
-      initializerIsSource: typeof initializer === "function",
-      initArgs: copyValues(shared.values, "initializer argument"),
-      shared: shared.cores.length > 0,
-    };
-    this.#initCores = shared.cores;
-    this.#grow();
-    if (this.#broken !== undefined) throw this.#broken;
-    this.#updateRef();
+    // Starting a runtime keeps a CPU busy: more at once start no sooner.
+    const startLimit = Math.max(MIN_START_LIMIT, cpuCount());
+    this.#engine = new Dispatcher({
+      processes: this.#processes,
+      eager: Math.min(this.#processes, startLimit),
+      startLimit,
+      backend: this.#backend,
+      start: this.#backend === "worker" ? startThread : startProcess,
+      setup: {
+        module: module === undefined ? undefined : toModuleUrl(module),
+        initializer: typeof initializer === "function"
+          ? functionSource(initializer)
+          : initializer,
+        initializerIsSource: typeof initializer === "function",
+        initArgs: copyValues(shared.values, "initializer argument"),
+        shared: shared.cores.length > 0,
+      },
+      initCores: shared.cores,
+      maxTasksPerChild: options.maxTasksPerChild,
+      maxQueue: options.maxQueue,
+      maxHeapMb: options.maxHeapMb,
+      permissions: options.permissions,
+    });
   }
 
   /**
@@ -949,7 +616,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     args: unknown[],
     options: ApplyAsyncOptions<T> | undefined,
   ): SingleJob<T> {
-    this.#checkOpen();
+    this.#engine.checkOpen();
     const fn = this.#functionRef(task);
     if (!Array.isArray(args)) {
       throw new TypeError(
@@ -959,18 +626,17 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       );
     }
     checkTimeout(options?.timeout);
-    const job = new SingleJob<T>(options);
-    const submission = this.#task(
+    const job = new SingleJob<T>(options?.callback, options?.errorCallback);
+    const submission = this.#engine.task(
       fn,
       APPLY,
       args,
-      options?.transfer ? copyNothing : copyArguments,
+      options?.transfer ? "transferred" : "arguments",
       job,
       0,
       options,
     );
-    if (this.#queueFull()) this.#submitWhenRoom(submission);
-    else this.#submit(submission);
+    this.#engine.submit(submission);
     return job;
   }
 
@@ -1157,7 +823,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     kind: TaskKind,
     options: MapOptions | undefined,
   ): Promise<unknown[]> {
-    this.#checkOpen();
+    this.#engine.checkOpen();
     const fn = this.#functionRef(task);
     checkTimeout(options?.timeout);
     checkPositive(options?.chunksize, "chunksize");
@@ -1165,19 +831,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     if (kind === STARMAP_CHUNK) checkTuples(all);
     const chunksize = options?.chunksize ??
       Math.max(1, Math.ceil(all.length / (this.#processes * 4)));
-    const chunkCount = Math.ceil(all.length / chunksize);
-    const job = new MapJob(chunkCount, (tasks) => this.#cancel(tasks));
-    for (let index = 0; index < chunkCount; index++) {
-      const chunk = all.slice(index * chunksize, (index + 1) * chunksize);
-      const task = this.#task(fn, kind, chunk, copyItems, job, index, options);
-      job.tasks.push(task);
-      if (this.#queueFull()) await this.#submitWhenRoom(task);
-      else this.#submit(task);
-      // Large chunks leave as they are made, so that workers compute while
-      // the rest are copied; small ones go in batches.
-      if (chunk.length >= EAGER_CHUNK) this.#dispatch();
-    }
-    return job.promise;
+    return new MapJob(this.#engine).run(fn, kind, all, chunksize, options);
   }
 
   /**
@@ -1279,60 +933,28 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     return this.#stream(task, items, false, options);
   }
 
-  async *#stream(
+  #stream(
     task: string | AnyFunction,
     items: Iterable<unknown> | AsyncIterable<unknown>,
     ordered: boolean,
     options: MapOptions | undefined,
   ): AsyncGenerator<unknown, void, undefined> {
-    this.#checkOpen();
-    const fn = this.#functionRef(task);
-    checkTimeout(options?.timeout);
-    checkPositive(options?.chunksize, "chunksize");
-    const chunksize = options?.chunksize ?? 1;
-    const window = this.#maxQueue ?? this.#processes * IMAP_WINDOW_PER_WORKER;
-    const source = iteratorOf(items);
-    const job = new StreamJob();
-    let submitted = 0;
-    let yielded = 0;
-    let exhausted = false;
-    try {
-      while (true) {
-        while (!exhausted && job.pending.size < window) {
-          const pulled = pull(source, chunksize);
-          const chunk = Array.isArray(pulled) ? pulled : await pulled;
-          if (chunk.length < chunksize) exhausted = true;
-          if (chunk.length === 0) break;
-          const next = this.#task(
-            fn,
-            MAP_CHUNK,
-            chunk,
-            copyItems,
-            job,
-            submitted++,
-            options,
-          );
-          job.pending.add(next);
-          if (this.#queueFull()) await this.#submitWhenRoom(next);
-          else this.#submit(next);
-        }
-        if (yielded === submitted && exhausted) return;
-        const key = ordered ? yielded : job.arrivals[0];
-        const outcome = key === undefined ? undefined : job.settled.get(key);
-        if (outcome === undefined) {
-          await job.next();
-          continue;
-        }
-        job.settled.delete(key!);
-        if (!ordered) job.arrivals.shift();
-        yielded++;
-        if (!outcome.ok) throw outcome.value;
-        yield* outcome.value as unknown[];
-      }
-    } finally {
-      this.#cancel([...job.pending]);
-      if (!exhausted) await source.iterator.return?.();
-    }
+    // Checked when iteration starts, as the body of a generator runs then.
+    const start = (): FunctionRef => {
+      this.#engine.checkOpen();
+      const fn = this.#functionRef(task);
+      checkTimeout(options?.timeout);
+      checkPositive(options?.chunksize, "chunksize");
+      return fn;
+    };
+    return new StreamJob(this.#engine).results(
+      start,
+      items,
+      options?.chunksize ?? 1,
+      this.#maxQueue ?? this.#processes * IMAP_WINDOW_PER_WORKER,
+      ordered,
+      options,
+    );
   }
 
   /**
@@ -1351,9 +973,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
    * ```
    */
   close(): void {
-    if (this.#state !== "running") return;
-    this.#state = "closed";
-    this.#stopIdleWorkers();
+    this.#engine.close();
   }
 
   /**
@@ -1375,22 +995,12 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
    * ```
    */
   async join(): Promise<void> {
-    if (this.#state === "running") {
+    if (this.#engine.counts().state === "running") {
       throw new Error(
         "Cannot join a running pool: call close() or terminate() first",
       );
     }
-    if (this.#workers.size === 0) return;
-    const exited = new Promise<void>((resolve) => {
-      const previous = this.#exited;
-      this.#exited = () => {
-        previous?.();
-        resolve();
-      };
-    });
-    // Hold the event loop until the workers are gone.
-    this.#updateRef();
-    await exited;
+    await this.#engine.exited();
   }
 
   /**
@@ -1409,14 +1019,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
    * ```
    */
   async terminate(): Promise<void> {
-    if (this.#state !== "terminated") {
-      this.#state = "terminated";
-      const error = new Error(
-        "The pool was terminated before the task finished",
-      );
-      this.#failAll(error);
-      for (const slot of this.#workers) this.#kill(slot, "SIGKILL");
-    }
+    this.#engine.terminate();
     await this.join();
   }
 
@@ -1457,26 +1060,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     return {
       backend: this.#backend,
       processes: this.#processes,
-      workersStarted: this.#started,
-      queued: this.#waiting,
-      running: this.#running,
-      completed: this.#completed,
-      failed: this.#failed,
-      state: this.#state,
+      ...this.#engine.counts(),
     };
   }
 
-  // ---- submission ------------------------------------------------------
-
-  #checkOpen(): void {
-    if (this.#state !== "running") {
-      throw new Error(
-        `Cannot submit a task: the pool is ${this.#state}: submit before close(), or create a new Pool`,
-      );
-    }
-    if (this.#broken !== undefined) throw this.#broken;
-  }
-
+  // A task is an export name, or a function sent once by its source.
   #functionRef(task: unknown): FunctionRef {
     if (typeof task === "string") return task;
     if (typeof task !== "function") {
@@ -1500,523 +1088,8 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
         } as a task: the generator it returns cannot be copied to the caller: return an array of the items instead (Array.from(...)), or make each item a task of imap`,
       );
     }
-    const code = functionSource(task as AnyFunction);
-    let id = this.#inline.get(code);
-    if (id === undefined) {
-      id = this.#sources.length;
-      this.#sources.push(code);
-      this.#inline.set(code, id);
-    }
-    return id;
+    return this.#engine.inline(functionSource(task as AnyFunction));
   }
-
-  #queued(): number {
-    return this.#waiting;
-  }
-
-  #submit(task: Task): void {
-    this.#enqueue([task], false);
-    const signal = task.options?.signal;
-    if (signal) {
-      if (signal.aborted) {
-        this.#abort(task, signal.reason);
-        return;
-      }
-      // Removed when the task settles: a long-lived signal must not keep
-      // every task it ever guarded.
-      task.onAbort = () => this.#abort(task, signal.reason);
-      signal.addEventListener("abort", task.onAbort, { once: true });
-    }
-    this.#updateRef();
-    this.#scheduleDispatch();
-  }
-
-  #queueFull(): boolean {
-    return this.#maxQueue !== undefined && this.#queued() >= this.#maxQueue;
-  }
-
-  /** Submits, first waiting while the queue is at `maxQueue`. */
-  async #submitWhenRoom(task: Task): Promise<void> {
-    while (this.#queueFull()) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-      if (this.#state === "terminated") {
-        task.job.settle(task, false, new Error("The pool was terminated"));
-        return;
-      }
-    }
-    this.#submit(task);
-  }
-
-  #scheduleDispatch(): void {
-    if (this.#dispatchScheduled) return;
-    this.#dispatchScheduled = true;
-    queueMicrotask(() => {
-      this.#dispatchScheduled = false;
-      this.#dispatch();
-    });
-  }
-
-  /** How many tasks a worker may hold: few for long tasks, many for tiny ones. */
-  #capacity(): number {
-    const avg = this.#avgTaskMs;
-    // Medium tasks: one more in flight hides the round trip; long ones go
-    // one at a time, so that the load stays even.
-    if (!(avg < TARGET_BATCH_MS)) return avg < PREFETCH_BELOW_MS ? 2 : 1;
-    const batch = Math.min(MAX_BATCH, Math.floor(TARGET_BATCH_MS / avg));
-    return 2 * Math.max(1, batch);
-  }
-
-  #nextTask(): Task | undefined {
-    while (this.#queueHead < this.#queue.length) {
-      const task = this.#queue[this.#queueHead]!;
-      if (!task.done) return task;
-      this.#queue[this.#queueHead++] = undefined as unknown as Task;
-    }
-    return undefined;
-  }
-
-  /** Adds tasks at the back, or at the front (tasks to run again). */
-  #enqueue(tasks: Task[], front: boolean): void {
-    for (const task of tasks) task.queued = true;
-    this.#waiting += tasks.length;
-    if (front) this.#queue.splice(this.#queueHead, 0, ...tasks);
-    else this.#queue.push(...tasks);
-  }
-
-  #takeTask(): Task {
-    const task = this.#queue[this.#queueHead]!;
-    this.#queue[this.#queueHead++] = undefined as unknown as Task;
-    task.queued = false;
-    this.#waiting--;
-    if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#queueHead);
-      this.#queueHead = 0;
-    }
-    return task;
-  }
-
-  #dispatch(): void {
-    if (this.#state === "terminated") return;
-    // Results arrive far more often than work waits: look at the workers
-    // only when there is something to give them.
-    if (this.#nextTask() !== undefined) {
-      this.#shareQueued();
-      if (this.#workers.size < this.#processes) this.#grow();
-    }
-    this.#wakeWaiters();
-    if (this.#state === "closed") this.#stopIdleWorkers();
-    this.#updateRef();
-  }
-
-  #shareQueued(): void {
-    const capacity = this.#capacity();
-    // Least loaded first, so that a trickle of tasks spreads over the pool.
-    const open = [...this.#workers]
-      .filter((slot) => this.#hasRoom(slot, capacity))
-      .sort((a, b) => a.inFlight.length - b.inFlight.length);
-    // Workers still starting get their share too: a batch taken while they
-    // start would leave them idle once they are up.
-    let starting = 0;
-    for (const slot of this.#workers) {
-      if (!slot.ready && !slot.stopping) starting++;
-    }
-    for (let i = 0; i < open.length; i++) {
-      if (this.#nextTask() === undefined) break;
-      const slot = open[i]!;
-      const share = Math.ceil(this.#queued() / (open.length - i + starting));
-      this.#send(slot, Math.min(capacity - slot.inFlight.length, share));
-    }
-  }
-
-  #hasRoom(slot: WorkerSlot, capacity: number): boolean {
-    if (!slot.ready || slot.stopping) return false;
-    if (slot.inFlight.length > 0 && slot.inFlight[0]!.isolated) return false;
-    if (slot.inFlight.length >= capacity) return false;
-    return this.#maxTasksPerChild === undefined ||
-      slot.assigned < this.#maxTasksPerChild;
-  }
-
-  /** Makes a task, its queues and pipes swapped for what its worker can use. */
-  #task(
-    fn: FunctionRef,
-    kind: TaskKind,
-    values: unknown[],
-    copy: (values: unknown[]) => unknown,
-    job: Job,
-    index: number,
-    options: SubmitOptions | undefined,
-  ): Task {
-    const shared = shareValues(values, this.#backend);
-    if (shared.cores.length === 0) {
-      const payload = copy(values);
-      const serialized = payload instanceof Uint8Array ? SERIALIZED : 0;
-      return new Task(fn, kind | serialized, payload, job, index, options);
-    }
-    // Queues shared between threads are shared memory, which structured
-    // clone keeps and a serializer refuses.
-    const task = new Task(
-      fn,
-      kind | SHARED,
-      copy === copyNothing
-        ? shared.values
-        : copyValues(shared.values, copy === copyItems ? "item" : "argument"),
-      job,
-      index,
-      options,
-    );
-    task.cores = shared.cores;
-    return task;
-  }
-
-  /** Sends up to `count` queued tasks to `slot` in one message. */
-  #send(slot: WorkerSlot, count: number): void {
-    if (this.#maxTasksPerChild !== undefined) {
-      count = Math.min(count, this.#maxTasksPerChild - slot.assigned);
-    }
-    const message: unknown[] = [RUN];
-    const transfer: Transferable[] = [];
-    for (let sent = 0; sent < count; sent++) {
-      const next = this.#nextTask();
-      if (next === undefined) break;
-      if (next.isolated && slot.inFlight.length > 0) break;
-      const task = this.#takeTask();
-      if (typeof task.fn === "number" && !slot.defined.has(task.fn)) {
-        slot.handle.post([DEFINE, task.fn, this.#sources[task.fn]]);
-        slot.defined.add(task.fn);
-      }
-      // The payload stays with the task until it settles: a task whose
-      // worker dies before starting it is sent again.
-      if (task.cores) slot.handle.share(task.cores);
-      message.push(task.fn, task.kind, this.#outgoing(task.payload, transfer));
-      task.worker = slot;
-      slot.inFlight.push(task);
-      slot.assigned++;
-      this.#running++;
-      if (task.options?.transfer) transfer.push(...task.options.transfer);
-      if (task.isolated) {
-        this.#startTimer(task);
-        break;
-      }
-    }
-    if (message.length > 1) {
-      slot.handle.post(message, transfer.length > 0 ? transfer : undefined);
-    }
-  }
-
-  /**
-   * What goes in the message for a payload. A thread gets a packed chunk of
-   * numbers or serialized values as a transferred copy of its bytes: one
-   * memcpy, where Deno copies a typed array in a message about ten times
-   * slower, and then its worker_threads visits every element looking for
-   * ports (a bare ArrayBuffer has none to visit).
-   */
-  #outgoing(payload: unknown, transfer: Transferable[]): unknown {
-    const packed = payload instanceof Float64Array ||
-      payload instanceof Uint8Array;
-    if (!packed || this.#backend !== "worker") return payload;
-    // A copy, and not `slice()`, which is a view for a Node Buffer: the
-    // task keeps its payload to send again if this worker dies.
-    const bytes = new Uint8Array(
-      payload.buffer,
-      payload.byteOffset,
-      payload.byteLength,
-    ).slice().buffer;
-    transfer.push(bytes);
-    return bytes;
-  }
-
-  #startTimer(task: Task): void {
-    const timeout = task.options?.timeout;
-    if (!isLimit(timeout)) return;
-    // Not setTimeout, which fires at once for 2^31 ms or more.
-    task.timer = setLongTimeout(() => {
-      this.#stopRunning(
-        task,
-        new TimeoutError(
-          `The task ran longer than its timeout of ${timeout} ms`,
-        ),
-      );
-    }, timeout);
-  }
-
-  #abort(task: Task, reason: unknown): void {
-    if (task.done) return;
-    if (task.worker) {
-      this.#stopRunning(task, reason);
-      return;
-    }
-    this.#finish(task, false, reason);
-    this.#scheduleDispatch();
-  }
-
-  /** Stops a running task by replacing its worker, and fails it with `error`. */
-  #stopRunning(task: Task, error: unknown): void {
-    const slot = task.worker!;
-    this.#finish(task, false, error);
-    slot.inFlight.length = 0;
-    this.#kill(slot, "SIGKILL");
-  }
-
-  #cancel(tasks: Task[]): void {
-    for (const task of tasks) {
-      if (!task.done && task.worker === undefined) this.#release(task);
-    }
-  }
-
-  #wakeWaiters(): void {
-    while (
-      this.#waiters.length > 0 &&
-      (this.#maxQueue === undefined || this.#queued() < this.#maxQueue)
-    ) {
-      this.#waiters.shift()!();
-    }
-  }
-
-  // ---- results ---------------------------------------------------------
-
-  /** Marks a task done and lets go of what it holds. */
-  #release(task: Task): void {
-    task.done = true;
-    if (task.queued) {
-      // Left in the queue, skipped when it comes up; no longer counted.
-      task.queued = false;
-      this.#waiting--;
-    }
-    task.payload = undefined;
-    task.timer?.clear();
-    if (task.onAbort) {
-      task.options!.signal!.removeEventListener("abort", task.onAbort);
-    }
-  }
-
-  #finish(task: Task, ok: boolean, value: unknown): void {
-    if (task.done) return;
-    this.#release(task);
-    if (task.worker !== undefined) this.#running--;
-    if (ok) this.#completed++;
-    else this.#failed++;
-    task.job.settle(task, ok, ok ? value : decodeError(value));
-  }
-
-  #onResults(slot: WorkerSlot, message: unknown[]): void {
-    const count = (message.length - 2) / 2;
-    if (count > 0) {
-      const perTask = (message[1] as number) / count;
-      this.#avgTaskMs = this.#avgTaskMs === Number.POSITIVE_INFINITY
-        ? perTask
-        : this.#avgTaskMs * 0.7 + perTask * 0.3;
-    }
-    for (let i = 2; i < message.length; i += 2) {
-      const task = slot.inFlight.shift();
-      if (task) this.#finish(task, message[i] === 1, message[i + 1]);
-    }
-    if (
-      this.#maxTasksPerChild !== undefined &&
-      slot.assigned >= this.#maxTasksPerChild && slot.inFlight.length === 0
-    ) {
-      this.#retire(slot);
-    }
-    this.#dispatch();
-  }
-
-  #onMessage(slot: WorkerSlot, message: unknown[]): void {
-    switch (message[0]) {
-      case RESULTS:
-        this.#onResults(slot, message);
-        break;
-      case ONLINE:
-        slot.online = true;
-        // A worker asked to stop while it started stops now.
-        if (!slot.stopping) slot.handle.share(this.#initCores);
-        slot.handle.post(
-          slot.stopping ? [STOP] : [INIT, { ...this.#setup, name: slot.name }],
-        );
-        break;
-      case READY:
-        slot.ready = true;
-        this.#startFailures = 0;
-        this.#dispatch();
-        break;
-      case INIT_FAILED:
-        this.#break(decodeError(message[1]));
-        break;
-    }
-  }
-
-  // ---- workers ---------------------------------------------------------
-
-  #spawn(): void {
-    const slot = new WorkerSlot(`PoolWorker-${++this.#started}`);
-    const start = this.#backend === "worker" ? startThread : startProcess;
-    try {
-      slot.handle = start({
-        maxHeapMb: this.#maxHeapMb,
-        permissions: this.#permissions,
-        module: this.#setup.module,
-        onMessage: (message) => this.#onMessage(slot, message),
-        onExit: (exit) => this.#onExit(slot, exit),
-      });
-    } catch (error) {
-      // Deno refuses some starts at once (a missing permission).
-      this.#break(error);
-      return;
-    }
-    slot.handle.setRef(this.#referenced);
-    this.#workers.add(slot);
-  }
-
-  /**
-   * Starts workers up to the eager ones, and more while tasks wait that
-   * the workers starting will not take (queued, or queued in a busy worker
-   * behind its running task), up to `processes`, with at most
-   * `#startLimit` starting at once: a large pool costs only what its work
-   * needs, and never starts hundreds of runtimes in one go.
-   */
-  #grow(): void {
-    if (this.#broken !== undefined || this.#state === "terminated") return;
-    let active = 0;
-    let starting = 0;
-    let backlog = this.#waiting;
-    for (const slot of this.#workers) {
-      if (slot.stopping) continue;
-      active++;
-      if (!slot.ready) starting++;
-      else if (slot.inFlight.length > 1) backlog += slot.inFlight.length - 1;
-    }
-    while (
-      active < this.#processes && starting < this.#startLimit &&
-      (this.#state === "running" && active < this.#eager || backlog > starting)
-    ) {
-      this.#spawn();
-      if (this.#broken !== undefined) return;
-      active++;
-      starting++;
-    }
-  }
-
-  #retire(slot: WorkerSlot): void {
-    slot.stopping = true;
-    slot.handle.post([STOP]);
-    this.#grow();
-  }
-
-  #kill(slot: WorkerSlot, signal: "SIGTERM" | "SIGKILL"): void {
-    slot.stopping = true;
-    slot.handle.kill(signal);
-  }
-
-  #stopIdleWorkers(): void {
-    if (this.#state !== "closed" || this.#nextTask() !== undefined) return;
-    for (const slot of this.#workers) {
-      if (!slot.stopping && slot.inFlight.length === 0) {
-        slot.stopping = true;
-        // Before ONLINE a message could be lost on IPC: ONLINE sends STOP.
-        if (slot.online) slot.handle.post([STOP]);
-      }
-    }
-  }
-
-  #onExit(slot: WorkerSlot, exit: WorkerExit): void {
-    this.#workers.delete(slot);
-    const lost = slot.inFlight.splice(0);
-    if (exit.startError !== undefined) this.#break(exit.startError);
-    // Killed from outside while starting is not the module's fault.
-    const failedToStart = !slot.ready && !slot.stopping &&
-      exit.signal === null && this.#state === "running";
-    if (failedToStart) {
-      if (++this.#startFailures >= MAX_START_FAILURES) {
-        this.#break(
-          new WorkerExitError(
-            `Workers keep exiting before they are ready (exit code ${exit.exitCode}${
-              exit.signal ? `, ${exit.signal}` : ""
-            }): check the task module and the initializer`,
-            { ...exit, cause: exit.error },
-          ),
-        );
-      }
-    }
-    if (lost.length > 0) {
-      const [culprit, ...notStarted] = lost;
-      const how = `${
-        exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`
-      }${exit.error ? `: ${String(exit.error)}` : ""}`;
-      const details = {
-        exitCode: exit.exitCode,
-        signal: exit.signal,
-        cause: exit.error,
-      };
-      // Tasks it had not started run again elsewhere, unless their data was
-      // transferred to it and went with it.
-      const retry = notStarted.filter((task) => !task.options?.transfer);
-      for (const task of notStarted) {
-        if (task.options?.transfer) {
-          this.#finish(
-            task,
-            false,
-            new WorkerExitError(
-              `The worker holding the task's transferred data exited (${how})`,
-              details,
-            ),
-          );
-        }
-      }
-      this.#running -= retry.length;
-      for (const task of retry) task.worker = undefined;
-      this.#enqueue(retry, true);
-      this.#finish(
-        culprit!,
-        false,
-        new WorkerExitError(
-          `The worker running the task exited (${how})`,
-          details,
-        ),
-      );
-    }
-    this.#grow();
-    if (this.#workers.size === 0) {
-      const exited = this.#exited;
-      this.#exited = undefined;
-      exited?.();
-    }
-    this.#dispatch();
-  }
-
-  /** A worker cannot start: fail what is pending and every later submission. */
-  #break(error: unknown): void {
-    if (this.#broken !== undefined) return;
-    this.#broken = error;
-    this.#failAll(error);
-    for (const slot of this.#workers) this.#kill(slot, "SIGKILL");
-  }
-
-  #failAll(error: unknown): void {
-    for (const slot of this.#workers) {
-      for (const task of slot.inFlight.splice(0)) {
-        this.#finish(task, false, error);
-      }
-    }
-    while (this.#nextTask() !== undefined) {
-      this.#finish(this.#takeTask(), false, error);
-    }
-    for (const wake of this.#waiters.splice(0)) wake();
-  }
-
-  /** Holds the event loop while there is work or a join; lets it go when idle. */
-  #updateRef(): void {
-    const busy = this.#running > 0 || this.#queued() > 0 ||
-      this.#waiters.length > 0 || this.#exited !== undefined;
-    if (busy === this.#referenced) return;
-    this.#referenced = busy;
-    for (const slot of this.#workers) slot.handle.setRef(busy);
-  }
-}
-
-async function collect(
-  items: Iterable<unknown> | AsyncIterable<unknown>,
-): Promise<unknown[]> {
-  if (Array.isArray(items)) return items;
-  const all = pull(iteratorOf(items), Number.POSITIVE_INFINITY);
-  return Array.isArray(all) ? all : await all;
 }
 
 /** Each item of `starmap` is spread into the task's arguments. */
@@ -2030,60 +1103,4 @@ function checkTuples(items: unknown[]): void {
       } at index ${i}: pass [[1, 2], [3, 4]] for f(1, 2) and f(3, 4), or use map for one argument per item`,
     );
   }
-}
-
-type AnyIterator =
-  | { sync: true; iterator: Iterator<unknown> }
-  | { sync: false; iterator: AsyncIterator<unknown> };
-
-function iteratorOf(
-  items: Iterable<unknown> | AsyncIterable<unknown>,
-): AnyIterator {
-  // Primitives other than null and undefined have properties to look up.
-  const candidate = items as
-    | Partial<
-      AsyncIterable<unknown> & Iterable<unknown>
-    >
-    | null
-    | undefined;
-  const asyncIterator = candidate?.[Symbol.asyncIterator];
-  if (typeof asyncIterator === "function") {
-    return { sync: false, iterator: asyncIterator.call(items) };
-  }
-  const iterator = candidate?.[Symbol.iterator];
-  if (typeof iterator === "function") {
-    return { sync: true, iterator: iterator.call(items) };
-  }
-  throw new TypeError(
-    `Expected the items as an iterable or async iterable (an array, a Set, a generator…), got ${
-      describeValue(items)
-    }: pass the items in an array or another iterable${
-      typeof items === "number" ? `, e.g. [${items}]` : ""
-    }`,
-  );
-}
-
-/** Pulls up to `count` items: at once from a sync iterator, else as a promise. */
-function pull(
-  source: AnyIterator,
-  count: number,
-): unknown[] | Promise<unknown[]> {
-  const chunk: unknown[] = [];
-  if (source.sync) {
-    while (chunk.length < count) {
-      const next = source.iterator.next();
-      if (next.done) break;
-      chunk.push(next.value);
-    }
-    return chunk;
-  }
-  const iterator = source.iterator;
-  return (async () => {
-    while (chunk.length < count) {
-      const next = await iterator.next();
-      if (next.done) break;
-      chunk.push(next.value);
-    }
-    return chunk;
-  })();
 }

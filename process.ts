@@ -26,7 +26,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { getContext } from "./_context.ts";
 import { checkPermissions } from "./_permissions.ts";
-import type { WorkerPermissions } from "./pool.ts";
+import type { Backend, WorkerPermissions } from "./_types.ts";
 import { checkTimeout, waitAtMost } from "./_deadline.ts";
 import { shareValues } from "./_share.ts";
 import { signalNumber } from "./_spawn.ts";
@@ -50,7 +50,7 @@ export type {
   PermissionGrant,
   WorkerPermissions,
   WorkerPermissionsObject,
-} from "./pool.ts";
+} from "./_types.ts";
 
 /** Options of {@linkcode Process}. */
 export interface ProcessOptions {
@@ -69,7 +69,7 @@ export interface ProcessOptions {
    *
    * @default {"process"}
    */
-  backend?: "process" | "worker";
+  backend?: Backend;
   /** V8 heap limit in MiB. @default {undefined} */
   maxHeapMb?: number;
   /**
@@ -135,7 +135,7 @@ export class Process implements AsyncDisposable {
   /** The name `currentProcess()` reports inside the process. */
   readonly name: string;
   #setup: WorkerSetup;
-  #backend: "process" | "worker";
+  #backend: Backend;
   #maxHeapMb: number | undefined;
   #permissions: WorkerPermissions | undefined;
   #startError: unknown = undefined;

@@ -126,6 +126,7 @@ const steps: Step[] = [
     "scripts/",
   ]],
   ["doc lint", deno, () => ["doc", "--lint", ...publicFiles]],
+  ["import cycles", deno, () => ["run", "-A", "scripts/check_cycles.ts"]],
   // Checked above: without --no-check every worker would type-check its
   // bootstrap again. The least permissions the tests need (no network, FFI
   // or system information), as tests/_helpers.ts gives the scripts they run.
