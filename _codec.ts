@@ -65,7 +65,10 @@ export class RecordWriter {
         }
         return;
       case "string":
-        return this.#addString(value);
+        // UTF-8 cannot carry a lone surrogate: such a string goes through
+        // the serializer, which keeps it as it is.
+        if (value.isWellFormed()) return this.#addString(value);
+        break;
       case "boolean":
         this.#begin(value ? TRUE : FALSE, 0);
         return;

@@ -45,7 +45,7 @@ const LEASE = 11; // req, id: may this process put? (a reply says)
 const LEASE_NOW = 12; // id: this process puts (it could not wait to ask)
 const RELEASE = 13; // id: this process has sent all it put
 // Parent → child.
-const REPLY = 20; // req, status, block, count, qsize
+const REPLY = 20; // req, status, block, count, qsize, at (when qsize was read)
 const CLOSED_NOTICE = 21; // id
 
 /** At most this much is sent in one put batch. */
@@ -332,6 +332,7 @@ export class ProxyLink {
       taken?.block,
       taken?.count ?? 0,
       held?.core.qsize() ?? 0,
+      performance.now(),
     ]);
   }
 
@@ -401,6 +402,8 @@ interface Reply {
   block: Uint8Array | undefined;
   count: number;
   qsize: number;
+  /** The parent's clock when it read `qsize`. */
+  at: number;
 }
 
 /** A child process's end of its queue traffic with the parent. */
@@ -535,8 +538,9 @@ class ParentChannel {
           block: message[i + 3] as Uint8Array | undefined,
           count: message[i + 4] as number,
           qsize: message[i + 5] as number,
+          at: message[i + 6] as number,
         });
-        i += 6;
+        i += 7;
       } else {
         this.cores.get(message[i + 1] as number)?.noticeClosed();
         i += 2;
@@ -593,15 +597,21 @@ export async function finishQueues(): Promise<void> {
 export interface RemoteDescriptor {
   id: number;
   maxsize: number;
+  /** Whether it was closed when sent: the notice would come too late. */
+  closed: boolean;
+  /** Its size when sent: a bounded `putNowait` checks against it. */
+  qsize: number;
+  /** The parent's clock when it read `qsize`. */
+  at: number;
 }
 
 /** The core for a queue descriptor received from the parent process. */
 export function remoteCore(descriptor: RemoteDescriptor): Core {
   let core = parent.cores.get(descriptor.id);
   if (core === undefined) {
-    core = new RemoteCore(descriptor.id, descriptor.maxsize);
+    core = new RemoteCore(descriptor);
     parent.cores.set(descriptor.id, core);
-  }
+  } else core.refresh(descriptor);
   return core;
 }
 
@@ -620,6 +630,7 @@ class RemoteCore implements Core {
   #aheadCount = 0;
   #want = 1;
   #knownSize = 0;
+  #knownAt = -Infinity;
   #sentSince = 0;
   #closed = false;
   /** The parent said: closed, empty, and nobody can put any more. */
@@ -647,10 +658,25 @@ class RemoteCore implements Core {
   #onClosed: (() => void) | undefined;
   readonly #closedPromise: Promise<void>;
 
-  constructor(id: number, maxsize: number) {
-    this.#id = id;
-    this.maxsize = maxsize;
+  constructor(descriptor: RemoteDescriptor) {
+    this.#id = descriptor.id;
+    this.maxsize = descriptor.maxsize;
     this.#closedPromise = new Promise((resolve) => this.#onClosed = resolve);
+    this.refresh(descriptor);
+  }
+
+  // A task's arguments may say more about the queue than the last reply did
+  // (the parent got items meanwhile); the parent's clock tells which is newer.
+  // Earlier tasks sent their puts before their results, so the parent has
+  // counted them, unless the task came in one batch with them: then a
+  // bounded putNowait may pass maxsize by those, as documented.
+  /** Learns the queue's state from a descriptor that came with a task. */
+  refresh(descriptor: RemoteDescriptor): void {
+    if (descriptor.closed) this.#markClosed();
+    if (descriptor.at <= this.#knownAt) return;
+    this.#knownSize = descriptor.qsize;
+    this.#knownAt = descriptor.at;
+    this.#sentSince = 0;
   }
 
   descriptor(): RingDescriptor | undefined {
@@ -809,6 +835,7 @@ class RemoteCore implements Core {
 
   #learn(reply: Reply): void {
     this.#knownSize = reply.qsize;
+    this.#knownAt = reply.at;
     this.#sentSince = 0;
     if (reply.status === CLOSED) this.#markClosed();
   }

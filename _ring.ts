@@ -175,6 +175,13 @@ export class Ring implements Core {
    */
   #lock(lock: number): void {
     const me = threadToken();
+    // Deno lets a terminated thread run on until it yields (denoland/deno
+    // #35657); others may already have taken over its locks.
+    if (isDead(me)) {
+      throw new Error(
+        "Cannot use the queue: this worker thread was stopped; use the process backend for tasks that must be stopped while they compute",
+      );
+    }
     const ctl = this.ctl;
     if (Atomics.compareExchange(ctl, lock, 0, me) === 0) return;
     for (let spin = 0; spin < 20000; spin++) {

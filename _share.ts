@@ -173,7 +173,13 @@ function describeCore(
   backend: "worker" | "process",
 ): RingDescriptor | RemoteDescriptor {
   if (backend === "process") {
-    return { id: coreId(core), maxsize: core.maxsize };
+    return {
+      id: coreId(core),
+      maxsize: core.maxsize,
+      closed: core.closed(),
+      qsize: core.qsize(),
+      at: performance.now(),
+    };
   }
   const ring = core.descriptor();
   if (ring === undefined) {

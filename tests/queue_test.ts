@@ -407,6 +407,8 @@ for (const backend of ["worker", "process"] as Backend[]) {
       // The same worker, busy in synchronous code; it still holds q.
       const busy = p.applyAsync(async (flag: Queue<string>) => {
         await flag.put("started");
+        // A child's puts leave in a batch once its event loop turns.
+        await new Promise((resolve) => setTimeout(resolve, 50));
         const end = Date.now() + 3_000;
         while (Date.now() < end) { /* busy */ }
         return "done";
