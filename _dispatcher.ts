@@ -15,13 +15,16 @@ import { copyItems, copyValues, serializeValues } from "./_values.ts";
 import {
   decodeError,
   DEFINE,
+  type FromWorker,
   type FunctionRef,
   INIT,
   INIT_FAILED,
   ONLINE,
   READY,
   RESULTS,
+  type ResultsMessage,
   RUN,
+  type RunMessage,
   SERIALIZED,
   SHARED,
   STOP,
@@ -364,7 +367,7 @@ export class Dispatcher {
   #send(slot: WorkerSlot, count: number): void {
     const max = this.#options.maxTasksPerChild;
     if (max !== undefined) count = Math.min(count, max - slot.assigned);
-    const message: unknown[] = [RUN];
+    const message: RunMessage = [RUN];
     const transfer: Transferable[] = [];
     for (let sent = 0; sent < count; sent++) {
       const next = this.#queue.peek();
@@ -492,10 +495,10 @@ export class Dispatcher {
   }
 
   // RESULTS: outcomes in the order the tasks were sent.
-  #onResults(slot: WorkerSlot, message: unknown[]): void {
+  #onResults(slot: WorkerSlot, message: ResultsMessage): void {
     const count = (message.length - 2) / 2;
     if (count > 0) {
-      const perTask = (message[1] as number) / count;
+      const perTask = message[1] / count;
       this.#avgTaskMs = this.#avgTaskMs === Number.POSITIVE_INFINITY
         ? perTask
         : this.#avgTaskMs * 0.7 + perTask * 0.3;
@@ -514,7 +517,7 @@ export class Dispatcher {
   }
 
   // Everything a worker says goes through here.
-  #onMessage(slot: WorkerSlot, message: unknown[]): void {
+  #onMessage(slot: WorkerSlot, message: FromWorker): void {
     switch (message[0]) {
       case RESULTS:
         this.#onResults(slot, message);

@@ -25,9 +25,7 @@ import {
   TIMED_OUT,
   type WaitOptions,
 } from "./_ring.ts";
-
-/** The first element of every queue message on a worker channel. */
-export const QUEUE = 30;
+import { QUEUE } from "./_wire.ts";
 
 // Child → parent.
 const PUT = 0; // id, block, count

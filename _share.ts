@@ -5,6 +5,7 @@
 // The worker swaps descriptors back for working handles.
 import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
+import type { Backend } from "./_types.ts";
 
 /** Implemented by every queue and pipe end: what it is made of. */
 export const SHARE: unique symbol = Symbol.for("multiproc.share");
@@ -14,6 +15,15 @@ export interface SharedForm {
   type: string;
   cores: Core[];
   options: Record<string, unknown>;
+}
+
+/**
+ * The cores a worker rebuilds a queue or pipe end around, handed to its
+ * constructor as a value (never through a module variable).
+ */
+export class Adoption {
+  // The cores in the order the class's shared form lists them.
+  constructor(readonly cores: readonly (Core | undefined)[]) {}
 }
 
 /** An object that can be passed to workers. */
@@ -29,14 +39,15 @@ interface HandleDescriptor {
   options: Record<string, unknown>;
 }
 
-type Reviver = (cores: Core[], options: Record<string, unknown>) => unknown;
-const revivers = new Map<string, Reviver>();
-let anyShared = false;
+/** How a worker rebuilds one shareable class from its parts. */
+export type Reviver = (
+  cores: Core[],
+  options: Record<string, unknown>,
+) => unknown;
+/** The revivers of every shareable class, by the type its shared form names. */
+export type Revivers = Readonly<Record<string, Reviver>>;
 
-/** Registers how a worker rebuilds a shareable class from its parts. */
-export function registerShareable(type: string, revive: Reviver): void {
-  revivers.set(type, revive);
-}
+let anyShared = false;
 
 /** Called when a shareable is made: from now on arguments are searched for them. */
 export function noteShareable(): void {
@@ -170,7 +181,7 @@ export function holdsShareable(value: unknown): boolean {
 
 function describeCore(
   core: Core,
-  backend: "worker" | "process",
+  backend: Backend,
 ): RingDescriptor | RemoteDescriptor {
   if (backend === "process") {
     return {
@@ -199,7 +210,7 @@ function describeCore(
  */
 export function shareValues(
   values: unknown[],
-  backend: "worker" | "process",
+  backend: Backend,
 ): { values: unknown[]; cores: Core[] } {
   const cores: Core[] = [];
   if (!anyShared) return { values, cores };
@@ -231,13 +242,21 @@ function reviveCore(descriptor: RingDescriptor | RemoteDescriptor): Core {
     : remoteCore(descriptor as RemoteDescriptor);
 }
 
-/** In a worker: swaps descriptors back for working queues and pipe ends. */
-export function reviveValues(values: unknown[]): unknown[] {
+/**
+ * In a worker: swaps descriptors back for working queues and pipe ends,
+ * each built by its class's reviver.
+ */
+export function reviveValues(
+  values: unknown[],
+  revivers: Revivers,
+): unknown[] {
   return replaceIn(
     values,
     (value) => {
       const descriptor = (value as Record<string, HandleDescriptor>)[MARK];
-      const revive = revivers.get(descriptor.type);
+      const revive = Object.hasOwn(revivers, descriptor.type)
+        ? revivers[descriptor.type]
+        : undefined;
       if (revive === undefined) {
         throw new TypeError(`Unknown shared handle "${descriptor.type}"`);
       }

@@ -23,6 +23,11 @@ export const ONLINE = 8;
  * to); until then a terminated thread would leak what it was reading.
  */
 export const LOADED = 9;
+/**
+ * Either way, between a child process and its parent: an operation on a
+ * queue (`_queue_link.ts` lays out the rest of the message).
+ */
+export const QUEUE = 30;
 
 /** How a task calls its function: `fn(...args)`, `items.map(fn)` or `tuples.map((t) => fn(...t))`. */
 export const APPLY = 0;
@@ -52,6 +57,57 @@ export interface WorkerSetup {
   /** For a Process: the function to run (then exit) instead of serving tasks. */
   target?: { fn: string; isSource: boolean; args: unknown[] };
 }
+
+/** Parent → worker: set up (module, initializer, name). */
+export type InitMessage = [tag: typeof INIT, setup: WorkerSetup];
+/** Parent → worker: an inline function's source, by id. */
+export type DefineMessage = [tag: typeof DEFINE, id: number, source: string];
+/**
+ * Parent → worker: a batch of tasks, three elements each: the function, its
+ * kind (a `TaskKind` plus `SHARED` or `SERIALIZED`), the payload (arguments,
+ * or a chunk of items).
+ */
+export type RunMessage = [tag: typeof RUN, ...tasks: unknown[]];
+/** Parent → worker: finish and exit. */
+export type StopMessage = [tag: typeof STOP];
+/** Either way, over IPC: a queue operation, laid out by `_queue_link.ts`. */
+export type QueueMessage = [tag: typeof QUEUE, ...operation: unknown[]];
+
+/** Every message a parent sends a worker. */
+export type ToWorker =
+  | InitMessage
+  | DefineMessage
+  | RunMessage
+  | StopMessage
+  | QueueMessage;
+
+/** Worker → parent: listening; send INIT. */
+export type OnlineMessage = [tag: typeof ONLINE];
+/** Worker thread → parent: done loading the task module. */
+export type LoadedMessage = [tag: typeof LOADED];
+/** Worker → parent: set up, ready for tasks. */
+export type ReadyMessage = [tag: typeof READY];
+/** Worker → parent: setup failed, with the error as `encodeError` made it. */
+export type InitFailedMessage = [tag: typeof INIT_FAILED, error: unknown];
+/**
+ * Worker → parent: the outcomes of the tasks of one or more batches, in the
+ * order they were sent, two elements each: 1 and the result, or 0 and the
+ * encoded error; `ms` is how long they took together.
+ */
+export type ResultsMessage = [
+  tag: typeof RESULTS,
+  ms: number,
+  ...outcomes: unknown[],
+];
+
+/** Every message a worker sends its parent. */
+export type FromWorker =
+  | OnlineMessage
+  | LoadedMessage
+  | ReadyMessage
+  | InitFailedMessage
+  | ResultsMessage
+  | QueueMessage;
 
 /** An error as it travels between threads or processes. */
 export interface EncodedError {

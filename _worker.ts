@@ -11,34 +11,36 @@ import {
   connectToParent,
   finishQueues,
   flushQueues,
-  QUEUE,
   receiveFromParent,
   settleQueues,
 } from "./_queue_link.ts";
 import { reviveValues } from "./_share.ts";
+import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
 import {
   APPLY,
   DEFINE,
   encodeError,
+  type FromWorker,
   type FunctionRef,
   INIT,
   INIT_FAILED,
   LOADED,
   MAP_CHUNK,
   ONLINE,
+  QUEUE,
   READY,
   RESULTS,
+  type ResultsMessage,
   RUN,
   SERIALIZED,
   SHARED,
   STOP,
   type TaskKind,
+  type ToWorker,
   type WorkerSetup,
 } from "./_wire.ts";
-// Registers how queues and pipe ends are rebuilt from their descriptors.
-import "./queue.ts";
 
 type TaskFunction = (...args: unknown[]) => unknown;
 
@@ -46,8 +48,8 @@ type TaskFunction = (...args: unknown[]) => unknown;
 const FLUSH_MS = 4;
 
 interface Endpoint {
-  post(message: unknown[], transfer?: ArrayBuffer[]): void;
-  listen(handler: (message: unknown[]) => void): void;
+  post(message: FromWorker, transfer?: ArrayBuffer[]): void;
+  listen(handler: (message: ToWorker) => void): void;
 }
 
 function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
@@ -238,7 +240,7 @@ const checkBeforePosting = parentPort === null && !ipcRejectsUncloneable;
  * task, and never the worker.
  */
 function post(
-  results: unknown[],
+  results: ResultsMessage,
   kinds: TaskKind[],
   transfer: ArrayBuffer[],
 ): void {
@@ -271,7 +273,7 @@ function post(
 
 async function drain(): Promise<void> {
   running = true;
-  let results: unknown[] = [RESULTS, 0];
+  let results: ResultsMessage = [RESULTS, 0];
   let kinds: TaskKind[] = [];
   let transfer: ArrayBuffer[] = [];
   let batchStart = performance.now();
@@ -305,7 +307,7 @@ async function drain(): Promise<void> {
       }
       if (kind & SHARED) {
         kind = (kind & ~SHARED) as TaskKind;
-        payload = reviveValues(payload as unknown[]);
+        payload = reviveValues(payload as unknown[], revivers);
       }
       value = call(resolveFunction(ref), kind, payload);
       if (isThenable(value)) {
@@ -389,7 +391,9 @@ async function init(setup: WorkerSetup): Promise<void> {
       setup.initializerIsSource,
     );
     try {
-      const args = setup.shared ? reviveValues(setup.initArgs) : setup.initArgs;
+      const args = setup.shared
+        ? reviveValues(setup.initArgs, revivers)
+        : setup.initArgs;
       if (initializer) await initializer(...args);
     } catch (error) {
       throw new Error(`The pool initializer failed: ${String(error)}`, {
@@ -432,7 +436,7 @@ async function runTarget(
   try {
     await loadModule();
     const fn = loadFunction(target.fn, target.isSource)!;
-    await fn(...(shared ? reviveValues(target.args) : target.args));
+    await fn(...(shared ? reviveValues(target.args, revivers) : target.args));
   } catch (error) {
     console.error(explainInline(error, target.isSource ? 0 : target.fn));
     return exit(1);
@@ -447,10 +451,10 @@ endpoint.listen((message) => {
       if (!running) drain().catch(crash);
       break;
     case DEFINE:
-      inline.set(message[1] as number, compileOrThrower(message[2] as string));
+      inline.set(message[1], compileOrThrower(message[2]));
       break;
     case INIT:
-      init(message[1] as WorkerSetup);
+      init(message[1]);
       break;
     case STOP:
       exit(0);

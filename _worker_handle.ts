@@ -5,10 +5,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
-import { ProxyLink, QUEUE } from "./_queue_link.ts";
+import { ProxyLink } from "./_queue_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
 import { guardedCommand } from "./_watchdog.ts";
-import { INIT, LOADED } from "./_wire.ts";
+import {
+  type FromWorker,
+  INIT,
+  LOADED,
+  QUEUE,
+  type ToWorker,
+} from "./_wire.ts";
 import type { Backend, WorkerPermissions } from "./_types.ts";
 import type { Core } from "./_ring.ts";
 import {
@@ -40,7 +46,7 @@ export interface WorkerStartOptions {
   permissions?: WorkerPermissions;
   /** The task module, which a sandboxed child loads as it starts. */
   module?: string;
-  onMessage(message: unknown[]): void;
+  onMessage(message: FromWorker): void;
   onExit(exit: WorkerExit): void;
 }
 
@@ -49,7 +55,7 @@ export interface WorkerHandle {
   /** The OS process id: the child's, or this process's for a thread. */
   readonly pid: number;
   /** Sends a message; throws when a value in it cannot be copied. */
-  post(message: unknown[], transfer?: Transferable[]): void;
+  post(message: ToWorker, transfer?: Transferable[]): void;
   /** Asks the worker to stop by signal (a thread is simply terminated). */
   kill(signal: "SIGTERM" | "SIGKILL"): void;
   /** Lets the event loop exit while the worker idles, or holds it again. */
@@ -111,7 +117,7 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     clearTimeout(fallback);
     worker.terminate();
   };
-  worker.on("message", (message: unknown[]) => {
+  worker.on("message", (message: FromWorker) => {
     if (message[0] === LOADED || loading) {
       loading = false;
       if (killed) return terminate();
@@ -128,7 +134,7 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   });
   return {
     pid: process.pid,
-    post(message: unknown[], transfer?: Transferable[]): void {
+    post(message: ToWorker, transfer?: Transferable[]): void {
       if (message[0] === INIT) loading = true;
       // deno-lint-ignore no-explicit-any
       worker.postMessage(message, transfer as any);
@@ -172,7 +178,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   const link = new ProxyLink((message) => child.send(message));
-  child.on("message", (message: unknown[]) => {
+  child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);
     else options.onMessage(message);
   });
@@ -210,7 +216,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   });
   return {
     pid: child.pid ?? 0,
-    post(message: unknown[]): void {
+    post(message: ToWorker): void {
       if (child.connected) child.send(message);
     },
     kill(signal: "SIGTERM" | "SIGKILL"): void {

@@ -47,9 +47,9 @@ import {
   type WaitOptions,
 } from "./_ring.ts";
 import {
+  Adoption,
   holdsShareable,
   noteShareable,
-  registerShareable,
   SHARE,
   type SharedForm,
 } from "./_share.ts";
@@ -211,19 +211,8 @@ export interface PipeOptions {
   duplex?: boolean;
 }
 
-/** Set while a worker rebuilds a handle around a core it received. */
-let adopting: Core[] | undefined;
 /** The cores of queues, for JoinableQueue's own methods. */
 const coreOf = new WeakMap<object, Core>();
-
-function adopt<T>(cores: Core[], make: () => T): T {
-  adopting = cores;
-  try {
-    return make();
-  } finally {
-    adopting = undefined;
-  }
-}
 
 const scratch = new RecordWriter();
 /** At most this many bytes are taken from a ring in one go by a getter. */
@@ -398,8 +387,12 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
    * @param options `maxsize`.
    * @throws {RangeError} when `maxsize` is not a whole number >= 0.
    */
-  constructor(options?: QueueOptions) {
-    this.#core = adopting?.[0] ?? Ring.create(checkMaxsize(options?.maxsize));
+  constructor(options?: QueueOptions);
+  // A worker rebuilds a queue it received around its core: see _revivers.ts.
+  constructor(options?: QueueOptions | Adoption) {
+    this.#core = options instanceof Adoption
+      ? options.cores[0]!
+      : Ring.create(checkMaxsize(options?.maxsize));
     coreOf.set(this, this.#core);
     noteShareable();
   }
@@ -734,8 +727,10 @@ export class SimpleQueue<T = unknown> implements AsyncIterable<T> {
   readonly #core: Core;
 
   /** Makes an empty queue. */
-  constructor() {
-    this.#core = adopting?.[0] ?? Ring.create(0);
+  constructor();
+  // A worker rebuilds a queue it received around its core: see _revivers.ts.
+  constructor(adoption?: Adoption) {
+    this.#core = adoption?.cores[0] ?? Ring.create(0);
     noteShareable();
   }
 
@@ -875,13 +870,15 @@ export class Connection<T = unknown> implements AsyncIterable<T> {
    *
    * @throws {TypeError} when called directly.
    */
-  constructor() {
-    if (adopting === undefined) {
+  constructor();
+  // Pipe() and a worker (_revivers.ts) hand each end its cores.
+  constructor(adoption?: Adoption) {
+    if (!(adoption instanceof Adoption)) {
       throw new TypeError(
         "Cannot make a Connection directly: call Pipe() to get two connected ends",
       );
     }
-    [this.#incoming, this.#outgoing] = adopting;
+    [this.#incoming, this.#outgoing] = adoption.cores;
     noteShareable();
   }
 
@@ -1068,26 +1065,13 @@ export function Pipe<T = unknown>(
   return [connection(toFirst, toSecond), connection(toSecond, toFirst)];
 }
 
+/** A pipe end around its cores: what `Pipe()` and a worker make. */
 function connection<T>(
   incoming: Core | undefined,
   outgoing: Core | undefined,
 ): Connection<T> {
-  return adopt([incoming!, outgoing!], () => new Connection<T>());
+  const Adopting = Connection as unknown as new (
+    adoption: Adoption,
+  ) => Connection<T>;
+  return new Adopting(new Adoption([incoming, outgoing]));
 }
-
-registerShareable("Queue", (cores) => adopt(cores, () => new Queue()));
-registerShareable(
-  "JoinableQueue",
-  (cores) => adopt(cores, () => new JoinableQueue()),
-);
-registerShareable(
-  "SimpleQueue",
-  (cores) => adopt(cores, () => new SimpleQueue()),
-);
-registerShareable("Connection", (cores, options) => {
-  const incoming = options.incoming ? cores[0] : undefined;
-  const outgoing = options.outgoing
-    ? cores[options.incoming ? 1 : 0]
-    : undefined;
-  return connection(incoming, outgoing);
-});

@@ -66,8 +66,6 @@ const packageJson = {
     "CHANGELOG.md",
     "LICENSE",
   ],
-  // Loading these registers how queues are rebuilt inside workers.
-  sideEffects: ["./esm/queue.js", "./esm/_worker.js"],
   engines: { node: ">=20" },
   keywords: [
     "multiprocessing",

@@ -172,6 +172,7 @@ describe("record codec", () => {
     Number.POSITIVE_INFINITY,
     "",
     "héllo ✓ 😀",
+    "lone \ud800 surrogate",
     new Uint8Array([0, 1, 255]),
     10n,
     { nested: [1, "two", { three: 3 }] },
