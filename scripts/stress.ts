@@ -17,7 +17,10 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Outcome } from "../tests/fixtures/stress/_report.ts";
+import {
+  emptyOutcome,
+  type Outcome,
+} from "../tests/fixtures/stress/_report.ts";
 import {
   type Backend,
   type RunReport,
@@ -262,18 +265,7 @@ function record(
 function notRun(scenario: Scenario, reason: string): RunReport {
   const outcomes: Record<string, Outcome> = {};
   for (const variant of scenario.variants) {
-    outcomes[variant] = {
-      items: 0,
-      lost: 0,
-      doubled: 0,
-      outOfOrder: 0,
-      hangs: 0,
-      leakedFds: 0,
-      leakedThreads: 0,
-      inHand: 0,
-      errors: [reason],
-      notes: {},
-    };
+    outcomes[variant] = { ...emptyOutcome(), errors: [reason] };
   }
   return { outcomes, orphans: {}, seconds: 0 };
 }
