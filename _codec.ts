@@ -18,7 +18,8 @@ const BYTES = 8;
 export const RECORD_HEADER = 4;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// A leading U+FEFF is text like any other: the default would drop it.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Thrown by {@linkcode RecordWriter.add} for a value that cannot be copied. */
 export class UncopyableError extends Error {}

@@ -1,7 +1,11 @@
 // Bytes to text and lines, correct wherever the chunks happen to split.
 
-const decoder = new TextDecoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is text like any other: the default would drop it.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictDecoder = new TextDecoder("utf-8", {
+  fatal: true,
+  ignoreBOM: true,
+});
 
 /** What to do with bytes that are not UTF-8: fail, or put U+FFFD in their place. */
 export type DecodeErrors = "strict" | "replace";

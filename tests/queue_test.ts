@@ -121,6 +121,7 @@ describe("Queue in one thread", () => {
       Infinity,
       "",
       "héllo wörld 🎉",
+      "\uFEFFstarts with a byte order mark",
       "x".repeat(100_000),
       true,
       false,

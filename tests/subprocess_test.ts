@@ -790,6 +790,25 @@ describe("text decoding", () => {
     ok(piped[1] === long && piped[3] === `${long}é`, "through a pipe");
   });
 
+  test("a leading byte order mark is kept, as Python's utf-8 codec keeps it", async () => {
+    const text = "\uFEFFfirst\nsecond\n";
+    for (const errors of ["strict", "replace"] as const) {
+      const r = await run(["cat"], {
+        input: text,
+        capture: true,
+        text: true,
+        errors,
+      });
+      equal(r.stdout, text);
+      await using p = new Popen(["cat"], {
+        stdin: streamOf([new TextEncoder().encode(text)]),
+        stdout: PIPE,
+        errors,
+      });
+      deepEqual(await collect(p), ["\uFEFFfirst", "second"]);
+    }
+  });
+
   test("partial output ends on a character boundary", () => {
     for (let cut = 0; cut <= bytes.length; cut++) {
       const text = decodeUtf8(bytes.slice(0, cut), true);
