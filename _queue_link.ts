@@ -10,6 +10,7 @@
 //   the front of the queue;
 // - after a close, getters see `CLOSED` only once every process that holds
 //   the queue has sent its last items and confirmed (or died).
+import process from "node:process";
 import { setImmediate } from "node:timers";
 import { RecordReader, RecordWriter, splitRecords } from "./_codec.ts";
 import { concatBytes } from "./_text.ts";
@@ -42,6 +43,7 @@ const UNGET = 10; // id, block, count: items received, put back in front
 const LEASE = 11; // req, id: may this process put? (a reply says)
 const LEASE_NOW = 12; // id: this process puts (it could not wait to ask)
 const RELEASE = 13; // id: this process has sent all it put
+const SIZE = 14; // req, id: how many items are there now?
 // Parent → child.
 const REPLY = 20; // req, status, block, count, qsize, at (when qsize was read)
 const CLOSED_NOTICE = 21; // id
@@ -283,6 +285,12 @@ export class ProxyLink {
           this.#lease(message[i + 1] as number, message[i + 2] as number);
           i += 3;
           break;
+        case SIZE: {
+          const held = this.#held.get(message[i + 2] as number);
+          this.#reply(message[i + 1] as number, OK, held);
+          i += 3;
+          break;
+        }
         case LEASE_NOW: {
           const id = message[i + 1] as number;
           const held = this.#held.get(id);
@@ -452,8 +460,10 @@ class ParentChannel {
     // Copy the caller's bytes now: the put has resolved once we return.
     this.#putWriter!.append(block, count);
     this.#batchBytes += block.length;
-    if (this.#batchBytes >= BATCH_BYTES) this.flush();
-    else this.#schedule();
+    if (this.#batchBytes >= BATCH_BYTES) {
+      this.flush();
+      this.#behind = true;
+    } else this.#schedule();
   }
 
   #closePutBatch(): void {
@@ -486,9 +496,22 @@ class ParentChannel {
     });
   }
 
-  /** Whether sends are piling up faster than the channel takes them. */
+  /** A put filled a batch and the event loop has not turned since. */
+  #behind = false;
+
+  /** Whether puts should let the channel catch up before going on. */
   congested(): boolean {
-    return this.#sending > 1;
+    return this.#behind || this.#sending > 1;
+  }
+
+  // Deno and Bun write a posted message only once the event loop turns, and
+  // may report it sent before: a producer that never yields would pile up
+  // batches in memory and deliver none.
+  /** Lets the event loop write what was posted, then waits until it is sent. */
+  async catchUp(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    this.#behind = false;
+    await this.sent();
   }
 
   /** Resolves once everything flushed has been handed to the OS. */
@@ -557,6 +580,9 @@ export function connectToParent(
   post: (message: unknown[], sent: () => void) => void,
 ): void {
   parent.post = post;
+  // A program that calls exit() right after its puts: hand them over while
+  // it can (Node writes to the channel at once; Deno may not get to it).
+  process.on("exit", () => parent.flush());
 }
 
 /** Handles a queue message from the parent. */
@@ -639,6 +665,7 @@ class RemoteCore implements Core {
   /** Whether this process holds a write lease from its parent. */
   #leased = false;
   #leasing: Promise<Status> | undefined;
+  #sizing: Promise<void> | undefined;
   /** Whether this process put since it last gave up its lease. */
   #writing = false;
   #puts = 0;
@@ -794,7 +821,12 @@ class RemoteCore implements Core {
     if (
       !options.force && this.maxsize > 0 &&
       this.qsize() + count > this.maxsize
-    ) return TIMED_OUT;
+    ) {
+      this.#askSize();
+      return TIMED_OUT;
+    }
+    // A caller that can wait goes to put() to catch up with the channel.
+    if (options.canWait && parent.congested()) return TIMED_OUT;
     if (!this.#leased || this.#leasing !== undefined) {
       // A caller that can wait asks first (see put), and keeps its order
       // behind a lease on its way.
@@ -815,11 +847,10 @@ class RemoteCore implements Core {
     if (this.maxsize === 0) {
       const leased = await this.#acquire();
       if (leased !== OK) return leased;
-      const status = this.tryPut(block, count);
-      // A producer that never yields would buffer without end: let the
-      // channel catch up.
-      if (parent.congested()) await parent.sent();
-      return status;
+      // A producer that never yields would buffer without end: once a batch
+      // is full, let the channel catch up.
+      if (parent.congested()) await parent.catchUp();
+      return this.tryPut(block, count);
     }
     if (this.#closed) return CLOSED;
     const reply = await parent.request(
@@ -829,6 +860,17 @@ class RemoteCore implements Core {
     );
     this.#learn(reply);
     return reply.status;
+  }
+
+  // Full as far as this process knows: a putNowait that tries again later
+  // must see the getters' progress, though it never waits for a reply.
+  /** Asks the parent for the queue's size, once at a time. */
+  #askSize(): void {
+    if (this.#sizing !== undefined) return;
+    this.#sizing = parent.request(SIZE, [this.#id]).then((reply) => {
+      this.#sizing = undefined;
+      if (reply.at > this.#knownAt) this.#learn(reply);
+    });
   }
 
   #learn(reply: Reply): void {

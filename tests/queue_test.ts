@@ -440,6 +440,48 @@ for (const backend of ["worker", "process"] as Backend[]) {
       await proc.join();
     });
 
+    test("a producer that never yields delivers as it goes", async () => {
+      const q = new Queue<number>();
+      const producer = new Process({
+        target: async (queue: Queue<number>) => {
+          for (let i = 0;; i++) await queue.put(i);
+        },
+        args: [q],
+        backend,
+      });
+      producer.start();
+      equal(await q.get({ timeout: 20_000 }), 0);
+      equal(await q.get({ timeout: 20_000 }), 1);
+      producer.kill();
+      await producer.join();
+    });
+
+    test("putNowait on a full queue succeeds once others took items", async () => {
+      const q = new Queue<number>({ maxsize: 2 });
+      const producer = new Process({
+        target: async (queue: Queue<number>) => {
+          for (let i = 0; i < 10; i++) {
+            for (;;) {
+              try {
+                queue.putNowait(i);
+                break;
+              } catch {
+                await new Promise((resolve) => setTimeout(resolve, 5));
+              }
+            }
+          }
+        },
+        args: [q],
+        backend,
+      });
+      producer.start();
+      const got: number[] = [];
+      for (let i = 0; i < 10; i++) got.push(await q.get({ timeout: 20_000 }));
+      deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await producer.join();
+      equal(producer.exitCode, 0);
+    });
+
     test("a bounded queue holds its size across workers", async () => {
       const q = new Queue<number>({ maxsize: 3 });
       await using p = pool();
