@@ -144,6 +144,7 @@ function refuseInside(
  * may not carry one).
  */
 export function holdsShareable(value: unknown): boolean {
+  if (!anyShared) return false;
   const seen = new Set<object>();
   const stack: object[] = [];
   function visit(item: unknown): boolean {

@@ -14,7 +14,7 @@ import {
   receiveFromParent,
   settleQueues,
 } from "./_queue_link.ts";
-import { reviveValues } from "./_share.ts";
+import { holdsShareable, reviveValues } from "./_share.ts";
 import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
@@ -313,6 +313,12 @@ async function drain(): Promise<void> {
       if (isThenable(value)) {
         flush();
         value = await value;
+      }
+      // Structured clone would make an empty object of it.
+      if (holdsShareable(value)) {
+        throw new TypeError(
+          "The task returned a queue or pipe end, which cannot travel back to the caller: pass queues to tasks in their arguments and return plain data",
+        );
       }
     } catch (error) {
       ok = 0;

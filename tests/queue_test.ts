@@ -353,6 +353,13 @@ for (const backend of ["worker", "process"] as Backend[]) {
         [new Map([["q", q]]), new Set([q])],
       );
       deepEqual([await q.get(), await q.get()], ["from a map", "from a set"]);
+      // A queue cannot come back in a result: a clear error, not `{}`.
+      await rejects(p.apply((queue: Queue<string>) => queue, [q]), {
+        name: "TypeError",
+        message: /returned a queue or pipe end.*return plain data/,
+      });
+      const [end] = Pipe();
+      await rejects(p.apply((conn: unknown) => ({ conn }), [end]), TypeError);
       class Holder {
         constructor(readonly queue: Queue<string>) {}
       }
