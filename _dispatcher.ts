@@ -656,7 +656,9 @@ export class Dispatcher {
     const [culprit, ...notStarted] = lost;
     const how = `${
       exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`
-    }${exit.error ? `: ${String(exit.error)}` : ""}`;
+    }${exit.error ? `: ${String(exit.error)}` : ""}${
+      this.#outOfMemoryHint(exit)
+    }`;
     const details = {
       exitCode: exit.exitCode,
       signal: exit.signal,
@@ -690,6 +692,17 @@ export class Dispatcher {
         details,
       ),
     );
+  }
+
+  // V8 aborts a process that runs out of heap (Deno by SIGTRAP, Node by
+  // SIGABRT) and prints its reason on stderr only: say what it most likely was.
+  /** A hint for an exit that looks like running out of memory, else "". */
+  #outOfMemoryHint(exit: WorkerExit): string {
+    if (exit.signal !== "SIGTRAP" && exit.signal !== "SIGABRT") return "";
+    const limit = this.#options.maxHeapMb;
+    return `: the runtime aborted, most likely out of memory${
+      limit === undefined ? "" : ` (maxHeapMb: ${limit})`
+    }; give the worker more (maxHeapMb) or the task less to hold at once`;
   }
 
   /** A worker cannot start: fail what is pending and every later submission. */
