@@ -54,6 +54,7 @@ export class Communication {
     this.done.catch(() => {});
   }
 
+  // A call that timed out reports the partial output too.
   /** Stdout and stderr as read so far (`null` where not piped). */
   output(): [Uint8Array | null, Uint8Array | null] {
     return [
@@ -71,6 +72,7 @@ export class Communication {
   }
 }
 
+// stdin is closed once written, or a child reading to EOF never ends.
 async function feed(
   writer: WritableStreamDefaultWriter<Uint8Array>,
   input: Uint8Array | undefined,

@@ -14,6 +14,7 @@ interface Holder {
   [key]?: ProcessInfo;
 }
 
+// currentProcess() reports it; the main program never sets one.
 /** The info of the running thread or process. */
 export function getContext(): ProcessInfo {
   return (globalThis as Holder)[key] ??

@@ -51,6 +51,7 @@ export function setLongTimeout(callback: () => void, ms: number): LongTimer {
 /** What {@linkcode waitAtMost} returns when the time ran out first. */
 export const TIMED_OUT: unique symbol = Symbol("timed out");
 
+// Every timed wait goes through here, so none leaves a timer or listener behind.
 /**
  * Waits for `promise`, for at most `timeout` ms (none when undefined).
  * Rejects with the signal's reason when `signal` aborts first. The promise
@@ -81,6 +82,7 @@ export function waitAtMost<T>(
   });
 }
 
+// Every timeout option fails alike, before anything starts.
 /**
  * Checks a timeout option: a finite number of milliseconds, 0 or more.
  *

@@ -15,6 +15,7 @@ interface Table {
 const key = Symbol.for("multiproc.liveness");
 type Holder = { [key]?: Table };
 
+// Made on first use, on globalThis so every copy of this module agrees.
 function table(): Table {
   const holder = globalThis as Holder;
   if (holder[key] === undefined) {
@@ -31,6 +32,7 @@ export interface LivenessSeed {
   token: number;
 }
 
+// A queue's lock names its holder by token; a reused slot drops the old one.
 /** Hands out a token for a thread about to start and marks it alive. */
 export function newThreadToken(): number {
   const { cells } = table();
@@ -39,6 +41,7 @@ export function newThreadToken(): number {
   return token;
 }
 
+// A worker thread has its own globalThis: it is handed the table.
 /** The seed for a new worker thread, with a fresh token. */
 export function livenessSeed(): LivenessSeed {
   return {
@@ -55,16 +58,19 @@ export function adoptLiveness(seed: LivenessSeed): void {
   };
 }
 
+// What a queue's lock records as its holder.
 /** This thread's token. */
 export function threadToken(): number {
   return table().token;
 }
 
+// Called when a worker thread exits, so its locks can be taken over.
 /** Marks a thread that exited as dead. */
 export function markDead(token: number): void {
   Atomics.compareExchange(table().cells, 1 + token % SLOTS, token, 0);
 }
 
+// Lets a long waiter take over a lock whose holder died.
 /** Whether the thread with this token has exited. */
 export function isDead(token: number): boolean {
   return Atomics.load(table().cells, 1 + token % SLOTS) !== token;

@@ -17,6 +17,7 @@ export interface OutputPipe {
   cancel(): Promise<void>;
 }
 
+// Both adapters read a web stream this way (Node's once one was made).
 /** Reads `stream` to its end chunk by chunk; returns the reader so it can be cancelled. */
 export function readInto(
   stream: ReadableStream<Uint8Array>,
@@ -33,6 +34,7 @@ export function readInto(
   return { reader, done: loop() };
 }
 
+// For adapters whose pipes are web streams already (Deno's).
 /**
  * An {@linkcode OutputPipe} over a native web stream. `collect`, when given,
  * reads a whole stream natively (without a JavaScript step per chunk) and is

@@ -66,6 +66,7 @@ export interface ChildRuntimeOptions {
   module: string | undefined;
 }
 
+// A worker process must run under the same runtime, flags and permissions.
 /**
  * The command that runs `script` in a new process of this same runtime, with
  * the permissions asked for (Deno) or this process's V8 and loader flags

@@ -6,10 +6,12 @@ import type {
   SpawnedChild,
 } from "./_spawn_types.ts";
 
+// Deno spells "pipe" as "piped"; the other modes match.
 function stdio(mode: AdapterRequest["stdin"]): "piped" | "null" | "inherit" {
   return mode === "pipe" ? "piped" : mode;
 }
 
+// Killing a child that has just exited must not throw at the caller.
 function quietKill(kill: () => void): void {
   try {
     kill();
@@ -29,10 +31,12 @@ async function collect(
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+// Every Deno pipe gets the native bulk read.
 function outputPipe(stream: ReadableStream<Uint8Array>): OutputPipe {
   return webOutputPipe(stream, collect);
 }
 
+// _spawn.ts picks this adapter when running in Deno.
 /** Starts a child with `Deno.Command`. */
 export function spawnDeno(request: AdapterRequest): SpawnedChild {
   const child = new Deno.Command(request.command, {
