@@ -24,6 +24,7 @@ export function isPermissionError(error: unknown): boolean {
   return name === "NotCapable" || code === "ERR_ACCESS_DENIED";
 }
 
+// execvp's checks, made by us so that a failure names the file and the fix.
 function isExecutableFile(path: string): SpawnProblem | undefined {
   let stat: Stats;
   try {
@@ -49,6 +50,7 @@ function isExecutableFile(path: string): SpawnProblem | undefined {
   return undefined;
 }
 
+// A missing cwd fails a spawn with an error that blames the command.
 function checkCwd(cwd: string | undefined): SpawnProblem | undefined {
   if (cwd === undefined) return undefined;
   try {
@@ -67,6 +69,7 @@ function checkCwd(cwd: string | undefined): SpawnProblem | undefined {
   }
 }
 
+// The sh of stderr: STDOUT needs a path; failed spawns need a diagnosis.
 /**
  * Resolves `command` as execvp would: a name with a slash is taken relative
  * to `cwd`, a bare name is searched in `pathEnv`.
@@ -122,6 +125,7 @@ export function describeErrno(code: string): SpawnProblem | undefined {
   return undefined;
 }
 
+// The runtimes' spawn errors rarely say what to fix.
 /** Explains a failed spawn of `command`; falls back to `fallback` when the file system shows nothing wrong. */
 export function diagnoseSpawn(
   command: string,

@@ -37,6 +37,7 @@ const scopeField: Record<Kind, string> = {
   import: "host",
 };
 
+// A child may get only what this process has; querying never prompts.
 function granted(kind: Kind, scope?: string): boolean {
   const descriptor = scope === undefined
     ? { name: kind }
@@ -45,6 +46,7 @@ function granted(kind: Kind, scope?: string): boolean {
     .state === "granted";
 }
 
+// A refused grant says which flag to add or which scope to drop.
 function grantError(kind: Kind, scope?: string): RangeError {
   return new RangeError(
     scope === undefined

@@ -31,6 +31,7 @@ export type {
 export class SpawnFailure extends Error {
   /** What went wrong, in words. */
   readonly problem: SpawnProblem;
+  // The runtime's own error stays as the cause, for whoever debugs it.
   constructor(problem: SpawnProblem, cause: unknown) {
     super(problem.reason, { cause });
     this.problem = problem;
@@ -40,6 +41,7 @@ export class SpawnFailure extends Error {
 const spawnImpl: (request: AdapterRequest) => SpawnedChild =
   "Deno" in globalThis ? spawnDeno : spawnNode;
 
+// A bare command is searched in the PATH the child gets, not ours.
 function effectivePath(request: SpawnRequest): string | undefined {
   if (request.env && "PATH" in request.env) return request.env.PATH;
   if (request.clearEnv) return undefined;
@@ -51,6 +53,7 @@ function effectivePath(request: SpawnRequest): string | undefined {
   }
 }
 
+// A thrown value may have no code, or one that is not a string.
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : "UNKNOWN";
@@ -104,6 +107,7 @@ function mergeStderrIntoStdout(request: SpawnRequest): AdapterRequest {
   };
 }
 
+// Every runtime's spawn error leaves here as a SpawnFailure that says why.
 /**
  * Starts a child process with the running runtime's own API.
  *
@@ -142,11 +146,13 @@ export function spawnChild(request: SpawnRequest): SpawnedChild {
   }
 }
 
+// Runtimes report signals by name; Python's returncode is -N.
 /** The number of a signal name on this platform, e.g. 9 for `SIGKILL`. */
 export function signalNumber(name: string): number {
   return (constants.signals as Record<string, number>)[name] ?? 0;
 }
 
+// Error messages name the signal that a negative returncode stands for.
 /** The name of signal `number`, e.g. `SIGKILL` for 9, or the number itself when unknown. */
 export function signalName(number: number): string {
   const names = constants.signals as Record<string, number>;
@@ -160,6 +166,7 @@ export function returncodeOf(status: ExitStatus): number {
   return status.code ?? 0;
 }
 
+// A child may exit without reading its input; each runtime says so its own way.
 /** Whether a write failed because the child closed its end of the pipe. */
 export function isBrokenPipe(error: unknown): boolean {
   const code = errorCode(error);

@@ -12,6 +12,7 @@ import type {
 /** Chunks kept in the web stream before the pipe is paused. */
 const READ_AHEAD_CHUNKS = 16;
 
+// Users get web streams in every runtime; pausing the socket bounds memory.
 function readableFromNode(stream: Readable): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     start(controller): void {
@@ -65,6 +66,7 @@ function nodeOutputPipe(socket: Readable): OutputPipe {
   };
 }
 
+// isBrokenPipe looks for EPIPE, whatever Node's own error was.
 function brokenPipe(cause: unknown): Error {
   return Object.assign(new Error("The child closed its standard input"), {
     code: "EPIPE",
@@ -72,6 +74,7 @@ function brokenPipe(cause: unknown): Error {
   });
 }
 
+// Users get a web stream for stdin in every runtime.
 function writableFromNode(stream: Writable): WritableStream<Uint8Array> {
   // Without a listener an EPIPE from a child that stopped reading would crash
   // the process; the failure reaches the writer through the write callback.
@@ -98,6 +101,7 @@ function writableFromNode(stream: Writable): WritableStream<Uint8Array> {
   });
 }
 
+// Killing a child that has just exited must not throw at the caller.
 function quietKill(kill: () => void): void {
   try {
     kill();
@@ -106,12 +110,14 @@ function quietKill(kill: () => void): void {
   }
 }
 
+// Node's env replaces the whole environment; ours adds to it unless clearEnv.
 function environment(request: AdapterRequest): NodeJS.ProcessEnv | undefined {
   if (request.clearEnv) return { ...request.env };
   // Copying process.env costs more than the spawn itself gains from it.
   return request.env ? { ...process.env, ...request.env } : undefined;
 }
 
+// _spawn.ts picks this adapter in Node and Bun.
 /** Starts a child with `node:child_process`. */
 export function spawnNode(request: AdapterRequest): SpawnedChild {
   const child = spawn(request.command, request.args, {

@@ -18,6 +18,7 @@ export class InvalidUtf8Error extends Error {
   readonly start: number;
   /** Where `bytes` begin in the output they come from. */
   readonly offset: number;
+  // The message points at the bad byte, which TextDecoder's does not.
   constructor(bytes: Uint8Array, offset: number, cause: unknown) {
     const start = Math.max(invalidUtf8At(bytes), 0);
     super(
@@ -32,6 +33,7 @@ export class InvalidUtf8Error extends Error {
   }
 }
 
+// Pipes and queues deliver chunks; their readers want one array.
 /** Joins chunks into one array, copying only when there is more than one. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
@@ -57,6 +59,7 @@ export function decodeUtf8(bytes: Uint8Array, partial = false): string {
   );
 }
 
+// Python's errors option: "strict" must say where the bad byte is.
 /**
  * Decodes UTF-8 as `errors` says.
  *
@@ -75,6 +78,7 @@ export function decodeText(
   }
 }
 
+// TextDecoder fails without saying where; strict errors must.
 /**
  * The index of the first byte of `bytes` that does not start or continue a
  * valid UTF-8 sequence as the Encoding Standard reads it (no overlong forms,
@@ -92,6 +96,7 @@ export function invalidUtf8At(bytes: Uint8Array): number {
   return -1;
 }
 
+// Output read so far may end mid-character, which is no error yet.
 /**
  * The length of the prefix of `bytes` that leaves out a valid character cut
  * off at the end. Bytes that could never become one stay in, to be replaced.
@@ -108,6 +113,7 @@ function completeLength(bytes: Uint8Array): number {
   return end;
 }
 
+// invalidUtf8At must agree with TextDecoder's verdict byte for byte.
 /**
  * The bytes a UTF-8 sequence starting with `lead` takes, and the range of
  * its second byte (the Encoding Standard's rule against overlong forms,
@@ -128,6 +134,7 @@ function sequenceShape(
   return undefined;
 }
 
+// Both the bad-byte search and the cut-off check need it.
 /** How many bytes of the sequence of `shape` starting `bytes` are there and valid. */
 function continues(
   bytes: Uint8Array,
@@ -144,6 +151,7 @@ function continues(
 
 const NEWLINE = 0x0a;
 
+// Python's iteration over a pipe by lines, for a child's output.
 /**
  * Reads `stream` as UTF-8 lines, without their `\n` or `\r\n`. A last line
  * without a newline is yielded too. Leaving the loop early cancels the stream.
@@ -228,6 +236,7 @@ function splitLines(
   }
 }
 
+// A "\r\n" ending goes whole, as Python's text mode reads it.
 function stripCr(line: string): string {
   return line.endsWith("\r") ? line.slice(0, -1) : line;
 }

@@ -6,6 +6,7 @@ import { deserialize, serialize } from "node:v8";
 // deno-lint-ignore no-explicit-any
 export type AnyFunction = (...args: any[]) => any;
 
+// Workers import by URL; users pass paths too, Windows ones included.
 /** The URL of a task module given as a URL, a URL string or a path. */
 export function toModuleUrl(module: string | URL): string {
   if (module instanceof URL) return module.href;
@@ -15,6 +16,7 @@ export function toModuleUrl(module: string | URL): string {
   return pathToFileURL(module).href;
 }
 
+// Error messages read "a Map", "an Error".
 /** `"a"` or `"an"` and the noun. */
 function withArticle(noun: string): string {
   return `${/^[aeiou]/i.test(noun) ? "an" : "a"} ${noun}`;
@@ -60,12 +62,14 @@ export function describeValue(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+// Primitives cannot change after submission: they need no copy.
 function isPrimitive(value: unknown): boolean {
   return value === null ||
     (typeof value !== "object" && typeof value !== "function" &&
       typeof value !== "symbol");
 }
 
+// A clone of the whole list fails without saying which value was at fault.
 /** Why `values[i]` cannot be copied, naming the first that cannot. */
 function uncopyableError(values: unknown[], what: string): TypeError {
   for (let i = 0; i < values.length; i++) {
@@ -118,6 +122,7 @@ export function serializeValues(
   }
 }
 
+// The worker's side of serializeValues; both must use node:v8.
 /** The values of a payload from {@linkcode serializeValues}. */
 export function deserializeValues(bytes: Uint8Array): unknown[] {
   return deserialize(bytes);
@@ -139,6 +144,7 @@ const builtinNames = new Map<AnyFunction, string>([
   [JSON.parse, "JSON.parse"],
 ]);
 
+// An inline task function can cross to a worker only as source.
 /**
  * The source of a task function, to be rebuilt in a worker. A few built-ins
  * (`Math.max`, `String`, …) are sent as calls to themselves.
@@ -182,6 +188,7 @@ export function packNumbers(values: ArrayLike<unknown>): unknown {
   return Float64Array.from(values as ArrayLike<number>);
 }
 
+// map() chunks are most of what a pool sends; numbers go cheapest packed.
 /**
  * Copies a chunk of items for a worker: packed when all are numbers, else
  * as {@linkcode serializeValues} does.
