@@ -31,6 +31,7 @@ export class RecordWriter {
   length = 0;
   count = 0;
 
+  // Records are written in place, so room is made before each.
   #reserve(extra: number): void {
     const needed = this.length + extra;
     if (needed <= this.bytes.length) return;
@@ -40,6 +41,7 @@ export class RecordWriter {
     this.#view = new DataView(grown.buffer);
   }
 
+  // Every form but strings knows its body's length up front.
   #begin(tag: number, bodyLength: number): number {
     this.#reserve(RECORD_HEADER + 1 + bodyLength);
     const start = this.length;
@@ -50,6 +52,7 @@ export class RecordWriter {
     return start + RECORD_HEADER + 1;
   }
 
+  // Encoding at put is the copy: later changes by the caller are never seen.
   /**
    * Appends `value` as one record.
    *
@@ -97,6 +100,7 @@ export class RecordWriter {
     this.bytes.set(body, at);
   }
 
+  // Encodes straight into the buffer: no array per string.
   #addString(value: string): void {
     // UTF-8 takes at most three bytes per UTF-16 unit.
     this.#reserve(RECORD_HEADER + 1 + value.length * 3);
@@ -109,6 +113,7 @@ export class RecordWriter {
     this.count++;
   }
 
+  // Batches records already encoded, copied before their buffer is reused.
   /** Appends `count` records already encoded (a copy of `records`). */
   append(records: Uint8Array, count: number): void {
     this.#reserve(records.length);
@@ -117,11 +122,13 @@ export class RecordWriter {
     this.count += count;
   }
 
+  // Reading the records costs no copy; callers copy what they keep.
   /** The records written so far (a view, valid until the next change). */
   view(): Uint8Array {
     return this.bytes.subarray(0, this.length);
   }
 
+  // The buffer is kept for the next item or batch, not reallocated.
   /** Forgets every record, keeping the buffer. */
   clear(): void {
     this.length = 0;
@@ -129,6 +136,7 @@ export class RecordWriter {
   }
 }
 
+// Tests need one record without a writer of their own.
 /** Encodes one value as a single record. */
 export function encodeOne(value: unknown): Uint8Array {
   const writer = new RecordWriter();
@@ -140,15 +148,18 @@ export function encodeOne(value: unknown): Uint8Array {
 export class RecordReader {
   #view: DataView;
   #offset = 0;
+  // A block is often a view into a larger buffer: the DataView follows it.
   constructor(readonly bytes: Uint8Array) {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   }
 
+  // Tests read a block to its end; the queues count records instead.
   /** Whether records are left. */
   get more(): boolean {
     return this.#offset < this.bytes.length;
   }
 
+  // Records not yet taken are handed on whole, still encoded.
   /** The bytes left, from the next record on. */
   rest(): Uint8Array {
     return this.bytes.subarray(this.#offset);
@@ -164,11 +175,13 @@ export class RecordReader {
     return bytes.length * 2 >= this.bytes.length ? bytes : bytes.slice();
   }
 
+  // Records handed on still encoded need no decoding here.
   /** Moves past the next record without decoding it. */
   skip(): void {
     this.#offset += RECORD_HEADER + this.#view.getUint32(this.#offset, true);
   }
 
+  // Where a taken item becomes a value again, a fresh copy for its taker.
   /** Decodes the next record. */
   next(): unknown {
     const length = this.#view.getUint32(this.#offset, true);
@@ -198,6 +211,7 @@ export class RecordReader {
   }
 }
 
+// A take may want fewer items than a block holds; the rest stays encoded.
 /** Splits a block after its first `count` records: `[head, tail]`. */
 export function splitRecords(
   block: Uint8Array,

@@ -131,6 +131,7 @@ const builtins: Record<string, ErrorConstructor> = {
   URIError,
 };
 
+// One property that cannot be cloned must not lose the whole error.
 function cloneable(value: unknown): unknown {
   try {
     return structuredClone(value);
@@ -139,6 +140,7 @@ function cloneable(value: unknown): unknown {
   }
 }
 
+// Structured clone drops an error's own properties and custom name.
 /** Turns a thrown value into something that survives structured clone. */
 export function encodeError(error: unknown): unknown {
   if (!(error instanceof Error)) return cloneable(error);
@@ -162,11 +164,13 @@ export function encodeError(error: unknown): unknown {
   return encoded;
 }
 
+// A thrown non-error crosses as it is; only our marked ones are rebuilt.
 function isEncodedError(value: unknown): value is EncodedError {
   return typeof value === "object" && value !== null &&
     (value as { $error?: unknown }).$error === true;
 }
 
+// Callers catch a worker's error as if thrown here: class, name, stack, props.
 /**
  * Rebuilds an error sent by {@linkcode encodeError}: a built-in class stays
  * that class; any other becomes an `Error` with the same `name`.
