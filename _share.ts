@@ -54,15 +54,18 @@ export function noteShareable(): void {
   anyShared = true;
 }
 
+// The mark every queue and pipe end carries, whatever its class.
 function isShareable(value: object): value is Shareable {
   return SHARE in value;
 }
 
+// Class instances are not rebuilt with swapped fields; plain objects are.
 function isPlainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
 
+// The arguments are the caller's: swapping copies what it changes.
 /**
  * Applies `swap` to the shareables inside arrays, plain objects, maps and
  * sets, copying on write.
@@ -180,6 +183,7 @@ export function holdsShareable(value: unknown): boolean {
   return false;
 }
 
+// A thread shares the queue's memory; a child reaches it by id through us.
 function describeCore(
   core: Core,
   backend: Backend,
@@ -202,6 +206,7 @@ function describeCore(
   return ring;
 }
 
+// Structured clone would turn a queue into {}; a descriptor survives it.
 /**
  * Swaps the queues and pipe ends in `values` for descriptors a worker of
  * `backend` can use; returns the swapped values (the same array when there
@@ -233,16 +238,19 @@ export function shareValues(
   return { values: swapped, cores };
 }
 
+// What shareValues left in place of each handle.
 function isDescriptor(value: object): boolean {
   return MARK in value;
 }
 
+// A descriptor with shared memory is a ring; one without, an id at the parent.
 function reviveCore(descriptor: RingDescriptor | RemoteDescriptor): Core {
   return "ctl" in descriptor
     ? new Ring(descriptor)
     : remoteCore(descriptor as RemoteDescriptor);
 }
 
+// The worker's half of shareValues; classes come in as revivers, not imports.
 /**
  * In a worker: swaps descriptors back for working queues and pipe ends,
  * each built by its class's reviver.
