@@ -52,6 +52,7 @@ interface Endpoint {
   listen(handler: (message: ToWorker) => void): void;
 }
 
+// The rest of the bootstrap talks to its parent alike, thread or process.
 function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
   return {
     post: (message, transfer) => port.postMessage(message, transfer),
@@ -59,6 +60,7 @@ function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
   };
 }
 
+// A child must also die with its parent and carry its queues' traffic.
 function processEndpoint(): Endpoint {
   // Even busy or still loading, a child ends with its parent (the kernel's
   // parent-death signal or a watchdog thread).
@@ -84,6 +86,7 @@ const queue: unknown[] = [];
 let head = 0;
 let running = false;
 
+// Method shorthand's source is no expression: it needs "function" in front.
 /** Compiles an inline function from its source, as an expression or a method. */
 function compile(source: string): TaskFunction {
   const attempts = [source, `function ${source}`];
@@ -117,6 +120,7 @@ function compileOrThrower(source: string): TaskFunction {
   }
 }
 
+// An unknown task name fails with what the module does export.
 function exportedFunction(name: string): TaskFunction {
   const value = moduleExports[name];
   if (typeof value === "function") return value as TaskFunction;
@@ -133,11 +137,13 @@ function exportedFunction(name: string): TaskFunction {
   throw new TypeError(`Unknown task "${name}": ${where}`);
 }
 
+// A task names a module export by string, an inline function by id.
 function resolveFunction(ref: FunctionRef): TaskFunction {
   if (typeof ref === "string") return exportedFunction(ref);
   return inline.get(ref)!;
 }
 
+// A closure's variables do not travel with its source: say so.
 function explainInline(error: unknown, ref: FunctionRef): unknown {
   if (typeof ref !== "number" || !(error instanceof ReferenceError)) {
     return error;
@@ -148,12 +154,14 @@ function explainInline(error: unknown, ref: FunctionRef): unknown {
   );
 }
 
+// Awaiting only thenables keeps synchronous tasks off the microtask queue.
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   // The typeof test first keeps the common case (plain values) cheap.
   return (typeof value === "object" || typeof value === "function") &&
     value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
+// The rest of a chunk once an item has turned asynchronous.
 async function runChunk(
   fn: TaskFunction,
   items: unknown[],
@@ -167,6 +175,7 @@ async function runChunk(
   return results;
 }
 
+// Synchronous tasks must not pay a microtask per item.
 /** Calls a task; returns its value, or a promise when it is asynchronous. */
 function call(fn: TaskFunction, kind: TaskKind, payload: unknown): unknown {
   if (kind === APPLY) return fn(...(payload as unknown[]));
@@ -189,6 +198,7 @@ function call(fn: TaskFunction, kind: TaskKind, payload: unknown): unknown {
   return results;
 }
 
+// The caller learns which value failed, not just that a copy did.
 /** The error of a task whose result cannot be copied: for a chunk, the first item's that cannot. */
 function uncopyable(value: unknown, kind: TaskKind): unknown {
   let what = describeValue(value);
@@ -205,6 +215,7 @@ function uncopyable(value: unknown, kind: TaskKind): unknown {
   );
 }
 
+// Probes one value, so that a batch's failure is pinned on its task.
 function isCopyable(value: unknown): boolean {
   // Symbols are primitives that cannot be copied either.
   if (
@@ -220,6 +231,7 @@ function isCopyable(value: unknown): boolean {
   }
 }
 
+// One uncopyable result must fail its own task, not its whole batch.
 /** Replaces each result that cannot be copied with an error of its own. */
 function replaceUncopyable(results: unknown[], kinds: TaskKind[]): void {
   for (let i = 2; i < results.length; i += 2) {
@@ -271,6 +283,7 @@ function post(
   }
 }
 
+// Tasks run one at a time, in order, while results leave in batches.
 async function drain(): Promise<void> {
   running = true;
   let results: ResultsMessage = [RESULTS, 0];
@@ -343,6 +356,7 @@ async function drain(): Promise<void> {
   running = false;
 }
 
+// Initializers and Process targets come as source or as an export's name.
 function loadFunction(
   source: string | undefined,
   isSource: boolean,
@@ -351,6 +365,7 @@ function loadFunction(
   return isSource ? compile(source) : exportedFunction(source);
 }
 
+// A module that fails names itself, and a kill held back is let go.
 async function loadModule(): Promise<void> {
   try {
     if (moduleUrl === undefined) return;
@@ -385,6 +400,7 @@ function logStrayRejections(name: string): void {
   });
 }
 
+// Setup comes as a message after ONLINE: earlier ones could be lost on IPC.
 async function init(setup: WorkerSetup): Promise<void> {
   setContext(setup.name);
   moduleUrl = setup.module;
@@ -422,18 +438,21 @@ function crash(error: unknown): void {
   process.exit(1);
 }
 
+// process.exit would cut off output still buffered in a pipe.
 function flushStdio(): Promise<void> {
   return new Promise((resolve) => {
     process.stdout.write("", () => process.stderr.write("", () => resolve()));
   });
 }
 
+// A child's queue puts and output must leave before it does.
 async function exit(code: number): Promise<void> {
   await finishQueues();
   await flushStdio();
   process.exit(code);
 }
 
+// A Process's child acts as Python's: its target's error is printed, exit 1.
 /** A Process: run the target, print its error like an uncaught one, exit 0 or 1. */
 async function runTarget(
   target: NonNullable<WorkerSetup["target"]>,

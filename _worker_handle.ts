@@ -72,6 +72,7 @@ const LOAD_GRACE_MS = 2_000;
 /** How long after a child's exit its last messages may still arrive. */
 const EXIT_GRACE_MS = 100;
 
+// A limit the runtime cannot enforce fails at creation, not silently.
 /**
  * Checks that a worker of this backend can honour a heap limit here.
  *
@@ -92,6 +93,7 @@ export function checkHeapLimit(
   );
 }
 
+// backend: "worker": cheap to start, and it shares the queues' memory.
 /** Starts the bootstrap in a worker thread. */
 export function startThread(options: WorkerStartOptions): WorkerHandle {
   const liveness = livenessSeed();
@@ -159,6 +161,7 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   };
 }
 
+// backend: "process": its own heap, a heap limit, and in Deno a sandbox.
 /** Starts the bootstrap in a child process of this runtime, talking over IPC. */
 export function startProcess(options: WorkerStartOptions): WorkerHandle {
   const { command, args } = guardedCommand(childRuntimeCommand(bootstrap, {
