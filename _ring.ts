@@ -129,12 +129,14 @@ export class Ring implements Core {
   readonly data: SharedArrayBuffer;
   readonly #bytes: Uint8Array;
 
+  // A worker thread rebuilds the ring around the memory it was sent.
   constructor(descriptor: RingDescriptor) {
     this.ctl = new Int32Array(descriptor.ctl);
     this.data = descriptor.data;
     this.#bytes = new Uint8Array(descriptor.data);
   }
 
+  // Only a queue's maker allocates: growable, so a small queue stays small.
   static create(maxsize: number): Ring {
     const ctl = new SharedArrayBuffer(WORDS * 4);
     const data = new SharedArrayBuffer(INITIAL_BYTES, {
@@ -146,22 +148,27 @@ export class Ring implements Core {
     return new Ring({ ctl, data });
   }
 
+  // A worker thread gets the memory itself; structured clone shares it.
   descriptor(): RingDescriptor {
     return { ctl: this.ctl.buffer as SharedArrayBuffer, data: this.data };
   }
 
+  // Fixed at creation, so read without Atomics.
   get maxsize(): number {
     return this.ctl[MAXSIZE];
   }
 
+  // Python's qsize(), from any thread without a lock.
   qsize(): number {
     return Atomics.load(this.ctl, COUNT);
   }
 
+  // Read without a lock: a close only ever goes one way.
   closed(): boolean {
     return Atomics.load(this.ctl, IS_CLOSED) === 1;
   }
 
+  // join() waits for this to reach zero.
   unfinished(): number {
     return Atomics.load(this.ctl, UNFINISHED);
   }
@@ -231,6 +238,7 @@ export class Ring implements Core {
 
   #recovering = false;
 
+  // A rebuild needs both locks, taken writers' first so none deadlocks.
   #rebuildUnder(lock: number): void {
     if (lock === READ_LOCK) {
       // Both locks are always taken writers' first.
@@ -268,6 +276,7 @@ export class Ring implements Core {
     Atomics.store(ctl, COUNT, count);
   }
 
+  // Notifies only a counted sleeper: an uncontended unlock stays cheap.
   #unlock(lock: number): void {
     Atomics.store(this.ctl, lock, 0);
     if (Atomics.load(this.ctl, lock + 1) > 0) Atomics.notify(this.ctl, lock, 1);
@@ -275,6 +284,7 @@ export class Ring implements Core {
 
   // ---- bytes ---------------------------------------------------------
 
+  // A record may wrap past the end of the ring.
   #write(position: number, source: Uint8Array): void {
     const capacity = this.ctl[CAPACITY];
     const first = Math.min(source.length, capacity - position);
@@ -282,6 +292,7 @@ export class Ring implements Core {
     if (first < source.length) this.#bytes.set(source.subarray(first), 0);
   }
 
+  // A record may wrap past the end of the ring.
   #read(position: number, out: Uint8Array): void {
     const capacity = this.ctl[CAPACITY];
     const length = out.length;
@@ -290,6 +301,7 @@ export class Ring implements Core {
     if (first < length) out.set(this.#bytes.subarray(0, length - first), first);
   }
 
+  // A header may itself wrap, so it is read byte by byte.
   #recordLength(position: number): number {
     const capacity = this.ctl[CAPACITY];
     const bytes = this.#bytes;
@@ -342,6 +354,7 @@ export class Ring implements Core {
 
   // ---- operations ----------------------------------------------------
 
+  // Never waits: the building block of put() and of Python's put_nowait().
   /**
    * Appends a block of `count` records, unless the queue is closed (or, when
    * not `force`d, full: then nothing is added).
@@ -399,6 +412,7 @@ export class Ring implements Core {
     this.#bump(PUT_SEQ, GET_WAITERS);
   }
 
+  // Never waits: the building block of take() and of Python's get_nowait().
   /**
    * Takes up to `maxCount` records (at least one, if any) and at most about
    * `maxBytes`. Returns `undefined` when there is none yet, `CLOSED` when
@@ -438,6 +452,7 @@ export class Ring implements Core {
     return taken;
   }
 
+  // Waiters on either side must wake to see the close.
   /** Closes the ring: puts fail, getters drain what is left. */
   close(): void {
     // After the put in progress, if any: nothing lands once getters see it.
@@ -449,6 +464,7 @@ export class Ring implements Core {
     this.#bump(GET_SEQ, PUT_WAITERS);
   }
 
+  // JoinableQueue.task_done(); the compare-exchange never goes below zero.
   /** Marks one unfinished item done; `false` when none was unfinished. */
   taskDone(): boolean {
     const ctl = this.ctl;
@@ -465,21 +481,25 @@ export class Ring implements Core {
     }
   }
 
+  // In the ring's own process a lease needs no asking.
   lease(): Promise<Status> {
     if (this.closed()) return Promise.resolve(CLOSED);
     this.leaseNow();
     return Promise.resolve(OK);
   }
 
+  // Getters wait on after close while a remote writer may still deliver.
   leaseNow(): void {
     Atomics.add(this.ctl, REMOTE_WRITERS, 1);
   }
 
+  // Getters that waited for that writer's last items must look again.
   removeRemoteWriter(): void {
     Atomics.sub(this.ctl, REMOTE_WRITERS, 1);
     this.#bump(PUT_SEQ, GET_WAITERS);
   }
 
+  // Notifies only counted sleepers: a put or take nobody waits on stays cheap.
   #bump(seq: number, waiters: number): void {
     Atomics.add(this.ctl, seq, 1);
     if (Atomics.load(this.ctl, waiters) > 0) Atomics.notify(this.ctl, seq);
@@ -492,10 +512,12 @@ export class Ring implements Core {
     return Atomics.load(this.ctl, PUT_SEQ);
   }
 
+  // As putSeq, for putters waiting for room.
   getSeq(): number {
     return Atomics.load(this.ctl, GET_SEQ);
   }
 
+  // As putSeq, for join() waiting on task_done().
   joinSeq(): number {
     return Atomics.load(this.ctl, JOIN_SEQ);
   }
@@ -527,6 +549,7 @@ export class Ring implements Core {
     })();
   }
 
+  // The waiting form of tryPut, tried again whenever items leave.
   async put(
     block: Uint8Array,
     count: number,
@@ -545,6 +568,7 @@ export class Ring implements Core {
     }
   }
 
+  // The waiting form of tryTake, tried again whenever items arrive.
   async take(
     maxCount: number,
     maxBytes: number,
@@ -559,6 +583,7 @@ export class Ring implements Core {
     }
   }
 
+  // JoinableQueue.join(): waits out every task_done().
   async join(wait: WaitOptions): Promise<Status> {
     for (;;) {
       const seq = this.joinSeq();
@@ -568,6 +593,7 @@ export class Ring implements Core {
     }
   }
 
+  // Waits asynchronously, so a waiting thread still serves its event loop.
   async #wait(
     index: number,
     waiters: number,
