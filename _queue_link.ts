@@ -74,6 +74,7 @@ const ids = new WeakMap<Core, number>();
 const cores = new Map<number, WeakRef<Core>>();
 const forget = new FinalizationRegistry<number>((id) => cores.delete(id));
 
+// A child cannot hold the ring itself: it names the queue by this id.
 /** The id under which a child process reaches `core` through this thread. */
 export function coreId(core: Core): number {
   let id = ids.get(core);
@@ -97,10 +98,12 @@ interface Held {
   lent: Taken[];
 }
 
+// A timeout crosses as a number (negative for none); rings wait by deadline.
 function timeoutToDeadline(timeout: number): number | undefined {
   return timeout < 0 ? undefined : performance.now() + timeout;
 }
 
+// Lent items go back to the queue as one block.
 function concatTaken(parts: Taken[]): Taken {
   let count = 0;
   for (const part of parts) count += part.count;
@@ -114,6 +117,7 @@ export class ProxyLink {
   readonly #pending = new Map<number, AbortController>();
   #disposed = false;
 
+  // One link per child: what it holds and borrowed is tracked here.
   constructor(post: (message: unknown[]) => void) {
     this.#post = post;
   }
@@ -128,6 +132,7 @@ export class ProxyLink {
     }
   }
 
+  // A child's puts must fail at once after a close, not after a round trip.
   #noticeClosed(id: number): void {
     const held = this.#held.get(id);
     // Every holder learns it, so that its puts fail at once; only lease
@@ -136,6 +141,7 @@ export class ProxyLink {
     this.#send([QUEUE, CLOSED_NOTICE, id]);
   }
 
+  // Posting to a child that just died must not throw into queue code.
   #send(message: unknown[]): void {
     if (this.#disposed) return;
     try {
@@ -145,6 +151,7 @@ export class ProxyLink {
     }
   }
 
+  // Getters waiting out a close stop waiting for this child.
   #release(held: Held): void {
     if (!held.writer) return;
     held.writer = false;
@@ -163,6 +170,7 @@ export class ProxyLink {
     this.#held.clear();
   }
 
+  // A dead child's unread items go back in front, so none is lost.
   #giveBack(held: Held): void {
     if (held.lent.length === 0) return;
     const { block, count } = concatTaken(held.lent);
@@ -170,6 +178,7 @@ export class ProxyLink {
     if (count > 0) held.core.unget(block, count);
   }
 
+  // Items the child read stop being lent: they will not come back.
   #acknowledge(held: Held, count: number): void {
     this.#removeLent(held, count);
   }
@@ -203,6 +212,7 @@ export class ProxyLink {
     return removed;
   }
 
+  // _worker_handle.ts routes every QUEUE message from the child here.
   /** Handles one queue message from the child. */
   receive(message: unknown[]): void {
     let i = 1;
@@ -313,6 +323,7 @@ export class ProxyLink {
     }
   }
 
+  // A child's wait may be cancelled, and must not hold our event loop.
   #waitOptions(req: number, timeout: number): WaitOptions {
     const controller = new AbortController();
     this.#pending.set(req, controller);
@@ -323,6 +334,7 @@ export class ProxyLink {
     };
   }
 
+  // Every reply carries the queue's size, so the child's qsize() stays close.
   #reply(
     req: number,
     status: Status,
@@ -342,6 +354,7 @@ export class ProxyLink {
     ]);
   }
 
+  // What a child takes stays lent until it says it read it, so none is lost.
   async #get(
     req: number,
     id: number,
@@ -361,6 +374,7 @@ export class ProxyLink {
     this.#reply(req, OK, held, result);
   }
 
+  // Getters must wait out a close for a child that may still hold puts.
   async #lease(req: number, id: number): Promise<void> {
     const held = this.#held.get(id);
     if (held === undefined) return this.#reply(req, CLOSED, held);
@@ -373,6 +387,7 @@ export class ProxyLink {
     this.#reply(req, status, held);
   }
 
+  // A put to a full queue waits here, in the parent, where the ring is.
   async #putWait(
     req: number,
     id: number,
@@ -390,6 +405,7 @@ export class ProxyLink {
     this.#reply(req, status, held);
   }
 
+  // join() in a child waits on the ring, which only this process has.
   async #join(req: number, id: number, timeout: number): Promise<void> {
     const held = this.#held.get(id);
     if (held === undefined) return this.#reply(req, OK, held);
@@ -429,6 +445,7 @@ class ParentChannel {
 
   #ackAt = -1;
 
+  // An ACK per get would double the messages of a fast consumer.
   /** Reports `count` more items of `id` consumed, merged with the last report. */
   ack(id: number, count: number): void {
     const ops = this.#ops;
@@ -443,6 +460,7 @@ class ParentChannel {
     this.#ackAt = this.#ops.length - 3;
   }
 
+  // Operations batch into one message per turn of the event loop.
   /** Appends an operation; it is sent with the next flush. */
   push(op: unknown[]): void {
     this.#closePutBatch();
@@ -450,6 +468,7 @@ class ParentChannel {
     this.#schedule();
   }
 
+  // Consecutive puts to one queue travel as one block of records.
   /** Appends one record to the put batch for `id`. */
   putRecord(id: number, block: Uint8Array, count: number): void {
     if (this.#putCore !== id) {
@@ -466,6 +485,7 @@ class ParentChannel {
     } else this.#schedule();
   }
 
+  // No other op may overtake the puts before it: the batch closes first.
   #closePutBatch(): void {
     if (this.#putCore === undefined) return;
     const writer = this.#putWriter!;
@@ -474,12 +494,14 @@ class ParentChannel {
     this.#putCore = undefined;
   }
 
+  // One flush per turn, not per op, is what makes the batches.
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => this.flush());
   }
 
+  // Called at once where order or exit matters, else once per turn.
   /** Sends what is pending, in order. */
   flush(): void {
     this.#scheduled = false;
@@ -514,6 +536,7 @@ class ParentChannel {
     await this.sent();
   }
 
+  // A child must not exit with its puts still in memory.
   /** Resolves once everything flushed has been handed to the OS. */
   sent(): Promise<void> {
     if (this.#sending === 0) return Promise.resolve();
@@ -547,6 +570,7 @@ class ParentChannel {
     });
   }
 
+  // The parent's replies and close notices come batched, like our ops.
   receive(message: unknown[]): void {
     let i = 1;
     while (i < message.length) {
@@ -585,6 +609,7 @@ export function connectToParent(
   process.on("exit", () => parent.flush());
 }
 
+// The bootstrap routes QUEUE messages here; the channel stays private.
 /** Handles a queue message from the parent. */
 export function receiveFromParent(message: unknown[]): void {
   parent.receive(message);
@@ -629,6 +654,7 @@ export interface RemoteDescriptor {
   at: number;
 }
 
+// A queue sent again (with a later task) must reuse its core and state.
 /** The core for a queue descriptor received from the parent process. */
 export function remoteCore(descriptor: RemoteDescriptor): Core {
   let core = parent.cores.get(descriptor.id);
@@ -639,6 +665,7 @@ export function remoteCore(descriptor: RemoteDescriptor): Core {
   return core;
 }
 
+// Clocks differ between processes: the parent gets the time left.
 function timeoutOf(wait: WaitOptions): number {
   return wait.deadline === undefined
     ? -1
@@ -683,6 +710,7 @@ class RemoteCore implements Core {
   #onClosed: (() => void) | undefined;
   readonly #closedPromise: Promise<void>;
 
+  // One per queue per process (remoteCore): its handles share this state.
   constructor(descriptor: RemoteDescriptor) {
     this.#id = descriptor.id;
     this.maxsize = descriptor.maxsize;
@@ -704,22 +732,27 @@ class RemoteCore implements Core {
     this.#sentSince = 0;
   }
 
+  // A worker thread cannot share a ring that this process does not have.
   descriptor(): RingDescriptor | undefined {
     return undefined;
   }
 
+  // Known from a notice or a reply: asking would take a round trip.
   closed(): boolean {
     return this.#closed;
   }
 
+  // An estimate without a round trip: the size last heard plus what moved.
   qsize(): number {
     return this.#knownSize + this.#sentSince + this.#aheadCount;
   }
 
+  // Settled by a notice, a reply or our own close: no polling.
   whenClosed(): Promise<void> {
     return this.#closedPromise;
   }
 
+  // Every way of learning of a close must also settle whenClosed().
   #markClosed(): void {
     this.#closed = true;
     this.#onClosed?.();
@@ -732,6 +765,7 @@ class RemoteCore implements Core {
     this.#confirmClose();
   }
 
+  // The parent's getters wait out a close until every leaseholder confirms.
   #confirmClose(): void {
     if (!this.#closeNoticed || this.#writers > 0) return;
     this.#closeNoticed = false;
@@ -760,6 +794,7 @@ class RemoteCore implements Core {
     this.#acquireNow();
   }
 
+  // With the last writer below us gone, a close can be confirmed.
   removeRemoteWriter(): void {
     this.#writers--;
     this.#confirmClose();
@@ -801,6 +836,7 @@ class RemoteCore implements Core {
     if (this.#releaseTimer === undefined) this.#armRelease(this.#puts);
   }
 
+  // Re-armed while puts go on, so a steady producer keeps its lease.
   #armRelease(puts: number): void {
     this.#releaseTimer = setTimeout(() => {
       this.#releaseTimer = undefined;
@@ -812,6 +848,7 @@ class RemoteCore implements Core {
     (this.#releaseTimer as any).unref?.();
   }
 
+  // Unbounded puts resolve at once and travel batched, as Python's feeder.
   tryPut(
     block: Uint8Array,
     count: number,
@@ -839,6 +876,7 @@ class RemoteCore implements Core {
     return OK;
   }
 
+  // A bounded queue's room is known only in the parent: the put waits there.
   async put(
     block: Uint8Array,
     count: number,
@@ -873,6 +911,7 @@ class RemoteCore implements Core {
     });
   }
 
+  // Every reply brings news of the queue's size and of a close.
   #learn(reply: Reply): void {
     this.#knownSize = reply.qsize;
     this.#knownAt = reply.at;
@@ -880,6 +919,7 @@ class RemoteCore implements Core {
     if (reply.status === CLOSED) this.#markClosed();
   }
 
+  // Only items fetched ahead can be had without a round trip.
   tryTake(maxCount: number, maxBytes: number): Taken | undefined | 2 {
     if (this.#aheadCount === 0) this.#noteDemand();
     return this.#takeAhead(maxCount, maxBytes);
@@ -905,6 +945,7 @@ class RemoteCore implements Core {
     }
   }
 
+  // Items fetched ahead are handed out still encoded, in order.
   #takeAhead(maxCount: number, maxBytes: number): Taken | undefined | 2 {
     if (this.#aheadCount === 0) {
       if (this.#drained) return CLOSED;
@@ -971,6 +1012,7 @@ class RemoteCore implements Core {
     return reply;
   }
 
+  // The parent keeps items lent until told they were read.
   #consumed(count: number): void {
     this.#received += count;
     parent.ack(this.#id, count);
@@ -1020,6 +1062,7 @@ class RemoteCore implements Core {
     this.#aheadCount = 0;
   }
 
+  // Fetches only when nothing is ahead; the wait happens in the parent.
   async take(
     maxCount: number,
     maxBytes: number,
@@ -1044,10 +1087,12 @@ class RemoteCore implements Core {
     }
   }
 
+  // Items a reader did not use go back to the front, in the parent.
   unget(block: Uint8Array, count: number): void {
     parent.push([UNGET, this.#id, block.slice(), count]);
   }
 
+  // Flushed at once: the parent's getters must learn of it now.
   close(): void {
     if (this.#closed) return;
     this.#markClosed();
@@ -1055,6 +1100,7 @@ class RemoteCore implements Core {
     parent.flush();
   }
 
+  // More task_done() calls than items received is the caller's mistake.
   taskDone(): boolean {
     if (this.#done >= this.#received) return false;
     this.#done++;
@@ -1062,6 +1108,7 @@ class RemoteCore implements Core {
     return true;
   }
 
+  // Only the parent knows when every task is done.
   async join(wait: WaitOptions): Promise<Status> {
     const reply = await parent.request(
       JOIN,
