@@ -188,7 +188,7 @@ export function packNumbers(values: ArrayLike<unknown>): unknown {
   return Float64Array.from(values as ArrayLike<number>);
 }
 
-// map() chunks are most of what a pool sends; numbers go cheapest packed.
+// map() sends its items in chunks; a chunk of numbers goes cheapest packed.
 /**
  * Copies a chunk of items for a worker: packed when all are numbers, else
  * as {@linkcode serializeValues} does.
