@@ -1,6 +1,6 @@
 // How a worker rebuilds the queues and pipe ends it receives in task
 // arguments, initArgs and a Process's args: one reviver per class, handed
-// explicitly to reviveValues by the worker bootstrap (_worker.ts), the one
+// explicitly to reviveValues by the worker bootstrap (_bootstrap.ts), the one
 // file that needs them, instead of being registered as a side effect of
 // importing queue.ts.
 import { Adoption, type Revivers } from "./_share.ts";

@@ -64,7 +64,7 @@ export interface WorkerHandle {
   share(cores: readonly Core[]): void;
 }
 
-const bootstrap = siblingUrl("_worker");
+const bootstrap = siblingUrl("_bootstrap");
 
 /** How long a kill waits for a thread to finish loading its modules. */
 const LOAD_GRACE_MS = 2_000;

@@ -86,7 +86,7 @@ async function checkPackedFiles(tarball: string, cwd: string): Promise<void> {
   if (unwanted.length > 0) {
     throw new Error(`The package ships files users do not need: ${unwanted}`);
   }
-  for (const needed of ["package/esm/_worker.js", "package/esm/mod.d.ts"]) {
+  for (const needed of ["package/esm/_bootstrap.js", "package/esm/mod.d.ts"]) {
     if (!files.includes(needed)) {
       throw new Error(`The package lacks ${needed}`);
     }
