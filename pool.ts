@@ -29,25 +29,18 @@
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
 import { Dispatcher } from "./_dispatcher.ts";
 import { TimeoutError } from "./_errors.ts";
-import { collect, MapJob, SingleJob, StreamJob } from "./_jobs.ts";
 import { checkPermissions } from "./_permissions.ts";
 import { cpuCount } from "./_runtime.ts";
 import { shareValues } from "./_share.ts";
+import { checkPositive, Submitter } from "./_submit.ts";
 import {
   type AnyFunction,
   copyValues,
-  describeFunction,
   describeValue,
   functionSource,
   toModuleUrl,
 } from "./_values.ts";
-import {
-  APPLY,
-  type FunctionRef,
-  MAP_CHUNK,
-  STARMAP_CHUNK,
-  type TaskKind,
-} from "./_wire.ts";
+import { MAP_CHUNK, STARMAP_CHUNK } from "./_wire.ts";
 import { checkHeapLimit, startProcess, startThread } from "./_worker_handle.ts";
 import type {
   Backend,
@@ -379,17 +372,6 @@ function checkProcesses(processes: unknown): number {
   return processes;
 }
 
-function checkPositive(value: unknown, name: string): void {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `Expected ${name} to be a whole number >= 1, got "${
-        String(value)
-      }": pass 1 or more, or leave it out`,
-    );
-  }
-}
-
 function checkBackend(backend: unknown): Backend {
   if (backend === undefined) return "worker";
   if (backend === "worker" || backend === "process") return backend;
@@ -453,8 +435,8 @@ export type ApplyParams<A extends unknown[], O> = [] extends A
 export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #processes: number;
   #backend: Backend;
-  #maxQueue: number | undefined;
   #engine: Dispatcher;
+  #submitter: Submitter;
 
   /**
    * Starts the workers.
@@ -480,7 +462,6 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     checkPositive(options.maxTasksPerChild, "maxTasksPerChild");
     checkPositive(options.maxQueue, "maxQueue");
     checkPositive(options.maxHeapMb, "maxHeapMb");
-    this.#maxQueue = options.maxQueue;
     checkHeapLimit(this.#backend, options.maxHeapMb);
     checkPermissions(options.permissions, this.#backend);
     const initializer = options.initializer;
@@ -517,6 +498,12 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       maxQueue: options.maxQueue,
       maxHeapMb: options.maxHeapMb,
       permissions: options.permissions,
+    });
+    const processes = this.#processes;
+    const window = options.maxQueue ?? processes * IMAP_WINDOW_PER_WORKER;
+    this.#submitter = new Submitter(this.#engine, {
+      workers: () => processes,
+      window: () => window,
     });
   }
 
@@ -559,7 +546,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     options?: SubmitOptions,
   ): Promise<unknown> {
     try {
-      return this.#applyJob(task, args, options).promise;
+      return this.#submitter.apply(task, args, options).promise;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -608,36 +595,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     // deno-lint-ignore no-explicit-any
     options?: ApplyAsyncOptions<any>,
   ): AsyncResult<unknown> {
-    return new AsyncResult(this.#applyJob(task, args, options).promise);
-  }
-
-  #applyJob<T>(
-    task: string | AnyFunction,
-    args: unknown[],
-    options: ApplyAsyncOptions<T> | undefined,
-  ): SingleJob<T> {
-    this.#engine.checkOpen();
-    const fn = this.#functionRef(task);
-    if (!Array.isArray(args)) {
-      throw new TypeError(
-        `Expected the task's arguments as an array, got ${
-          describeValue(args)
-        }: pass [${typeof args === "string" ? JSON.stringify(args) : "arg"}]`,
-      );
-    }
-    checkTimeout(options?.timeout);
-    const job = new SingleJob<T>(options?.callback, options?.errorCallback);
-    const submission = this.#engine.task(
-      fn,
-      APPLY,
-      args,
-      options?.transfer ? "transferred" : "arguments",
-      job,
-      0,
-      options,
-    );
-    this.#engine.submit(submission);
-    return job;
+    return new AsyncResult(this.#submitter.apply(task, args, options).promise);
   }
 
   /**
@@ -682,7 +640,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): Promise<unknown[]> {
-    return this.#mapAll(task, items, MAP_CHUNK, options);
+    return this.#submitter.mapAll(task, items, MAP_CHUNK, options);
   }
 
   /**
@@ -726,7 +684,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): AsyncResult<unknown[]> {
-    return new AsyncResult(this.#mapAll(task, items, MAP_CHUNK, options));
+    return new AsyncResult(
+      this.#submitter.mapAll(task, items, MAP_CHUNK, options),
+    );
   }
 
   /**
@@ -770,7 +730,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options?: MapOptions,
   ): Promise<unknown[]> {
-    return this.#mapAll(task, items, STARMAP_CHUNK, options);
+    return this.#submitter.mapAll(task, items, STARMAP_CHUNK, options);
   }
 
   /**
@@ -814,24 +774,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options?: MapOptions,
   ): AsyncResult<unknown[]> {
-    return new AsyncResult(this.#mapAll(task, items, STARMAP_CHUNK, options));
-  }
-
-  async #mapAll(
-    task: string | AnyFunction,
-    items: Iterable<unknown> | AsyncIterable<unknown>,
-    kind: TaskKind,
-    options: MapOptions | undefined,
-  ): Promise<unknown[]> {
-    this.#engine.checkOpen();
-    const fn = this.#functionRef(task);
-    checkTimeout(options?.timeout);
-    checkPositive(options?.chunksize, "chunksize");
-    const all = await collect(items);
-    if (kind === STARMAP_CHUNK) checkTuples(all);
-    const chunksize = options?.chunksize ??
-      Math.max(1, Math.ceil(all.length / (this.#processes * 4)));
-    return new MapJob(this.#engine).run(fn, kind, all, chunksize, options);
+    return new AsyncResult(
+      this.#submitter.mapAll(task, items, STARMAP_CHUNK, options),
+    );
   }
 
   /**
@@ -884,7 +829,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): AsyncGenerator<unknown, void, undefined> {
-    return this.#stream(task, items, true, options);
+    return this.#submitter.stream(task, items, true, options);
   }
 
   /**
@@ -930,31 +875,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): AsyncGenerator<unknown, void, undefined> {
-    return this.#stream(task, items, false, options);
-  }
-
-  #stream(
-    task: string | AnyFunction,
-    items: Iterable<unknown> | AsyncIterable<unknown>,
-    ordered: boolean,
-    options: MapOptions | undefined,
-  ): AsyncGenerator<unknown, void, undefined> {
-    // Checked when iteration starts, as the body of a generator runs then.
-    const start = (): FunctionRef => {
-      this.#engine.checkOpen();
-      const fn = this.#functionRef(task);
-      checkTimeout(options?.timeout);
-      checkPositive(options?.chunksize, "chunksize");
-      return fn;
-    };
-    return new StreamJob(this.#engine).results(
-      start,
-      items,
-      options?.chunksize ?? 1,
-      this.#maxQueue ?? this.#processes * IMAP_WINDOW_PER_WORKER,
-      ordered,
-      options,
-    );
+    return this.#submitter.stream(task, items, false, options);
   }
 
   /**
@@ -1062,45 +983,5 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       processes: this.#processes,
       ...this.#engine.counts(),
     };
-  }
-
-  // A task is an export name, or a function sent once by its source.
-  #functionRef(task: unknown): FunctionRef {
-    if (typeof task === "string") return task;
-    if (typeof task !== "function") {
-      const iterable = typeof task === "object" && task !== null &&
-        (Symbol.iterator in task || Symbol.asyncIterator in task);
-      throw new TypeError(
-        `Expected the task to be an export name of the task module or a function, got ${
-          describeValue(task)
-        }: ${
-          iterable
-            ? "pass the function itself, not what calling it returned; items go in the items argument of map or imap"
-            : 'pass the name of an exported function, e.g. "square", or a self-contained function, e.g. (x) => x * x'
-        }`,
-      );
-    }
-    const kind = describeFunction(task as AnyFunction);
-    if (kind.endsWith("generator function")) {
-      throw new TypeError(
-        `Cannot run ${kind}${
-          (task as AnyFunction).name ? ` ("${(task as AnyFunction).name}")` : ""
-        } as a task: the generator it returns cannot be copied to the caller: return an array of the items instead (Array.from(...)), or make each item a task of imap`,
-      );
-    }
-    return this.#engine.inline(functionSource(task as AnyFunction));
-  }
-}
-
-/** Each item of `starmap` is spread into the task's arguments. */
-function checkTuples(items: unknown[]): void {
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i] as Partial<Iterable<unknown>> | null | undefined;
-    if (typeof item?.[Symbol.iterator] === "function") continue;
-    throw new TypeError(
-      `Expected each item of starmap to be an array of arguments, got ${
-        describeValue(items[i])
-      } at index ${i}: pass [[1, 2], [3, 4]] for f(1, 2) and f(3, 4), or use map for one argument per item`,
-    );
   }
 }
