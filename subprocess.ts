@@ -27,6 +27,7 @@
 import { fileURLToPath } from "node:url";
 import { Communication } from "./_communicate.ts";
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import { defineInspect } from "./_inspect.ts";
 import {
   returncodeOf,
   signalName,
@@ -536,6 +537,15 @@ export class CompletedProcess<T = Input> {
     }
     return this;
   }
+
+  static {
+    defineInspect(this, (result) => ({
+      args: result.args,
+      returncode: result.returncode,
+      stdout: result.stdout,
+      stderr: result.stderr,
+    }));
+  }
 }
 
 /** What {@linkcode Popen} has read from its child so far, decoded as error output is; for run(), set by the class itself. */
@@ -771,6 +781,11 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
         [null, null];
       return [process.#decodeSoFar(stdout), process.#decodeSoFar(stderr)];
     };
+    defineInspect(this, (process) => ({
+      args: process.args,
+      pid: process.pid,
+      returncode: process.returncode,
+    }));
   }
 
   /**
