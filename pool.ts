@@ -27,25 +27,18 @@
  * @module
  */
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
-import { Dispatcher } from "./_dispatcher.ts";
+import type { Dispatcher } from "./_dispatcher.ts";
 import { TimeoutError } from "./_errors.ts";
-import { checkPermissions } from "./_permissions.ts";
-import { cpuCount } from "./_runtime.ts";
-import { shareValues } from "./_share.ts";
-import { checkPositive, Submitter } from "./_submit.ts";
-import {
-  type AnyFunction,
-  copyValues,
-  describeValue,
-  functionSource,
-  toModuleUrl,
-} from "./_values.ts";
+import { startLocalEngine } from "./_local_engine.ts";
+import { Submitter } from "./_submit.ts";
+import type { AnyFunction } from "./_values.ts";
 import { MAP_CHUNK, STARMAP_CHUNK } from "./_wire.ts";
-import { checkHeapLimit, startProcess, startThread } from "./_worker_handle.ts";
 import type {
   Backend,
   PermissionGrant,
+  PoolOptions,
   SubmitOptions,
+  TaskFunction,
   WorkerPermissions,
   WorkerPermissionsObject,
 } from "./_types.ts";
@@ -55,14 +48,12 @@ export type { WorkerExitErrorOptions } from "./_errors.ts";
 export type {
   Backend,
   PermissionGrant,
+  PoolOptions,
   SubmitOptions,
+  TaskFunction,
   WorkerPermissions,
   WorkerPermissionsObject,
 };
-
-/** Any function, as a task or initializer: its source is sent to the worker. */
-// deno-lint-ignore no-explicit-any
-export type TaskFunction = (...args: any[]) => any;
 
 /** The tasks of a pool without a module type: any name, any arguments. */
 export type UntypedTasks = Record<string, TaskFunction>;
@@ -81,59 +72,6 @@ export type TaskArgs<M, K extends keyof M> = M[K] extends
 /** The awaited result of task `K` of `M`. */
 export type TaskResult<M, K extends keyof M> = M[K] extends
   (...args: never[]) => infer R ? Awaited<R> : never;
-
-/** Options of {@linkcode Pool}. */
-export interface PoolOptions {
-  /**
-   * How many workers, at most 256 (or the number of CPUs where that is
-   * more): each is a whole JavaScript runtime of 10 to 50 MB. As many as
-   * there are CPUs (at least 4) start with the pool and stay; the others
-   * start when tasks wait for a worker, a few at a time, so a large pool
-   * costs only what its work needs.
-   *
-   * @default {the number of CPUs}
-   */
-  processes?: number;
-  /**
-   * `"worker"`: worker threads (Web Worker semantics, `worker_threads`);
-   * `"process"`: a child process of the same runtime per worker, each with
-   * its own pid, talking over IPC.
-   *
-   * @default {"worker"}
-   */
-  backend?: Backend;
-  /** Runs once in each worker before its first task: an export name of the module, or a self-contained function. @default {undefined} */
-  initializer?: string | TaskFunction;
-  /** Arguments of the initializer. @default {[]} */
-  initArgs?: unknown[];
-  /** Replace a worker after it has run this many tasks (a chunk counts as one). @default {undefined} */
-  maxTasksPerChild?: number;
-  /**
-   * The most tasks that may wait for a worker. Beyond it, submissions wait
-   * (`apply`, `map` and the rest resolve later; `imap` pulls no more input).
-   * `imap` and `imapUnordered` keep at most this many chunks in flight.
-   *
-   * @default {unlimited; imap keeps 128 chunks per worker in flight}
-   */
-  maxQueue?: number;
-  /** V8 heap limit of each worker in MiB: a worker that exceeds it dies with {@linkcode WorkerExitError}. @default {undefined} */
-  maxHeapMb?: number;
-  /**
-   * What the workers may do, for tasks you do not trust (Deno,
-   * `backend: "process"`): `"none"`, or kind by kind as in Deno's worker
-   * permissions, e.g. `{ read: ["./data"] }`; a kind left out is denied.
-   * Each worker process gets those `--allow-*` flags; its task module and
-   * that module's imports load all the same (Deno's `--preload`, so they are
-   * evaluated as the worker starts). With `"inherit"` a worker process gets
-   * each kind this process holds in full; a scoped grant such as
-   * `--allow-read=/data` cannot be seen by the program, so list it here
-   * (`{ read: ["/data"], env: "inherit", run: "inherit" }`). Elsewhere only
-   * `"inherit"` is accepted.
-   *
-   * @default {"inherit"}
-   */
-  permissions?: WorkerPermissions;
-}
 
 /** Options of {@linkcode Pool.applyAsync}. */
 export interface ApplyAsyncOptions<T> extends SubmitOptions {
@@ -336,50 +274,6 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
 /** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
 const IMAP_WINDOW_PER_WORKER = 128;
-/** The most workers a pool may have, unless there are more CPUs: see {@linkcode maxProcesses}. */
-const MAX_PROCESSES = 256;
-/** At least this many workers may start at once, and start with the pool. */
-const MIN_START_LIMIT = 4;
-/**
- * The most workers a pool may have: 256, or the number of CPUs where that is
- * more. Each worker is a whole JavaScript runtime (about 10 MB for a thread,
- * 45 MB for a Deno process), so 256 busy ones already take 3 to 12 GB; more
- * would run the machine out of memory before they add speed, which only
- * CPUs give.
- */
-function maxProcesses(): number {
-  return Math.max(MAX_PROCESSES, cpuCount());
-}
-
-function checkProcesses(processes: unknown): number {
-  if (processes === undefined) return cpuCount();
-  if (
-    typeof processes !== "number" || !Number.isInteger(processes) ||
-    processes < 1
-  ) {
-    throw new RangeError(
-      `Expected processes to be a whole number of workers >= 1, got "${
-        String(processes)
-      }": pass 1 or more, or leave it out for one per CPU`,
-    );
-  }
-  const max = maxProcesses();
-  if (processes > max) {
-    throw new RangeError(
-      `Expected processes to be at most ${max}, got "${processes}": each worker is a whole JavaScript runtime of 10 to 50 MB, so more would exhaust the memory before they add speed: pass ${max} or fewer, and to have more operations in flight, let each task await many of them together`,
-    );
-  }
-  return processes;
-}
-
-function checkBackend(backend: unknown): Backend {
-  if (backend === undefined) return "worker";
-  if (backend === "worker" || backend === "process") return backend;
-  throw new TypeError(
-    `Expected backend to be "worker" or "process", got "${String(backend)}"`,
-  );
-}
-
 /** The parameters of a task call: its arguments (optional when it takes none), then options. */
 export type ApplyParams<A extends unknown[], O> = [] extends A
   ? [args?: A, options?: O]
@@ -457,48 +351,10 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       options = module;
       module = undefined;
     }
-    this.#processes = checkProcesses(options.processes);
-    this.#backend = checkBackend(options.backend);
-    checkPositive(options.maxTasksPerChild, "maxTasksPerChild");
-    checkPositive(options.maxQueue, "maxQueue");
-    checkPositive(options.maxHeapMb, "maxHeapMb");
-    checkHeapLimit(this.#backend, options.maxHeapMb);
-    checkPermissions(options.permissions, this.#backend);
-    const initializer = options.initializer;
-    if (
-      initializer !== undefined && typeof initializer !== "string" &&
-      typeof initializer !== "function"
-    ) {
-      throw new TypeError(
-        `Expected initializer to be an export name or a function, got ${
-          describeValue(initializer)
-        }`,
-      );
-    }
-    const shared = shareValues(options.initArgs ?? [], this.#backend);
-    // Starting a runtime keeps a CPU busy: more at once start no sooner.
-    const startLimit = Math.max(MIN_START_LIMIT, cpuCount());
-    this.#engine = new Dispatcher({
-      processes: this.#processes,
-      eager: Math.min(this.#processes, startLimit),
-      startLimit,
-      backend: this.#backend,
-      start: this.#backend === "worker" ? startThread : startProcess,
-      setup: {
-        module: module === undefined ? undefined : toModuleUrl(module),
-        initializer: typeof initializer === "function"
-          ? functionSource(initializer)
-          : initializer,
-        initializerIsSource: typeof initializer === "function",
-        initArgs: copyValues(shared.values, "initializer argument"),
-        shared: shared.cores.length > 0,
-      },
-      initCores: shared.cores,
-      maxTasksPerChild: options.maxTasksPerChild,
-      maxQueue: options.maxQueue,
-      maxHeapMb: options.maxHeapMb,
-      permissions: options.permissions,
-    });
+    const local = startLocalEngine(module, options);
+    this.#engine = local.engine;
+    this.#processes = local.processes;
+    this.#backend = local.backend;
     const processes = this.#processes;
     const window = options.maxQueue ?? processes * IMAP_WINDOW_PER_WORKER;
     this.#submitter = new Submitter(this.#engine, {
