@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -155,6 +156,26 @@ checkOutput(["echo", "required"], { text: true }).then((out) => console.log(out.
     throw new Error(`Expected require("multiproc") to work, got ${required}`);
   }
   console.log('node: require("multiproc") works');
+  // The worker host of redis.ts, as npm links it, beside the Redis client
+  // its users install (the workspace's copy: the install above is offline).
+  if (existsSync(join(root, "npm/esm/worker.js"))) {
+    await symlink(
+      join(root, "node_modules/redis"),
+      join(dir, "node_modules/redis"),
+    );
+    const help = await sh("npx", [
+      "--no",
+      "--",
+      "multiproc-worker",
+      "--help",
+    ], dir);
+    if (!help.includes("--redis")) {
+      throw new Error(
+        `Expected multiproc-worker --help to say --redis: ${help}`,
+      );
+    }
+    console.log("npx: multiproc-worker --help works");
+  }
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
