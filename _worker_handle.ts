@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink } from "./_queue_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
+import { threadEnvironment } from "./_loaders.ts";
 import { guardedCommand } from "./_watchdog.ts";
 import {
   type FromWorker,
@@ -101,6 +102,8 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   try {
     worker = new Worker(bootstrap, {
       workerData: { liveness },
+      // The loader the program runs under (tsx, …) must load modules here too.
+      env: threadEnvironment(),
       resourceLimits: options.maxHeapMb === undefined
         ? undefined
         : { maxOldGenerationSizeMb: options.maxHeapMb },
