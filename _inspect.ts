@@ -135,9 +135,8 @@ function fitsOnOneLine(
     (sum, part) => sum + part.replace(ANSI_CODES, "").length,
     0,
   );
-  return width + 2 * parts.length + printer.indentation + name.length + 2 +
-      10 <=
-    printer.breakLength;
+  const start = printer.indentation + `${name} {`.length + 10;
+  return width + 2 * parts.length + start <= printer.breakLength;
 }
 
 // Without colours, Node's and Deno's stylize is the identity.

@@ -12,7 +12,7 @@ import {
   run,
   SimpleQueue,
 } from "../mod.ts";
-import { bare, defineInspect, marker } from "../_inspect.ts";
+import { bare, defineInspect, type InspectBody, marker } from "../_inspect.ts";
 
 const isDeno = "Deno" in globalThis;
 
@@ -38,8 +38,8 @@ function printsAll(
 
 /** A class that shows whatever body it is given, to test the formatter alone. */
 class Shown {
-  body: Record<string, unknown> | ReturnType<typeof bare>;
-  constructor(body: Record<string, unknown> | ReturnType<typeof bare>) {
+  body: InspectBody;
+  constructor(body: InspectBody) {
     this.body = body;
   }
   static {
