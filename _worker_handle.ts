@@ -102,8 +102,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   try {
     worker = new Worker(bootstrap, {
       workerData: { liveness },
-      // The loader the program runs under (tsx, …) must load modules here too.
-      env: threadEnvironment(),
+      // The loader the program runs under (tsx, …) must load the task
+      // module here too; a thread without one is spared registering it.
+      env: options.module === undefined ? undefined : threadEnvironment(),
       resourceLimits: options.maxHeapMb === undefined
         ? undefined
         : { maxOldGenerationSizeMb: options.maxHeapMb },
