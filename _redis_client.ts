@@ -4,6 +4,7 @@
 // could be put behind the same few methods.
 import { Buffer } from "node:buffer";
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
+import { hold as keepAlive, release as letGo } from "./_keep_alive.ts";
 
 /** A reply: bulk strings are bytes, simple strings text, arrays nested. */
 export type Reply = null | number | string | Uint8Array | Reply[];
@@ -13,8 +14,11 @@ export type Command = (string | Uint8Array)[];
 
 /** A connection to Redis that reconnects by itself once it has connected. */
 export interface RedisConnection {
-  /** Sends one command. */
-  call(command: Command): Promise<Reply>;
+  /**
+   * Sends one command. The program stays alive until its reply comes,
+   * unless it is `background` work (a blocking read in a loop).
+   */
+  call(command: Command, background?: boolean): Promise<Reply>;
   /** Runs commands as one transaction (MULTI/EXEC); their replies in order. */
   atomically(commands: Command[]): Promise<Reply[]>;
   /** Calls `listener` with each message published on `channel`. */
@@ -28,8 +32,6 @@ export interface RedisConnection {
   close(): Promise<void>;
   /** Drops the connection at once: a blocking command in flight rejects. */
   destroy(): void;
-  /** Whether the connection keeps the program alive (it does at first). */
-  keepAlive(alive: boolean): void;
 }
 
 /** What a connection reports about its link to the server. */
@@ -115,6 +117,9 @@ export async function connectRedis(
     );
   }
   connected = true;
+  // A connection never holds the program by itself: a command waiting for
+  // its reply does, and its owner while it waits for something.
+  client.unref();
   return wrap(client as unknown as Client, url, label, events);
 }
 
@@ -132,8 +137,6 @@ interface Client {
   ): Promise<unknown>;
   close(): Promise<unknown>;
   destroy(): void;
-  ref(): void;
-  unref(): void;
 }
 
 // node-redis replies are already binary-safe with the type mapping.
@@ -144,13 +147,25 @@ function wrap(
   events: ConnectionEvents,
 ): RedisConnection {
   return {
-    call(command: Command): Promise<Reply> {
-      return client.sendCommand(toArguments(command)) as Promise<Reply>;
+    async call(command: Command, background = false): Promise<Reply> {
+      const sent = client.sendCommand(toArguments(command)) as Promise<Reply>;
+      if (background) return await sent;
+      keepAlive();
+      try {
+        return await sent;
+      } finally {
+        letGo();
+      }
     },
     async atomically(commands: Command[]): Promise<Reply[]> {
       const multi = client.multi();
       for (const command of commands) multi.addCommand(toArguments(command));
-      return await multi.exec() as unknown as Reply[];
+      keepAlive();
+      try {
+        return await multi.exec() as unknown as Reply[];
+      } finally {
+        letGo();
+      }
     },
     async subscribe(
       channel: string,
@@ -173,10 +188,6 @@ function wrap(
     },
     destroy(): void {
       if (client.isOpen) client.destroy();
-    },
-    keepAlive(alive: boolean): void {
-      if (alive) client.ref();
-      else client.unref();
     },
   };
 }

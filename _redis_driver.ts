@@ -4,6 +4,7 @@
 // as a local pool's dispatcher.
 import { UncopyableError } from "./_codec.ts";
 import { WorkerExitError } from "./_errors.ts";
+import { hold as keepAlive, release as letGo } from "./_keep_alive.ts";
 import { type CopyMode, type Job, Task } from "./_jobs.ts";
 import {
   connectRedis,
@@ -87,6 +88,7 @@ export class RedisDriver implements PoolEngine {
   #failed = 0;
   #redelivered = 0;
   #shutdown: Promise<void> | undefined;
+  #holding = false;
 
   // Connects in the background: the first call reports a failure.
   constructor(options: DriverOptions) {
@@ -426,7 +428,6 @@ export class RedisDriver implements PoolEngine {
       reader.destroy();
       throw error;
     }
-    this.#holdProgram(this.#tasks.size > 0, links);
     void this.#readResults(links);
     const beat = Math.min(10_000, this.#options.resultTtl / 3);
     this.#every(beat, () => this.#heartbeat(commands));
@@ -500,7 +501,7 @@ export class RedisDriver implements PoolEngine {
           "STREAMS",
           key,
           last,
-        ]);
+        ], true);
       } catch (error) {
         if (this.#shutdown !== undefined) return;
         if (isReplyError(error)) this.#break(error);
@@ -552,14 +553,12 @@ export class RedisDriver implements PoolEngine {
   }
 
   // Like a local pool, a Redis pool keeps the program alive only while
-  // tasks are pending.
-  #holdProgram(hold: boolean, links?: Links): void {
-    const apply = (l: Links): void => {
-      l.commands.keepAlive(hold);
-      l.reader.keepAlive(hold);
-    };
-    if (links) return apply(links);
-    this.#links.then(apply, () => {});
+  // tasks are pending: its connections never do.
+  #holdProgram(hold: boolean): void {
+    if (hold === this.#holding) return;
+    this.#holding = hold;
+    if (hold) keepAlive();
+    else letGo();
   }
 
   // Periodic work that never keeps the program alive by itself.

@@ -178,7 +178,7 @@ export class Host {
           "STREAMS",
           this.keys.tasks,
           ">",
-        ]);
+        ], true);
       } catch (error) {
         if (this.#stopping) return;
         if (isReplyError(error) && /NOGROUP/.test(String(error))) {
