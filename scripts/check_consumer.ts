@@ -319,6 +319,8 @@ checkOutput(["echo", "required"], { text: true }).then((out) => console.log(out.
     throw new Error(`Expected require("multiproc") to work, got ${required}`);
   }
   console.log('node: require("multiproc") works');
+  // Before the Redis client is linked in: npm would prune the link.
+  await checkTypeScriptRunners(dir);
   // The worker host of redis.ts, as npm links it, beside the Redis client
   // its users install (the workspace's copy: the install above is offline).
   if (existsSync(join(root, "npm/esm/worker.js"))) {
@@ -339,7 +341,6 @@ checkOutput(["echo", "required"], { text: true }).then((out) => console.log(out.
     }
     console.log("npx: multiproc-worker --help works");
   }
-  await checkTypeScriptRunners(dir);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
