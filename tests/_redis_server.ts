@@ -7,10 +7,17 @@
 // test forgets stop() or the process is SIGKILLed. On Linux the kernel ends
 // it (the parent-death signal, set by util-linux's `setpriv`, as
 // _watchdog.ts does for worker processes); elsewhere a small shell watcher
-// kills it once the test process is gone; and a normal exit kills every
-// server left and removes its directory.
+// kills it once the test process is gone; a normal exit kills every server
+// left and removes its directory; and the directories of a test process
+// that died without exiting are removed by the next start.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -311,6 +318,35 @@ function logTail(dir: string): string {
   }
 }
 
+/** Temporary directories are named after the test process that made them. */
+const DIR_PREFIX = "multiproc-redis-";
+
+// Whether process `pid` exists (EPERM: it does, as another user's).
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
+  }
+}
+
+// A test process that died (SIGKILL, or a signal with no exit hook) took
+// its servers with it but left their directories: the next start removes them.
+function removeStaleDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(name.slice(DIR_PREFIX.length).split("-")[0]);
+    if (!name.startsWith(DIR_PREFIX) || !(pid > 0) || alive(pid)) continue;
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
 // A port another program holds, which a new port may avoid.
 class PortTakenError extends Error {}
 
@@ -560,8 +596,9 @@ export async function startRedis(
       `redis-server is not on the PATH (${process.env.PATH}): the Redis tests need a real server; install Debian's package with \`apt-get install redis-server\` (npm test does it when run as root)`,
     );
   }
+  removeStaleDirs();
   for (let attempt = 1;; attempt++) {
-    const dir = mkdtempSync(join(tmpdir(), "multiproc-redis-"));
+    const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     const server = new RedisProcess(dir, await freePort(), options);
     try {
       await server.start();

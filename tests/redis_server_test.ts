@@ -262,8 +262,10 @@ describe("startRedis: a real redis-server for the tests", () => {
           await eventually(() => serving(port).length === 0),
           `redis-server ${forgotten.pid} outlived its SIGKILLed test process`,
         );
+        ok(existsSync(dir), "a SIGKILLed process cannot remove its directory");
+        await using _next = await startRedis();
+        ok(!existsSync(dir), "the next start removes the dead one's directory");
       } finally {
-        // Only the killed process could have removed them.
         if (dir !== "") rmSync(dir, { recursive: true, force: true });
         if (path !== undefined) rmSync(path, { recursive: true });
       }
