@@ -171,9 +171,14 @@ function wrap(
       channel: string,
       listener: (message: string) => void,
     ): Promise<void> {
-      await client.subscribe(channel, (message: unknown) => {
-        listener(String(message));
-      });
+      keepAlive();
+      try {
+        await client.subscribe(channel, (message: unknown) => {
+          listener(String(message));
+        });
+      } finally {
+        letGo();
+      }
     },
     duplicate(): Promise<RedisConnection> {
       return connectRedis(url, label, events);

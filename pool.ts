@@ -29,6 +29,7 @@
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
 import type { Dispatcher } from "./_dispatcher.ts";
 import { TimeoutError } from "./_errors.ts";
+import { bare, defineInspect, marker } from "./_inspect.ts";
 import { startLocalEngine } from "./_local_engine.ts";
 import { Submitter } from "./_submit.ts";
 import type { AnyFunction } from "./_values.ts";
@@ -139,6 +140,7 @@ export interface PoolStats {
 export class AsyncResult<T> implements PromiseLike<T> {
   #promise: Promise<T>;
   #state: "pending" | "fulfilled" | "rejected" = "pending";
+  #outcome: unknown = undefined;
 
   /**
    * Wraps `promise`; made by the pool, not by users.
@@ -148,8 +150,27 @@ export class AsyncResult<T> implements PromiseLike<T> {
   constructor(promise: Promise<T>) {
     this.#promise = promise;
     promise.then(
-      () => this.#state = "fulfilled",
-      () => this.#state = "rejected",
+      (value) => {
+        this.#state = "fulfilled";
+        this.#outcome = value;
+      },
+      (error) => {
+        this.#state = "rejected";
+        this.#outcome = error;
+      },
+    );
+  }
+
+  // Printed as Node prints a promise: AsyncResult { 16 }, { <pending> }.
+  static {
+    defineInspect(
+      this,
+      (result) =>
+        result.#state === "pending"
+          ? marker("<pending>")
+          : result.#state === "fulfilled"
+          ? bare(result.#outcome)
+          : marker("<rejected>", result.#outcome),
     );
   }
 
@@ -839,5 +860,18 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       processes: this.#processes,
       ...this.#engine.counts(),
     };
+  }
+  // Printed with what stats() tells at a glance.
+  static {
+    defineInspect(this, (pool) => {
+      const stats = pool.stats();
+      return {
+        backend: stats.backend,
+        processes: stats.processes,
+        state: stats.state,
+        running: stats.running,
+        queued: stats.queued,
+      };
+    });
   }
 }

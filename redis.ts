@@ -36,10 +36,13 @@
  * @module
  */
 import process from "node:process";
+import { defineInspect } from "./_inspect.ts";
 import { checkPositive, Submitter } from "./_submit.ts";
 import { RedisDriver } from "./_redis_driver.ts";
 import { Host } from "./_redis_host.ts";
+import { decodeItem, QueueLink, QueueRefusal } from "./_redis_queue.ts";
 import { text } from "./_redis_wire.ts";
+import { QueueClosedError, QueueEmptyError, QueueFullError } from "./queue.ts";
 import type { AnyFunction } from "./_values.ts";
 import { MAP_CHUNK, STARMAP_CHUNK } from "./_wire.ts";
 import {
@@ -55,7 +58,10 @@ import {
   type UntypedTasks,
 } from "./pool.ts";
 
+// The local pool's types are this pool's too; its own Pool is shadowed.
+export type * from "./pool.ts";
 export { TimeoutError, WorkerExitError } from "./_errors.ts";
+export { QueueClosedError, QueueEmptyError, QueueFullError } from "./queue.ts";
 
 /** Where a Redis pool or host connects, and which pool it is. */
 export interface RedisOptions {
@@ -129,9 +135,11 @@ export interface HostInfo {
   id: string;
   /** The machine's name. */
   host: string;
+  /** The host process's id on its machine. */
   pid: number;
   /** Its local pool's size. */
   processes: number;
+  /** Its local pool's backend: `"worker"` or `"process"`. */
   backend: string;
   /** Tasks it holds now. */
   running: number;
@@ -143,7 +151,9 @@ export interface HostInfo {
 
 /** What {@linkcode Pool.stats} reports. */
 export interface RedisPoolStats {
+  /** The pool's name. */
   name: string;
+  /** This pool's state: running, closed to new tasks, or stopped. */
   state: "running" | "closed" | "terminated";
   /** This pool's tasks that wait for a result. */
   pending: number;
@@ -804,6 +814,15 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       hosts: list,
     };
   }
+
+  // Printed with what it knows without asking Redis.
+  static {
+    defineInspect(this, (pool) => ({
+      name: pool.#name,
+      state: pool.#driver.state,
+      pending: pool.#driver.counts().pending,
+    }));
+  }
 }
 
 /**
@@ -923,6 +942,19 @@ export class WorkerHost implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+
+  // Printed with its id and what it holds (its constructor is private,
+  // which defineInspect's type does not allow for).
+  static {
+    defineInspect(
+      this as unknown as abstract new () => WorkerHost,
+      (host) => ({
+        id: host.id,
+        processes: host.processes,
+        ...host.#host.counts(),
+      }),
+    );
+  }
 }
 
 // A host without a log writes nothing.
@@ -968,4 +1000,480 @@ export function serve(
     );
   }
   return WorkerHost.start(module, options);
+}
+
+/** Options of a Redis {@linkcode Queue} or {@linkcode JoinableQueue}. */
+export interface RedisQueueOptions extends RedisOptions {
+  /**
+   * The most items the queue holds; `put` waits while it is full. `0`
+   * means no limit. The first handle of a name sets it for all.
+   *
+   * @default {0}
+   */
+  maxsize?: number;
+}
+
+/** Options of a waiting put or get on a Redis queue. */
+export interface RedisWaitingOptions {
+  /**
+   * How long to wait, in milliseconds, before giving up with
+   * `QueueFullError` or `QueueEmptyError`.
+   *
+   * @default {undefined} (wait as long as it takes)
+   */
+  timeout?: number;
+  /** Stops waiting; the call rejects with the signal's reason. @default {undefined} */
+  signal?: AbortSignal;
+}
+
+// JoinableQueue reaches its queue's link here, keeping it off the API.
+const links = new WeakMap<Queue, QueueLink>();
+
+// A timeout in ms becomes a point in time; none waits forever.
+function deadlineOf(timeout: unknown): number {
+  checkTimeoutOption(timeout);
+  return timeout === undefined || timeout === Number.POSITIVE_INFINITY
+    ? Number.POSITIVE_INFINITY
+    : Date.now() + (timeout as number);
+}
+
+function checkTimeoutOption(timeout: unknown): void {
+  if (timeout === undefined) return;
+  if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
+    throw new RangeError(
+      `Expected timeout to be a number of milliseconds >= 0, got "${
+        String(timeout)
+      }": pass e.g. 1000, or leave it out to wait as long as it takes`,
+    );
+  }
+}
+
+/**
+ * A queue kept in Redis under a name: the local `Queue`'s API from any
+ * process on any machine that names it. Items are copied when put and
+ * encoded as local queues encode them. Each item goes to one getter: a
+ * `get` that returned took its item exactly once, even if its connection
+ * dies right after, and an item whose getter died before its `get`
+ * returned goes back to the head of the queue. A handle connects at its
+ * first use; what only reads Redis state (`qsize`, `empty`, `full`) is
+ * async here. `disconnect()` (or `await using`) lets go of the connections;
+ * the queue stays in Redis until deleted.
+ *
+ * @typeParam T The items.
+ *
+ * @example Producer and consumer by name
+ * ```ts
+ * import { Queue } from "@multiproc/multiproc/redis";
+ * import { deepEqual } from "node:assert/strict";
+ * import process from "node:process";
+ *
+ * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+ * const name = `queue-doc-${crypto.randomUUID()}`;
+ * await using producer = new Queue<string>({ redis, name });
+ * await using consumer = new Queue<string>({ redis, name });
+ * await producer.put("A");
+ * await producer.put("B");
+ * await producer.close();
+ * deepEqual(await Array.fromAsync(consumer), ["A", "B"]);
+ * ```
+ */
+export class Queue<T = unknown> implements AsyncIterable<T>, AsyncDisposable {
+  readonly #link: QueueLink;
+
+  /**
+   * Makes a handle of the queue `name`; nothing connects until its first use.
+   *
+   * @param options Where, which queue, and its bound.
+   * @throws {TypeError} when `name` or `redis` is not valid.
+   * @throws {RangeError} when `maxsize` is not a whole number >= 0.
+   */
+  constructor(options: RedisQueueOptions) {
+    const maxsize = options?.maxsize ?? 0;
+    if (!Number.isInteger(maxsize) || maxsize < 0) {
+      throw new RangeError(
+        `Expected maxsize to be a whole number >= 0, got "${
+          String(maxsize)
+        }": pass 0 (no limit) or more`,
+      );
+    }
+    this.#link = new QueueLink(
+      redisUrl(options?.redis),
+      options?.name,
+      maxsize,
+    );
+    links.set(this, this.#link);
+  }
+
+  /**
+   * Puts an item, waiting while the queue is full.
+   *
+   * @param item The item; it is copied now.
+   * @param options `timeout` (ms) and `signal`.
+   * @throws {QueueFullError} when `timeout` passes while the queue is full.
+   * @throws {QueueClosedError} when the queue was closed.
+   * @throws {TypeError} when the item cannot be copied.
+   *
+   * @example Put and get
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { equal } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue<number>({ redis, name: `put-doc-${crypto.randomUUID()}` });
+   * await q.put(42, { timeout: 1000 });
+   * equal(await q.get(), 42);
+   * ```
+   */
+  async put(item: T, options: RedisWaitingOptions = {}): Promise<void> {
+    const deadline = deadlineOf(options.timeout);
+    const bytes = this.#link.encode(item);
+    await this.#refusing(
+      this.#link.put(bytes, deadline, options.signal, false),
+      `within ${options.timeout} ms`,
+    );
+  }
+
+  /**
+   * Puts an item if there is room, without waiting.
+   *
+   * @param item The item; it is copied now.
+   * @throws {QueueFullError} when the queue is full.
+   * @throws {QueueClosedError} when the queue was closed.
+   *
+   * @example Put without waiting
+   * ```ts
+   * import { Queue, QueueFullError } from "@multiproc/multiproc/redis";
+   * import { rejects } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `put-nowait-doc-${crypto.randomUUID()}`, maxsize: 1 });
+   * await q.putNowait(1);
+   * await rejects(q.putNowait(2), QueueFullError);
+   * ```
+   */
+  async putNowait(item: T): Promise<void> {
+    const bytes = this.#link.encode(item);
+    await this.#refusing(this.#link.put(bytes, 0, undefined, true), "now");
+  }
+
+  /**
+   * Takes the next item, waiting while the queue is empty.
+   *
+   * @param options `timeout` (ms) and `signal`.
+   * @returns The item.
+   * @throws {QueueEmptyError} when `timeout` passes while the queue is empty.
+   * @throws {QueueClosedError} when the queue was closed and is drained.
+   *
+   * @example Get with a timeout
+   * ```ts
+   * import { Queue, QueueEmptyError } from "@multiproc/multiproc/redis";
+   * import { rejects } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `get-doc-${crypto.randomUUID()}` });
+   * await rejects(q.get({ timeout: 50 }), QueueEmptyError);
+   * ```
+   */
+  async get(options: RedisWaitingOptions = {}): Promise<T> {
+    const deadline = deadlineOf(options.timeout);
+    const bytes = await this.#refusing(
+      this.#link.get(deadline, options.signal, false),
+      `within ${options.timeout} ms`,
+    );
+    return decodeItem(bytes) as T;
+  }
+
+  /**
+   * Takes the next item if there is one, without waiting.
+   *
+   * @returns The item.
+   * @throws {QueueEmptyError} when the queue is empty.
+   * @throws {QueueClosedError} when the queue was closed and is drained.
+   *
+   * @example Get without waiting
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { equal } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue<string>({ redis, name: `get-nowait-doc-${crypto.randomUUID()}` });
+   * await q.put("x");
+   * equal(await q.getNowait(), "x");
+   * ```
+   */
+  async getNowait(): Promise<T> {
+    const bytes = await this.#refusing(
+      this.#link.get(0, undefined, true),
+      "now",
+    );
+    return decodeItem(bytes) as T;
+  }
+
+  /**
+   * How many items the queue holds now.
+   *
+   * @returns The number of items.
+   *
+   * @example Count
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { equal } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `qsize-doc-${crypto.randomUUID()}` });
+   * await q.put(1);
+   * equal(await q.qsize(), 1);
+   * ```
+   */
+  qsize(): Promise<number> {
+    return this.#link.qsize();
+  }
+
+  /**
+   * Whether the queue holds no items now.
+   *
+   * @returns `true` when empty.
+   *
+   * @example Empty
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { equal } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `empty-doc-${crypto.randomUUID()}` });
+   * equal(await q.empty(), true);
+   * ```
+   */
+  async empty(): Promise<boolean> {
+    return await this.#link.qsize() === 0;
+  }
+
+  /**
+   * Whether the queue holds `maxsize` items now.
+   *
+   * @returns `true` when full.
+   *
+   * @example Full
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { equal } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `full-doc-${crypto.randomUUID()}`, maxsize: 1 });
+   * await q.put(1);
+   * equal(await q.full(), true);
+   * ```
+   */
+  async full(): Promise<boolean> {
+    const [size, max] = await Promise.all([
+      this.#link.qsize(),
+      this.#link.maxsize(),
+    ]);
+    return max > 0 && size >= max;
+  }
+
+  /**
+   * Closes the queue for every handle: puts then fail with
+   * `QueueClosedError`; getters drain what is left, then fail with it.
+   *
+   * @example Close
+   * ```ts
+   * import { Queue, QueueClosedError } from "@multiproc/multiproc/redis";
+   * import { rejects } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `close-doc-${crypto.randomUUID()}` });
+   * await q.close();
+   * await rejects(q.put(1), QueueClosedError);
+   * ```
+   */
+  close(): Promise<void> {
+    return this.#link.close();
+  }
+
+  /**
+   * Whether any handle closed the queue.
+   *
+   * @returns `true` once closed.
+   *
+   * @example Closed
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { equal } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue({ redis, name: `closed-doc-${crypto.randomUUID()}` });
+   * equal(await q.isClosed(), false);
+   * ```
+   */
+  isClosed(): Promise<boolean> {
+    return this.#link.closed();
+  }
+
+  /**
+   * Lets go of this handle's connections; the queue and its items stay.
+   *
+   * @example Disconnect
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * const q = new Queue({ redis, name: `disconnect-doc-${crypto.randomUUID()}` });
+   * await q.put(1);
+   * await q.disconnect();
+   * ```
+   */
+  disconnect(): Promise<void> {
+    return this.#link.end();
+  }
+
+  /**
+   * Disconnects: `await using q = new Queue(…)`.
+   *
+   * @example Dispose
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * {
+   *   await using q = new Queue({ redis, name: `dispose-doc-${crypto.randomUUID()}` });
+   *   await q.put(1);
+   * }
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.disconnect();
+  }
+
+  /**
+   * Yields items as they come until the queue is closed and drained.
+   *
+   * @returns An async iterator over the items.
+   *
+   * @example Iterate
+   * ```ts
+   * import { Queue } from "@multiproc/multiproc/redis";
+   * import { deepEqual } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new Queue<number>({ redis, name: `iterate-doc-${crypto.randomUUID()}` });
+   * await q.put(1);
+   * await q.put(2);
+   * await q.close();
+   * deepEqual(await Array.fromAsync(q), [1, 2]);
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    while (true) {
+      try {
+        yield await this.get();
+      } catch (error) {
+        if (error instanceof QueueClosedError) return;
+        throw error;
+      }
+    }
+  }
+
+  // A refusal becomes the local queue's error of the same meaning.
+  async #refusing<R>(operation: Promise<R>, when: string): Promise<R> {
+    try {
+      return await operation;
+    } catch (error) {
+      if (!(error instanceof QueueRefusal)) throw error;
+      const name = JSON.stringify(this.#link.name);
+      if (error.reason === "closed") {
+        throw new QueueClosedError(`The queue ${name} is closed`);
+      }
+      if (error.reason === "full") {
+        throw new QueueFullError(`The queue ${name} stayed full ${when}`);
+      }
+      throw new QueueEmptyError(`The queue ${name} stayed empty ${when}`);
+    }
+  }
+
+  // Printed with its name; its state lives in Redis.
+  static {
+    defineInspect(this, (queue) => ({ name: queue.#link.name }));
+  }
+}
+
+/**
+ * A Redis {@linkcode Queue} that counts unfinished items: Python's
+ * `JoinableQueue`, across machines. Every put adds one; a consumer calls
+ * {@linkcode JoinableQueue.taskDone} when it has dealt with an item, and
+ * {@linkcode JoinableQueue.join} waits until all are done.
+ *
+ * @typeParam T The items.
+ *
+ * @example Wait until every item is dealt with
+ * ```ts
+ * import { JoinableQueue } from "@multiproc/multiproc/redis";
+ * import process from "node:process";
+ *
+ * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+ * await using q = new JoinableQueue<number>({ redis, name: `joinable-doc-${crypto.randomUUID()}` });
+ * await q.put(1);
+ * await q.get();
+ * await q.taskDone();
+ * await q.join();
+ * ```
+ */
+export class JoinableQueue<T = unknown> extends Queue<T> {
+  /**
+   * Says that an item taken from the queue has been dealt with.
+   *
+   * @throws {RangeError} when called more times than items were put.
+   *
+   * @example One too many
+   * ```ts
+   * import { JoinableQueue } from "@multiproc/multiproc/redis";
+   * import { rejects } from "node:assert/strict";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new JoinableQueue({ redis, name: `task-done-doc-${crypto.randomUUID()}` });
+   * await rejects(q.taskDone(), RangeError);
+   * ```
+   */
+  async taskDone(): Promise<void> {
+    const link = links.get(this)!;
+    if (await link.taskDone() < 0) {
+      throw new RangeError(
+        `Called taskDone() on queue ${
+          JSON.stringify(link.name)
+        } more times than items were put: call it once per item taken`,
+      );
+    }
+  }
+
+  /**
+   * Waits until every item put has been dealt with ({@linkcode JoinableQueue.taskDone}).
+   *
+   * @param options A `signal` to stop waiting.
+   *
+   * @example Join an empty queue
+   * ```ts
+   * import { JoinableQueue } from "@multiproc/multiproc/redis";
+   * import process from "node:process";
+   *
+   * const redis = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+   * await using q = new JoinableQueue({ redis, name: `join-doc-${crypto.randomUUID()}` });
+   * await q.join();
+   * ```
+   */
+  join(options: { signal?: AbortSignal } = {}): Promise<void> {
+    return links.get(this)!.join(options.signal);
+  }
 }

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { type Report, writeCompatTable } from "./_compat_table.ts";
+import { startRedis } from "../tests/_redis_server.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = Deno.execPath();
@@ -65,7 +66,9 @@ const publicFiles = [
   "pool.ts",
   "process.ts",
   "queue.ts",
+  "redis.ts",
   "subprocess.ts",
+  "worker.ts",
 ];
 
 function testFiles(dir: string, extension: string): string[] {
@@ -236,6 +239,10 @@ async function ensureRedisServer(): Promise<void> {
 }
 
 await ensureRedisServer();
+// The JSDoc examples of redis.ts talk to the server REDIS_URL names (the
+// tests start servers of their own); it dies with this script.
+const docServer = await startRedis();
+Deno.env.set("REDIS_URL", docServer.url);
 const only = Deno.args.length > 0 ? new Set(Deno.args) : undefined;
 const reports: Report[] = [];
 mkdirSync(join(root, ".reports"), { recursive: true });
@@ -263,6 +270,8 @@ for (const [title, command, argsOf, runtime] of steps) {
     reports.push({ runtime, path: reportPath(runtime) });
   }
 }
+
+await docServer.stop();
 
 // Only a run of the whole matrix speaks for every runtime.
 if (only === undefined) {

@@ -65,7 +65,9 @@ export class HostProcess implements AsyncDisposable {
   // Lines are split as they come, across chunks.
   async #read(stream: ReadableStream<Uint8Array>): Promise<void> {
     let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const decoder = new TextDecoder();
+    for await (const bytes of stream) {
+      const chunk = decoder.decode(bytes, { stream: true });
       const parts = (partial + chunk).split("\n");
       partial = parts.pop()!;
       this.lines.push(...parts);

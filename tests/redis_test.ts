@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { Pool, serve, TimeoutError, WorkerExitError } from "../redis.ts";
 import { main } from "../worker.ts";
+import { Queue as LocalQueue } from "../queue.ts";
 import process from "node:process";
 import { collect, delay } from "./_helpers.ts";
 import { type RedisServer, startRedis } from "./_redis_server.ts";
@@ -261,7 +262,6 @@ describe("redis Pool: withdrawal, cancellation and errors", () => {
   });
 
   test("bad options and local queues are refused with what to do", async () => {
-    const { Queue } = await import("../queue.ts");
     throws(
       () => new Pool({ redis: server.url, name: "a{b}" }),
       /without braces/,
@@ -273,7 +273,7 @@ describe("redis Pool: withdrawal, cancellation and errors", () => {
     );
     await using pool = new Pool({ redis: server.url, name: poolName() });
     await rejects(
-      pool.apply("square", [new Queue()]),
+      pool.apply("square", [new LocalQueue()]),
       /Queue from "multiproc\/redis"/,
     );
   });
