@@ -93,9 +93,16 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const server of unstopped) server.killNow();
-  });
+  process.on("exit", killUnstopped);
+  // Deno.exit() (as scripts/test.ts ends on a failure) fires only "unload".
+  if (typeof globalThis.addEventListener === "function") {
+    globalThis.addEventListener("unload", killUnstopped);
+  }
+}
+
+// Synchronously, at exit: no event loop is left to wait on.
+function killUnstopped(): void {
+  for (const server of unstopped) server.killNow();
 }
 
 // The tests run wherever `redis-server` is on the PATH; say how to get it.

@@ -26,7 +26,7 @@ function serving(port: number): number[] {
 }
 
 /** The argv that runs fixture `redis_forgotten`, with the loopback allowed in Deno. */
-function forgottenCommand(mode: "exit" | "wait"): string[] {
+function forgottenCommand(mode: "exit" | "exit-now" | "wait"): string[] {
   const file = fixtureUrl("redis_forgotten").pathname;
   return runtime === "deno"
     ? [
@@ -206,6 +206,21 @@ describe("startRedis: a real redis-server for the tests", () => {
     } finally {
       process.env.PATH = saved;
     }
+  });
+
+  test("a test process that calls exit without stop() leaves no server nor directory", async () => {
+    const result = await run(forgottenCommand("exit-now"), {
+      capture: true,
+      text: true,
+      timeout: 60_000,
+    });
+    equal(result.returncode, 0, result.stderr ?? "");
+    const { pid, port, dir } = JSON.parse(result.stdout!) as Forgotten;
+    ok(
+      await eventually(() => serving(port).length === 0),
+      `redis-server ${pid} outlived its test process`,
+    );
+    ok(!existsSync(dir), `${dir} is removed at exit`);
   });
 
   for (
