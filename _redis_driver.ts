@@ -311,7 +311,7 @@ export class RedisDriver implements PoolEngine {
     if (id === undefined) return;
     const entry = text(id);
     if (task.state === "done") {
-      await this.#withdraw(links.commands, [entry]).catch(() => {});
+      await this.#recall(links.commands, task, entry);
       return;
     }
     task.state = "running";
@@ -362,7 +362,7 @@ export class RedisDriver implements PoolEngine {
     this.#redelivered++;
     const entry = text(replies[2]);
     if (task.state === "done") {
-      await this.#withdraw(commands, [entry]).catch(() => {});
+      await this.#recall(commands, task, entry);
       return;
     }
     task.worker = entry;
@@ -530,6 +530,25 @@ export class RedisDriver implements PoolEngine {
       ["XACK", this.keys.tasks, GROUP, ...entries],
       ["XDEL", this.keys.tasks, ...entries],
     ]);
+  }
+
+  // A task that ended while its entry was being added may already be in a
+  // host's hands: the entry is withdrawn and the host told to stop it.
+  async #recall(
+    commands: RedisConnection,
+    task: RemoteTask,
+    entry: string,
+  ): Promise<void> {
+    try {
+      await this.#withdraw(commands, [entry]);
+      await commands.call([
+        "PUBLISH",
+        this.keys.cancel,
+        `${this.id} ${task.number}`,
+      ]);
+    } catch {
+      // Redis is gone: hosts drop the tasks of a driver that is gone.
+    }
   }
 
   // A command lost with its connection is sent again once it is back.

@@ -58,6 +58,8 @@ const RETRY_MS = 100;
 const HEARTBEAT_MS = 2000;
 /** Hosts silent this long leave the list; their consumers, once idle and empty, the group. */
 const FORGET_HOST_MS = 10 * 60_000;
+/** How long a cancellation is kept for a task still on its way. */
+const CANCEL_MEMORY_MS = 60_000;
 /** How long a driver is taken as alive after its key was seen. */
 const DRIVER_CHECK_MS = 5000;
 
@@ -73,6 +75,8 @@ export class Host {
   #held = new Map<string, Held>();
   #room: (() => void) | undefined;
   #drivers = new Map<string, { alive: boolean; at: number }>();
+  /** Cancellations by "<driver> <task>", oldest first, with when they came. */
+  #cancelled = new Map<string, number>();
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopping = false;
   #reading: Promise<void> | undefined;
@@ -224,6 +228,13 @@ export class Host {
       );
       return this.#finish(held, "dropped", undefined);
     }
+    if (this.#cancelled.has(`${task.driver} ${task.task}`)) {
+      return this.#finish(
+        held,
+        "error",
+        new Error("The caller cancelled the task"),
+      );
+    }
     if (task.attempt > 1) {
       this.#log(
         `redelivered task ${task.task} of driver ${task.driver} (attempt ${task.attempt})`,
@@ -336,8 +347,19 @@ export class Host {
   }
 
   // "<driver> <task>" stops one task; "<driver> *" all of that driver's.
+  // A cancellation may overtake the task it names, still being read: it is
+  // remembered for a while, and a whole driver's marks the driver gone.
   #onCancel(message: string): void {
-    const [driver, task] = message.split(" ");
+    const [driver, task] = message.split(" ") as [string, string];
+    if (task === "*") {
+      this.#drivers.set(driver, { alive: false, at: Date.now() });
+    } else {
+      this.#cancelled.set(message, Date.now());
+      for (const [key, at] of this.#cancelled) {
+        if (Date.now() - at < CANCEL_MEMORY_MS) break;
+        this.#cancelled.delete(key);
+      }
+    }
     for (const held of this.#held.values()) {
       if (held.task.driver !== driver) continue;
       if (task !== "*" && String(held.task.task) !== task) continue;

@@ -26,7 +26,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { isMainModule } from "./process.ts";
-import { serve, type ServeOptions, type WorkerHost } from "./redis.ts";
+import type { ServeOptions, WorkerHost } from "./redis.ts";
 
 const USAGE = `Usage: multiproc-worker [options] <task-module>
 
@@ -93,6 +93,8 @@ export async function main(
   }
   let host: WorkerHost;
   try {
+    // Loaded once the arguments are good: --help works without the client.
+    const { serve } = await import("./redis.ts").catch(clientMissing);
     host = parsed.module === undefined
       ? await serve(parsed.serve)
       : await serve(parsed.module, parsed.serve);
@@ -102,6 +104,17 @@ export async function main(
   }
   await stopOnSignal(host, log);
   return 0;
+}
+
+// Node's error for a missing package names it; this says what to do.
+function clientMissing(error: unknown): never {
+  if (/Cannot find (package|module) 'redis'/.test(String(error))) {
+    throw new Error(
+      "The Redis client is not installed: run npm install redis (the redis package, node-redis) next to multiproc",
+      { cause: error },
+    );
+  }
+  throw error;
 }
 
 // The first signal stops gently, a second at once.
