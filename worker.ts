@@ -102,7 +102,10 @@ export async function main(
     log(`multiproc-worker: ${(error as Error).message}`);
     return 1;
   }
-  await stopOnSignal(host, log);
+  await stopOnSignal(
+    host,
+    (line) => log(`${new Date().toISOString()} ${line}`),
+  );
   return 0;
 }
 

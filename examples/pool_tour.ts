@@ -21,6 +21,12 @@ export function getpid(): number {
   return process.pid;
 }
 
+/** The pid, after a fifth of a second: slow enough to spread over hosts. */
+export async function slowGetpid(): Promise<number> {
+  await sleep(0.2);
+  return process.pid;
+}
+
 /** Python's `time.sleep`, in seconds. */
 export function sleep(seconds: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, seconds * 1000));

@@ -1,6 +1,11 @@
 import { describe, test } from "node:test";
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
-import { runScript } from "./_helpers.ts";
+import {
+  denoTestFlags,
+  runScript,
+  runScriptWith,
+  runtime,
+} from "./_helpers.ts";
 import { countPrimes, ProgressLine } from "../examples/progress.ts";
 
 async function runExample(name: string): Promise<string> {
@@ -126,8 +131,29 @@ describe("examples: the classic tour", () => {
       "Arguments are copies: ls[i] = i",
       "Pool(5).map(f, [1, 2, 3])",
       "with Pool(processes=4) as pool",
+      "Many machines: the Pool tour on two hosts over Redis",
     ]);
-    match(out, /Now the pool is closed and no longer available\n$/);
+    match(out, /Now the pool is closed and the hosts have stopped\n$/);
+  });
+
+  test("the Pool tour on two Redis hosts: the same results, both hosts at work", async () => {
+    const flags = runtime === "deno"
+      ? [...denoTestFlags, "--allow-net=127.0.0.1"]
+      : [];
+    const result = await runScriptWith("../examples/redis_pool", flags);
+    equal(result.returncode, 0, result.stderr ?? "");
+    const out = result.stdout!;
+    match(out, /^\[\s*0,\s+1,.*81\s*\]$/ms);
+    match(out, /^400$/m);
+    const pids = out.match(/^PIDs of the hosts: \[ (\d+), (\d+) \]$/m);
+    ok(pids, out);
+    notEqual(pids[1], pids[2]);
+    match(
+      out,
+      /We lacked patience and got a TimeoutError\nFor the moment, the pool remains available for more work\n49\n2 hosts\n/,
+    );
+    match(out, /stopped after \d+ tasks/);
+    match(out, /Now the pool is closed and the hosts have stopped\n$/);
   });
 });
 
