@@ -191,8 +191,8 @@ function denoHook<T extends object>(
  * `Deno.inspect`, respecting the caller's depth and colours.
  */
 export function defineInspect<T extends object>(
-  // deno-lint-ignore no-explicit-any
-  target: abstract new (...args: any[]) => T,
+  // Any class, its constructor private or not: only its prototype is used.
+  target: { readonly prototype: T },
   describe: (self: T) => InspectBody,
 ): void {
   Object.defineProperty(target.prototype, NODE_INSPECT, {

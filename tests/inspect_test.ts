@@ -47,6 +47,20 @@ class Shown {
   }
 }
 
+/** A class whose constructor is private, as some of the package's are. */
+class Made {
+  readonly id: number;
+  private constructor(id: number) {
+    this.id = id;
+  }
+  static make(id: number): Made {
+    return new Made(id);
+  }
+  static {
+    defineInspect(this, (made) => ({ id: made.id }));
+  }
+}
+
 describe("readable objects", () => {
   test("a Process shows its name, pid and exit code as it starts and ends", async () => {
     const p = new Process({ target: () => {}, name: "inspected" });
@@ -182,6 +196,10 @@ describe("readable objects", () => {
       equal(printed, "Shown { \x1b[36m<pending>\x1b[39m }");
     }
     prints(new Shown({}), "Shown {}");
+  });
+
+  test("a class with a private constructor prints too", () => {
+    prints(Made.make(7), "Made { id: 7 }");
   });
 
   test("the hooks are hidden: keys and JSON are unchanged", () => {
