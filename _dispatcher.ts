@@ -11,7 +11,12 @@ import type { Core } from "./_ring.ts";
 import { shareValues } from "./_share.ts";
 import { ArrayTaskQueue, type TaskQueue } from "./_task_queue.ts";
 import type { Backend, SubmitOptions, WorkerPermissions } from "./_types.ts";
-import { copyItems, copyValues, serializeValues } from "./_values.ts";
+import {
+  copyItems,
+  copyValues,
+  InlineSources,
+  serializeValues,
+} from "./_values.ts";
 import {
   decodeError,
   DEFINE,
@@ -102,8 +107,7 @@ export class Dispatcher {
   #workers = new Set<WorkerSlot>();
   #queue: TaskQueue<Task<WorkerSlot>> = new ArrayTaskQueue();
   #waiters: (() => void)[] = [];
-  #inline = new Map<string, number>();
-  #sources: string[] = [];
+  #inline = new InlineSources();
   #state: PoolState = "running";
   #broken: unknown = undefined;
   #startFailures = 0;
@@ -152,13 +156,7 @@ export class Dispatcher {
   // An inline function is sent once per worker by id, not with each task.
   /** The id of an inline function's source. */
   inline(code: string): number {
-    let id = this.#inline.get(code);
-    if (id === undefined) {
-      id = this.#sources.length;
-      this.#sources.push(code);
-      this.#inline.set(code, id);
-    }
-    return id;
+    return this.#inline.id(code);
   }
 
   // Python's close(): no more tasks, and idle workers may go.
@@ -375,7 +373,11 @@ export class Dispatcher {
       if (next.isolated && slot.inFlight.length > 0) break;
       const task = this.#queue.shift();
       if (typeof task.fn === "number" && !slot.defined.has(task.fn)) {
-        slot.handle.post([DEFINE, task.fn, this.#sources[task.fn]]);
+        slot.handle.post([
+          DEFINE,
+          task.fn,
+          this.#inline.source(task.fn),
+        ]);
         slot.defined.add(task.fn);
       }
       // The payload stays with the task until it ends: a task whose worker

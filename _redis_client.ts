@@ -56,6 +56,33 @@ export function isReplyError(error: unknown): boolean {
   return error instanceof ErrorReply;
 }
 
+/** How long to wait before sending a command again after a lost connection. */
+const RESEND_MS = 100;
+
+// Writes must survive a restart of Redis; what Redis refused must not be
+// sent again.
+/**
+ * Sends a command until it is answered: a lost connection is waited out
+ * (node-redis reconnects), unless `stopped()` says no one wants the answer.
+ *
+ * @returns The reply, or `undefined` once stopped.
+ * @throws The error Redis replied with.
+ */
+export async function untilAnswered<T>(
+  send: () => Promise<T>,
+  stopped: () => boolean = () => false,
+): Promise<T | undefined> {
+  while (true) {
+    try {
+      return await send();
+    } catch (error) {
+      if (isReplyError(error)) throw error;
+      if (stopped()) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, RESEND_MS));
+    }
+  }
+}
+
 // A URL's password must not reach logs or error messages.
 /** The URL without its password, for messages. */
 export function redactUrl(url: string): string {

@@ -11,6 +11,7 @@ import {
   isReplyError,
   type RedisConnection,
   type Reply,
+  untilAnswered,
 } from "./_redis_client.ts";
 import {
   encodeTask,
@@ -26,7 +27,7 @@ import {
 import { holdsShareable } from "./_share.ts";
 import type { PoolEngine } from "./_submit.ts";
 import type { SubmitOptions } from "./_types.ts";
-import { copyValues } from "./_values.ts";
+import { copyValues, InlineSources } from "./_values.ts";
 import { type FunctionRef, MAP_CHUNK, type TaskKind } from "./_wire.ts";
 
 /** What a driver is told by its pool. */
@@ -79,8 +80,7 @@ export class RedisDriver implements PoolEngine {
   #next = 0;
   #tasks = new Map<number, RemoteTask>();
   #byEntry = new Map<string, RemoteTask>();
-  #inline = new Map<string, number>();
-  #sources: string[] = [];
+  #inline = new InlineSources();
   #roomWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -112,13 +112,7 @@ export class RedisDriver implements PoolEngine {
 
   // Hosts get an inline function's source with every task.
   inline(code: string): number {
-    let id = this.#inline.get(code);
-    if (id === undefined) {
-      id = this.#sources.length;
-      this.#sources.push(code);
-      this.#inline.set(code, id);
-    }
-    return id;
+    return this.#inline.id(code);
   }
 
   get state(): DriverState {
@@ -207,7 +201,7 @@ export class RedisDriver implements PoolEngine {
     let encoded: Uint8Array;
     try {
       encoded = encodeTask({
-        fn: inline ? this.#sources[fn]! : fn,
+        fn: inline ? this.#inline.source(fn) : fn,
         inline,
         kind,
         values,
@@ -551,17 +545,10 @@ export class RedisDriver implements PoolEngine {
     }
   }
 
-  // A command lost with its connection is sent again once it is back.
-  async #retry<T>(send: () => Promise<T>): Promise<T | undefined> {
-    while (true) {
-      try {
-        return await send();
-      } catch (error) {
-        if (isReplyError(error)) throw error;
-        if (this.#shutdown !== undefined) return undefined;
-        await delay(RETRY_MS);
-      }
-    }
+  // A command lost with its connection is sent again once it is back,
+  // while the driver lives.
+  #retry<T>(send: () => Promise<T>): Promise<T | undefined> {
+    return untilAnswered(send, () => this.#shutdown !== undefined);
   }
 
   // A pool that cannot reach Redis fails every task with the reason.

@@ -14,6 +14,7 @@ import {
   redactUrl,
   type RedisConnection,
   type Reply,
+  untilAnswered,
 } from "./_redis_client.ts";
 import {
   fieldsOf,
@@ -469,14 +470,7 @@ export class Host {
 
   // A command lost with its connection is sent again once it is back.
   async #retry<T>(send: () => Promise<T>): Promise<T> {
-    while (true) {
-      try {
-        return await send();
-      } catch (error) {
-        if (isReplyError(error)) throw error;
-        await delay(RETRY_MS);
-      }
-    }
+    return (await untilAnswered(send))!;
   }
 
   // Periodic upkeep; a failed round is tried at the next.

@@ -10,8 +10,9 @@ import {
   isReplyError,
   type RedisConnection,
   type Reply,
+  untilAnswered,
 } from "./_redis_client.ts";
-import { text } from "./_redis_wire.ts";
+import { checkName, text } from "./_redis_wire.ts";
 import { copyValues } from "./_values.ts";
 
 /** The keys of one queue, all with one hash tag. */
@@ -26,15 +27,9 @@ interface QueueKeys {
   alive(getter: string): string;
 }
 
-// Names become keys; a brace would break the hash tag.
+// Every key of a queue shares its hash tag.
 function queueKeys(name: unknown): QueueKeys {
-  if (typeof name !== "string" || name === "" || /[{}]/.test(name)) {
-    throw new TypeError(
-      `Expected name to be a non-empty string without braces, got ${
-        JSON.stringify(name) ?? String(name)
-      }: name the queue as every handle of it does, e.g. { name: "jobs" }`,
-    );
-  }
+  checkName(name, "queue");
   const tag = `{multiproc:queue:${name}}`;
   return {
     items: `${tag}:items`,
@@ -161,9 +156,8 @@ export class QueueLink {
     const id = String(++this.#puts);
     while (true) {
       signal?.throwIfAborted();
-      let done: Reply;
-      try {
-        done = await commands.call([
+      const done = await untilAnswered(() =>
+        commands.call([
           "EVAL",
           PUT,
           "4",
@@ -174,12 +168,8 @@ export class QueueLink {
           bytes,
           this.getter,
           id,
-        ]);
-      } catch (error) {
-        if (isReplyError(error)) throw error;
-        await sleep(100, undefined);
-        continue;
-      }
+        ])
+      );
       if (done === 1) return;
       if (done === -1) throw new QueueRefusal("closed");
       const left = deadline - Date.now();
@@ -268,20 +258,12 @@ export class QueueLink {
     commands: RedisConnection,
     mine: string,
   ): Promise<void> {
-    while (true) {
-      try {
-        const steps: (string | Uint8Array)[][] = [["LPOP", mine]];
-        if (this.#maxsize > 0) {
-          steps.push(["RPUSH", this.keys.space, "1"]);
-          steps.push(["LTRIM", this.keys.space, String(-SPACE_TOKENS), "-1"]);
-        }
-        await commands.atomically(steps);
-        return;
-      } catch (error) {
-        if (isReplyError(error)) throw error;
-        await sleep(100, undefined);
-      }
+    const steps: (string | Uint8Array)[][] = [["LPOP", mine]];
+    if (this.#maxsize > 0) {
+      steps.push(["RPUSH", this.keys.space, "1"]);
+      steps.push(["LTRIM", this.keys.space, String(-SPACE_TOKENS), "-1"]);
     }
+    await untilAnswered(() => commands.atomically(steps));
   }
 
   /** Whether the queue was closed and nothing is left in it. */

@@ -27,15 +27,25 @@ export interface PoolKeys {
 export const GROUP = "hosts";
 
 // Names become keys; a brace would break the hash tag.
-/** @throws {TypeError} when `name` is not a non-empty string without braces. */
-export function poolKeys(name: unknown): PoolKeys {
+/**
+ * Checks the name of a pool or queue (`what`).
+ *
+ * @throws {TypeError} when `name` is not a non-empty string without braces.
+ */
+export function checkName(name: unknown, what: string): string {
   if (typeof name !== "string" || name === "" || /[{}]/.test(name)) {
     throw new TypeError(
       `Expected name to be a non-empty string without braces, got ${
         JSON.stringify(name) ?? String(name)
-      }: name the pool as its hosts do, e.g. { name: "render" }`,
+      }: name the ${what} as every other handle of it does, e.g. { name: "jobs" }`,
     );
   }
+  return name;
+}
+
+/** @throws {TypeError} when `name` is not a non-empty string without braces. */
+export function poolKeys(name: unknown): PoolKeys {
+  checkName(name, "pool");
   const tag = `{multiproc:${name}}`;
   return {
     tasks: `${tag}:tasks`,

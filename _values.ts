@@ -203,3 +203,26 @@ export function copyItems(
     ? packed
     : serializeValues(items, "item");
 }
+
+// Workers learn an inline function's source once, then get its number.
+/** Inline functions' sources, numbered in the order they were first seen. */
+export class InlineSources {
+  #ids = new Map<string, number>();
+  #sources: string[] = [];
+
+  /** The number of `source`, given one when it is new. */
+  id(source: string): number {
+    let id = this.#ids.get(source);
+    if (id === undefined) {
+      id = this.#sources.length;
+      this.#sources.push(source);
+      this.#ids.set(source, id);
+    }
+    return id;
+  }
+
+  /** The source numbered `id`. */
+  source(id: number): string {
+    return this.#sources[id]!;
+  }
+}

@@ -943,17 +943,13 @@ export class WorkerHost implements AsyncDisposable {
     return this.close();
   }
 
-  // Printed with its id and what it holds (its constructor is private,
-  // which defineInspect's type does not allow for).
+  // Printed with its id and what it holds.
   static {
-    defineInspect(
-      this as unknown as abstract new () => WorkerHost,
-      (host) => ({
-        id: host.id,
-        processes: host.processes,
-        ...host.#host.counts(),
-      }),
-    );
+    defineInspect(this, (host) => ({
+      id: host.id,
+      processes: host.processes,
+      ...host.#host.counts(),
+    }));
   }
 }
 

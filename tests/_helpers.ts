@@ -114,6 +114,29 @@ export function scriptCommand(path: string, ...args: string[]): string[] {
     : [process.execPath, file, ...args];
 }
 
+/**
+ * The argv that runs the script at `path` (relative to `tests/`, without
+ * extension) with the runtime running the tests, the loopback network
+ * allowed in Deno: the Redis tests' hosts and clients.
+ */
+export function networkScriptCommand(
+  path: string,
+  ...args: string[]
+): string[] {
+  const file = sourceUrl(path).pathname;
+  return typescript
+    ? [
+      process.execPath,
+      "run",
+      "--no-prompt",
+      ...denoTestFlags,
+      "--allow-net=127.0.0.1",
+      file,
+      ...args,
+    ]
+    : [process.execPath, file, ...args];
+}
+
 /** Runs the script at `path` to its end (a minute at most), capturing its output as text. */
 export function runScript(
   path: string,

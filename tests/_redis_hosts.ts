@@ -1,27 +1,14 @@
 // Worker hosts for the Redis tests: each a separate OS process running the
 // `multiproc-worker` command (worker.ts) with the runtime that runs the
 // tests, as on another machine. Their log lines are collected.
-import process from "node:process";
 import { PIPE, Popen } from "../subprocess.ts";
-import { delay, denoTestFlags, runtime } from "./_helpers.ts";
+import { delay, networkScriptCommand } from "./_helpers.ts";
 
 const typescript = import.meta.url.endsWith(".ts");
 
 /** The argv that runs `multiproc-worker` with `args`. */
 export function workerCommand(...args: string[]): string[] {
-  const file = new URL(`../worker.${typescript ? "ts" : "js"}`, import.meta.url)
-    .pathname;
-  return runtime === "deno"
-    ? [
-      process.execPath,
-      "run",
-      "--no-prompt",
-      ...denoTestFlags,
-      "--allow-net=127.0.0.1",
-      file,
-      ...args,
-    ]
-    : [process.execPath, file, ...args];
+  return networkScriptCommand("../worker", ...args);
 }
 
 /** The URL of the task module the hosts serve. */

@@ -13,13 +13,7 @@ import {
 } from "../redis.ts";
 import { QueueLink } from "../_redis_queue.ts";
 import { run } from "../subprocess.ts";
-import {
-  collect,
-  delay,
-  denoTestFlags,
-  fixtureUrl,
-  runtime,
-} from "./_helpers.ts";
+import { collect, delay, networkScriptCommand } from "./_helpers.ts";
 import { type RedisServer, startRedis } from "./_redis_server.ts";
 
 let server: RedisServer;
@@ -38,18 +32,7 @@ after(async () => {
 
 /** Runs fixture redis_queue_client in a separate process. */
 function client(...args: string[]): Promise<string> {
-  const file = fixtureUrl("redis_queue_client").pathname;
-  const argv = runtime === "deno"
-    ? [
-      process.execPath,
-      "run",
-      "--no-prompt",
-      ...denoTestFlags,
-      "--allow-net=127.0.0.1",
-      file,
-      ...args,
-    ]
-    : [process.execPath, file, ...args];
+  const argv = networkScriptCommand("./fixtures/redis_queue_client", ...args);
   return run(argv, { capture: true, text: true, timeout: 120_000, check: true })
     .then((result) => result.stdout ?? "");
 }

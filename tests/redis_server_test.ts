@@ -11,12 +11,10 @@ import { join } from "node:path";
 import process from "node:process";
 import { PIPE, Popen, run } from "../mod.ts";
 import {
-  denoTestFlags,
   eventually,
-  fixtureUrl,
+  networkScriptCommand,
   processesMatching,
   processExists,
-  runtime,
 } from "./_helpers.ts";
 import { redisCommands, startRedis } from "./_redis_server.ts";
 
@@ -27,18 +25,7 @@ function serving(port: number): number[] {
 
 /** The argv that runs fixture `redis_forgotten`, with the loopback allowed in Deno. */
 function forgottenCommand(mode: "exit" | "exit-now" | "wait"): string[] {
-  const file = fixtureUrl("redis_forgotten").pathname;
-  return runtime === "deno"
-    ? [
-      process.execPath,
-      "run",
-      "--no-prompt",
-      ...denoTestFlags,
-      "--allow-net=127.0.0.1",
-      file,
-      mode,
-    ]
-    : [process.execPath, file, mode];
+  return networkScriptCommand("./fixtures/redis_forgotten", mode);
 }
 
 /** What the fixture printed about its server. */
