@@ -423,8 +423,7 @@ export class RedisDriver implements PoolEngine {
       throw error;
     }
     void this.#readResults(links);
-    const beat = Math.min(10_000, this.#options.resultTtl / 3);
-    this.#every(beat, () => this.#heartbeat(commands));
+    this.#every(this.#liveness() / 4, () => this.#heartbeat(commands));
     const scan = Math.max(
       25,
       Math.min(1000, this.#options.visibilityTimeout / 4),
@@ -449,12 +448,24 @@ export class RedisDriver implements PoolEngine {
     }
   }
 
+  // Hosts drop the tasks of a driver silent this long (and tell it, should
+  // it come back): twice the visibility timeout, within 2 s to a minute.
+  #liveness(): number {
+    return Math.min(
+      60_000,
+      Math.max(2000, 2 * this.#options.visibilityTimeout),
+    );
+  }
+
   // While the driver lives, its key and results stay; after, they expire.
   async #heartbeat(commands: RedisConnection): Promise<void> {
-    const ttl = String(this.#options.resultTtl);
     await commands.atomically([
-      ["SET", this.keys.driver(this.id), "1", "PX", ttl],
-      ["PEXPIRE", this.keys.results(this.id), ttl],
+      ["SET", this.keys.driver(this.id), "1", "PX", String(this.#liveness())],
+      [
+        "PEXPIRE",
+        this.keys.results(this.id),
+        String(this.#options.resultTtl),
+      ],
     ]);
   }
 

@@ -102,8 +102,9 @@ export interface RedisPoolOptions extends RedisOptions {
    */
   maxQueue?: number;
   /**
-   * How long results wait in Redis for a pool that went away (and its tasks
-   * for hosts), in ms.
+   * How long results wait in Redis for a pool that went away, in ms. (Hosts
+   * drop the tasks of a pool silent for twice its `visibilityTimeout`, from
+   * 2 s to a minute; a pool that comes back sends them again.)
    *
    * @default {3600000}
    */

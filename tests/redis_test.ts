@@ -8,7 +8,8 @@ import { Pool, serve, TimeoutError, WorkerExitError } from "../redis.ts";
 import { main } from "../worker.ts";
 import { Queue as LocalQueue } from "../queue.ts";
 import process from "node:process";
-import { collect, delay } from "./_helpers.ts";
+import { collect, delay, networkScriptCommand } from "./_helpers.ts";
+import { PIPE, Popen } from "../subprocess.ts";
 import { type RedisServer, startRedis } from "./_redis_server.ts";
 import { startHost, tasksModule } from "./_redis_hosts.ts";
 import type * as Tasks from "./fixtures/tasks.ts";
@@ -161,6 +162,44 @@ describe("redis Pool: hosts that die, stop and restart", () => {
         error instanceof WorkerExitError &&
         /delivered 1 time/.test(error.message),
     );
+  });
+
+  test("a task longer than visibilityTimeout is not delivered again while its host lives", async () => {
+    const name = poolName();
+    await using host = await startHost(server.url, name, { processes: 1 });
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      visibilityTimeout: 600,
+    });
+    equal(await pool.apply("sleep", [2500, "slow"]), "slow");
+    equal((await pool.stats()).redelivered, 0);
+    ok(host.lines.every((line) => !/redelivered/.test(line)));
+  });
+
+  test("a driver SIGKILLed mid-map: hosts drop its tasks, its results expire", async () => {
+    const name = poolName();
+    await using host = await startHost(server.url, name, { processes: 1 });
+    const driver = new Popen(
+      networkScriptCommand("./fixtures/redis_driver", server.url, name),
+      { stdout: PIPE },
+    );
+    const reader = driver.stdout!.getReader();
+    const { value } = await reader.read();
+    equal(new TextDecoder().decode(value).trim(), "submitted");
+    driver.kill();
+    await driver.wait();
+    await host.waitFor(/dropped task \d+ of driver .*: the driver is gone/);
+    const tasks = `{multiproc:${name}}:tasks`;
+    ok(await until(async () => await server.command("XLEN", tasks) === 0));
+    const results = await server.command(
+      "KEYS",
+      `{multiproc:${name}}:results:*`,
+    ) as string[];
+    for (const key of results) {
+      const ttl = await server.command("PTTL", key) as number;
+      ok(ttl > 0, `${key} expires (PTTL ${ttl})`);
+    }
   });
 
   test("SIGTERM: the host hands back what it has not started and finishes what runs", async () => {
