@@ -59,6 +59,32 @@ describe("redis Pool: the local Pool's results on hosts of other processes", () 
     ok(stats.completed > 0);
   });
 
+  test("imap pulls an endless input lazily, a bounded number in Redis; leaving withdraws the rest", async () => {
+    const name = poolName();
+    await using _host = await startHost(server.url, name);
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      maxQueue: 8,
+    });
+    let pulled = 0;
+    function* naturals(): Generator<number> {
+      for (let i = 0;; i++) {
+        pulled++;
+        yield i;
+      }
+    }
+    const seen: number[] = [];
+    for await (const y of pool.imap("square", naturals())) {
+      seen.push(y);
+      if (seen.length === 50) break;
+    }
+    deepEqual(seen, Array.from({ length: 50 }, (_, i) => i * i));
+    ok(pulled <= 50 + 8 + 1, `${pulled} items pulled`);
+    const tasks = `{multiproc:${name}}:tasks`;
+    ok(await until(async () => await server.command("XLEN", tasks) === 0));
+  });
+
   test("both hosts take part, each task runs once", async () => {
     const name = poolName();
     await using a = await startHost(server.url, name);
