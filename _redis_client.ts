@@ -3,6 +3,7 @@
 // with binary-safe bulk strings out, so another client (Bun's, iovalkey)
 // could be put behind the same few methods.
 import { Buffer } from "node:buffer";
+// @ts-types="./_redis_client_types.d.ts"
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
 import { hold as keepAlive, release as letGo } from "./_keep_alive.ts";
 
