@@ -45,6 +45,7 @@ interface Held {
   local: Task | undefined;
   controller: AbortController;
   claimedAt: number;
+  takenAt: number;
 }
 
 interface Links {
@@ -53,6 +54,8 @@ interface Links {
   subscriber: RedisConnection;
 }
 
+/** Tasks that take less than this on average are read ahead. */
+const READ_AHEAD_BELOW_MS = 50;
 /** Lost connections are retried this often. */
 const RETRY_MS = 100;
 /** How often a host says it lives. */
@@ -84,6 +87,7 @@ export class Host {
   #stopped: Promise<void> | undefined;
   #started = Date.now();
   #done = 0;
+  #averageMs = 0;
 
   // The local pool starts first: a bad module or option fails serve().
   constructor(module: string | URL | undefined, options: HostOptions) {
@@ -159,11 +163,15 @@ export class Host {
 
   // ---- reading ----------------------------------------------------------
 
-  // Reads as many tasks as there is room for: two per worker.
+  // Short tasks are read ahead, one more per worker, so that workers do
+  // not wait for Redis between them; long ones are not, so that a host
+  // does not hold tasks that idle hosts could run now.
   async #read(): Promise<void> {
-    const capacity = this.processes * 2;
     const reader = this.#links.reader;
     while (!this.#stopping) {
+      const capacity = this.#averageMs < READ_AHEAD_BELOW_MS
+        ? this.processes * 2
+        : this.processes;
       const room = capacity - this.#held.size;
       if (room <= 0) {
         await new Promise<void>((resolve) => this.#room = resolve);
@@ -221,6 +229,7 @@ export class Host {
       local: undefined,
       controller: new AbortController(),
       claimedAt: Date.now(),
+      takenAt: Date.now(),
     };
     this.#held.set(entry, held);
     if (!await this.#driverAlive(task.driver)) {
@@ -287,7 +296,14 @@ export class Host {
       ])
     );
     this.#held.delete(held.entry);
-    if (outcome !== "dropped") this.#done++;
+    if (outcome !== "dropped") {
+      this.#done++;
+      // A moving average of the time from read to result.
+      const ms = Date.now() - held.takenAt;
+      this.#averageMs = this.#done === 1
+        ? ms
+        : this.#averageMs * 0.8 + ms * 0.2;
+    }
     this.#room?.();
     this.#room = undefined;
   }
