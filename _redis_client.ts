@@ -50,11 +50,17 @@ const CONNECT_TIMEOUT_MS = 5000;
 // Reconnection backs off to this and keeps trying: a restarted server is found.
 const MAX_BACKOFF_MS = 2000;
 
+/**
+ * Replies that say "not now" rather than "no": a server still loading its
+ * data after a restart, busy with a script, or failing over.
+ */
+const TRANSIENT = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY)\b/;
+
 // A command Redis refused is a bug to report; anything else (a lost or
-// closed connection) is worth sending again once the connection is back.
-/** Whether `error` is Redis's answer to a command rather than a lost connection. */
+// closed connection, a server still loading) is worth sending again.
+/** Whether `error` is Redis refusing a command for good. */
 export function isReplyError(error: unknown): boolean {
-  return error instanceof ErrorReply;
+  return error instanceof ErrorReply && !TRANSIENT.test(error.message);
 }
 
 /** How long to wait before sending a command again after a lost connection. */
