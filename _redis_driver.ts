@@ -234,7 +234,7 @@ export class RedisDriver implements PoolEngine {
         .then(() => this.submit(task));
     }
     this.#track(remote);
-    void this.#add(remote);
+    this.#add(remote).catch((error) => this.#end(remote, false, error));
     return undefined;
   }
 
@@ -393,7 +393,9 @@ export class RedisDriver implements PoolEngine {
     if (task === undefined || task.state === "done") return;
     if (result.outcome === "dropped") {
       if (task.worker !== undefined) {
-        void this.#redeliver(task, commands, false);
+        this.#redeliver(task, commands, false).catch((error) =>
+          this.#end(task, false, error)
+        );
       }
       return;
     }

@@ -203,7 +203,9 @@ export class Host {
       const entries = (reply[0] as Reply[])[1] as Reply[];
       for (const entry of entries) {
         const [id, fields] = entry as [Reply, Reply];
-        await this.#take(text(id), fieldsOf(fields));
+        await this.#take(text(id), fieldsOf(fields)).catch((error) =>
+          this.#log(`could not take entry ${text(id)}: ${error}`)
+        );
       }
     }
   }
@@ -283,18 +285,26 @@ export class Host {
 
   // The result and the acknowledgement are one transaction: a task is
   // either done (result written, entry gone) or still pending.
+  // Redis refusing the write (out of memory, say) is logged: the task stays
+  // pending, and its driver delivers it again.
   async #finish(held: Held, outcome: Outcome, value: unknown): Promise<void> {
     if (!this.#held.has(held.entry)) return;
     const results = this.keys.results(held.task.driver);
     const fields = resultFields(held.task.task, outcome, value, this.consumer);
-    await this.#retry(() =>
-      this.#links.commands.atomically([
-        ["XADD", results, "*", ...fields],
-        ["PEXPIRE", results, String(held.task.resultTtl)],
-        ["XACK", this.keys.tasks, GROUP, held.entry],
-        ["XDEL", this.keys.tasks, held.entry],
-      ])
-    );
+    try {
+      await this.#retry(() =>
+        this.#links.commands.atomically([
+          ["XADD", results, "*", ...fields],
+          ["PEXPIRE", results, String(held.task.resultTtl)],
+          ["XACK", this.keys.tasks, GROUP, held.entry],
+          ["XDEL", this.keys.tasks, held.entry],
+        ])
+      );
+    } catch (error) {
+      this.#log(
+        `could not write the result of task ${held.task.task} of driver ${held.task.driver}: ${error}`,
+      );
+    }
     this.#held.delete(held.entry);
     if (outcome !== "dropped") {
       this.#done++;
