@@ -231,7 +231,9 @@ export class StreamJob implements Job {
     let exhausted = false;
     try {
       while (true) {
-        while (!exhausted && this.#pending.size < window) {
+        while (
+          !exhausted && this.#pending.size + this.#settled.size < window
+        ) {
           const pulled = pull(source, chunksize);
           const chunk = Array.isArray(pulled) ? pulled : await pulled;
           if (chunk.length < chunksize) exhausted = true;

@@ -264,7 +264,8 @@ describe("startRedis: a real redis-server for the tests", () => {
           await eventually(() => serving(port).length === 0),
           `redis-server ${forgotten.pid} outlived its SIGKILLed test process`,
         );
-        ok(existsSync(dir), "a SIGKILLed process cannot remove its directory");
+        // Its directory stays until a start cleans up (any start on this
+        // machine: another test process may have done it already).
         await using _next = await startRedis();
         ok(!existsSync(dir), "the next start removes the dead one's directory");
       } finally {
