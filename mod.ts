@@ -13,8 +13,14 @@
  *   processes alike) and they work there as here.
  * - {@linkcode run}, {@linkcode call}, {@linkcode checkCall},
  *   {@linkcode checkOutput} and {@linkcode Popen} start commands given as
- *   argv arrays, capture or stream their output, feed their input, and stop
- *   them (or their whole process group) on a timeout or an abort signal.
+ *   argv arrays (or one string with `shell: true`), capture or stream their
+ *   output, feed their input, and stop them (or their whole process group)
+ *   on a timeout or an abort signal; {@linkcode getoutput} and
+ *   {@linkcode getstatusoutput} are Python's shell helpers.
+ * - Many machines: `@multiproc/multiproc/redis` has the same `Pool` and
+ *   `Queue` over Redis, served by the `multiproc-worker` command (it is the
+ *   one entry point with a dependency, the `redis` client, so this module
+ *   does not re-export it).
  *
  * Timeouts are in milliseconds; names are Python's, camelCased.
  *
