@@ -66,6 +66,8 @@ interface Links {
   reader: RedisConnection;
 }
 
+/** Pending entries read per XPENDING call of a scan. */
+const SCAN_PAGE = 1000;
 /** Lost connections are retried this often while the pool lives. */
 const RETRY_MS = 100;
 
@@ -472,23 +474,32 @@ export class RedisDriver implements PoolEngine {
   }
 
   // Tasks whose host has not extended its claim in time go out again.
+  // Only the range of this driver's entries is read, page by page: entries
+  // other drivers left behind must not hide this one's.
   async #scan(commands: RedisConnection): Promise<void> {
     if (this.#byEntry.size === 0) return;
-    const reply = await commands.call([
-      "XPENDING",
-      this.keys.tasks,
-      GROUP,
-      "IDLE",
-      String(this.#options.visibilityTimeout),
-      "-",
-      "+",
-      "1000",
-    ]);
-    if (!Array.isArray(reply)) return;
-    for (const pending of reply) {
-      const entry = text((pending as Reply[])[0]);
-      const task = this.#byEntry.get(entry);
-      if (task !== undefined) await this.#redeliver(task, commands, true);
+    const ids = [...this.#byEntry.keys()].sort(compareIds);
+    let start = ids[0]!;
+    const end = ids[ids.length - 1]!;
+    while (true) {
+      const reply = await commands.call([
+        "XPENDING",
+        this.keys.tasks,
+        GROUP,
+        "IDLE",
+        String(this.#options.visibilityTimeout),
+        start,
+        end,
+        String(SCAN_PAGE),
+      ]);
+      if (!Array.isArray(reply) || reply.length === 0) return;
+      for (const pending of reply) {
+        const entry = text((pending as Reply[])[0]);
+        const task = this.#byEntry.get(entry);
+        if (task !== undefined) await this.#redeliver(task, commands, true);
+      }
+      if (reply.length < SCAN_PAGE) return;
+      start = `(${text((reply[reply.length - 1] as Reply[])[0])}`;
     }
   }
 
@@ -624,4 +635,11 @@ function delay(ms: number): Promise<void> {
     const timer = setTimeout(resolve, ms);
     (timer as { unref?: () => void }).unref?.();
   });
+}
+
+// Stream ids are "milliseconds-sequence": numbers, not strings, in order.
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split("-").map(Number) as [number, number];
+  const [bm, bs] = b.split("-").map(Number) as [number, number];
+  return am - bm || as - bs;
 }

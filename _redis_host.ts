@@ -56,6 +56,12 @@ interface Links {
 
 /** Tasks that take less than this on average are read ahead. */
 const READ_AHEAD_BELOW_MS = 50;
+/** How often a host looks for tasks nobody will send again. */
+const SWEEP_MS = 30_000;
+/** Pending this long, a task whose driver is gone is nobody's (drivers count as gone after at most a minute). */
+const ABANDONED_MS = 120_000;
+/** How long a stop waits for a read in flight, and for Redis to say goodbye. */
+const READ_STOP_MS = 1500;
 /** Lost connections are retried this often. */
 const RETRY_MS = 100;
 /** How often a host says it lives. */
@@ -87,7 +93,9 @@ export class Host {
   #stopped: Promise<void> | undefined;
   #started = Date.now();
   #done = 0;
-  #averageMs = 0;
+  /** No task has finished yet: no read-ahead until tasks show they are short. */
+  #averageMs = Number.POSITIVE_INFINITY;
+  #forced = false;
 
   // The local pool starts first: a bad module or option fails serve().
   constructor(module: string | URL | undefined, options: HostOptions) {
@@ -134,6 +142,7 @@ export class Host {
       throw error;
     }
     this.#every(HEARTBEAT_MS, () => this.#heartbeat());
+    this.#every(SWEEP_MS, () => this.#sweep());
     this.#every(250, () => this.#extendClaims());
     this.#reading = this.#read();
     this.#log(
@@ -152,12 +161,12 @@ export class Host {
   // forced one hands back everything and kills the workers.
   /** Stops reading, hands back or finishes held tasks, then closes. */
   stop(force: boolean): Promise<void> {
-    if (force && this.#stopped !== undefined) {
-      for (const held of this.#held.values()) {
-        held.controller.abort(new Error("The host was stopped"));
-      }
+    if (force) {
+      this.#forced = true;
+      // A second stop, forced, hands back what runs too.
+      if (this.#stopped !== undefined) void this.#handBackAll();
     }
-    this.#stopped ??= this.#shutdown(force);
+    this.#stopped ??= this.#shutdown();
     return this.#stopped;
   }
 
@@ -441,6 +450,38 @@ export class Host {
     }
   }
 
+  // Tasks held by hosts that died for drivers that died too are nobody's:
+  // no driver will send them again. They are removed, a page at a time.
+  async #sweep(): Promise<void> {
+    const commands = this.#links.commands;
+    const stale = await commands.call([
+      "XPENDING",
+      this.keys.tasks,
+      GROUP,
+      "IDLE",
+      String(ABANDONED_MS),
+      "-",
+      "+",
+      "100",
+    ]);
+    if (!Array.isArray(stale)) return;
+    for (const pending of stale) {
+      const entry = text((pending as Reply[])[0]);
+      const found = await commands.call([
+        "XRANGE",
+        this.keys.tasks,
+        entry,
+        entry,
+      ]);
+      const fields = Array.isArray(found) && found.length > 0
+        ? fieldsOf((found[0] as Reply[])[1]!)
+        : undefined;
+      const driver = fields === undefined ? undefined : text(fields.get("d"));
+      if (driver !== undefined && await this.#driverAlive(driver)) continue;
+      await this.#acknowledge(entry);
+    }
+  }
+
   // A consumer with tasks still pending stays, so its tasks go out again.
   async #forgetHost(consumer: string): Promise<void> {
     const commands = this.#links.commands;
@@ -466,14 +507,19 @@ export class Host {
   }
 
   // Hands back the waiting tasks, then finishes or stops the running ones.
-  async #shutdown(force: boolean): Promise<void> {
+  async #shutdown(): Promise<void> {
     this.#stopping = true;
     this.#room?.();
-    await this.#reading;
-    for (const held of [...this.#held.values()]) {
-      if (force || held.local === undefined || held.local.state === "queued") {
-        if (held.local) this.#engine.cancel([held.local]);
-        await this.#finish(held, "dropped", undefined);
+    // A read blocked on a lost connection would hold the stop forever.
+    await Promise.race([this.#reading, delay(READ_STOP_MS)]);
+    this.#links.reader.destroy();
+    if (this.#forced) await this.#handBackAll();
+    else {
+      for (const held of [...this.#held.values()]) {
+        if (held.local === undefined || held.local.state === "queued") {
+          if (held.local) this.#engine.cancel([held.local]);
+          await this.#finish(held, "dropped", undefined);
+        }
       }
     }
     while (this.#held.size > 0) {
@@ -481,17 +527,29 @@ export class Host {
     }
     for (const timer of this.#timers) clearInterval(timer);
     this.#engine.close();
-    if (force) this.#engine.terminate();
+    if (this.#forced) this.#engine.terminate();
     await this.#engine.exited();
-    try {
-      await this.#links.commands.call(["HDEL", this.keys.hosts, this.consumer]);
-    } catch {
-      // Redis is gone; the host list forgets this host on its own.
-    }
-    this.#links.reader.destroy();
+    await Promise.race([this.#leave(), delay(READ_STOP_MS)]);
     this.#links.subscriber.destroy();
-    await this.#links.commands.close();
+    this.#links.commands.destroy();
     this.#log(`stopped after ${this.#done} tasks`);
+  }
+
+  // Every held task goes back to its driver, running ones too; the workers
+  // running them are stopped, and what they finish later is not written.
+  async #handBackAll(): Promise<void> {
+    const held = [...this.#held.values()];
+    await Promise.all(held.map((h) => this.#finish(h, "dropped", undefined)));
+    this.#engine.terminate();
+  }
+
+  // The host leaves the host list, and the group when it holds nothing.
+  async #leave(): Promise<void> {
+    try {
+      await this.#forgetHost(this.consumer);
+    } catch {
+      // Redis is gone: the host list forgets this host on its own.
+    }
   }
 
   // A command lost with its connection is sent again once it is back.

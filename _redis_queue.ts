@@ -77,6 +77,8 @@ return moved`;
 const SLICE_S = 0.25;
 /** A getter's liveness key lasts this long and is renewed three times as often. */
 const ALIVE_MS = 30_000;
+/** How long a disconnect waits for Redis to forget the handle. */
+const GOODBYE_MS = 1000;
 /** Space tokens kept for waiting puts, at most. */
 const SPACE_TOKENS = 64;
 
@@ -85,10 +87,17 @@ export type QueueFailure = "empty" | "full" | "closed";
 
 /** Thrown by {@linkcode QueueLink} for the caller to turn into its own error. */
 export class QueueRefusal extends Error {
-  // The reason picks the public error class.
-  constructor(readonly reason: QueueFailure) {
-    super(reason);
+  // The reason picks the public error class; a lost connection is the cause.
+  constructor(readonly reason: QueueFailure, options?: ErrorOptions) {
+    super(reason, options);
   }
+}
+
+/** The handle was disconnected while an operation waited. */
+function disconnected(): Error {
+  return new Error(
+    "The queue handle was disconnected while the call waited: keep it connected until its calls are done, or make a new Queue with the same name",
+  );
 }
 
 /** One handle's connections to a queue. */
@@ -154,6 +163,7 @@ export class QueueLink {
   ): Promise<void> {
     const commands = await this.#connection();
     const id = String(++this.#puts);
+    let lost: unknown;
     while (true) {
       signal?.throwIfAborted();
       const done = await untilAnswered(() =>
@@ -168,14 +178,18 @@ export class QueueLink {
           bytes,
           this.getter,
           id,
-        ])
-      );
+        ]).catch((error) => {
+          lost = error;
+          throw error;
+        }), () => this.#ended || Date.now() >= deadline);
+      if (this.#ended) throw disconnected();
+      if (done === undefined) throw new QueueRefusal("full", { cause: lost });
       if (done === 1) return;
       if (done === -1) throw new QueueRefusal("closed");
       const left = deadline - Date.now();
       if (nowait || left <= 0) throw new QueueRefusal("full");
       try {
-        const waits = await (this.#putWaits ??= this.#duplicate());
+        const waits = await this.#blockingPuts();
         await waits.call([
           "BLPOP",
           this.keys.space,
@@ -183,6 +197,7 @@ export class QueueLink {
         ]);
       } catch (error) {
         if (isReplyError(error)) throw error;
+        if (this.#ended) throw disconnected();
         await sleep(100, undefined);
       }
     }
@@ -200,13 +215,11 @@ export class QueueLink {
     nowait: boolean,
   ): Promise<Uint8Array> {
     const commands = await this.#connection();
-    const blocking = nowait
-      ? commands
-      : await (this.#blocking ??= this.#duplicate());
     const mine = this.keys.taking(this.getter);
     let lookInTaking = true;
     while (true) {
       signal?.throwIfAborted();
+      if (this.#ended) throw disconnected();
       try {
         if (lookInTaking) {
           const stranded = await commands.call(["LPOP", mine]);
@@ -214,6 +227,7 @@ export class QueueLink {
           lookInTaking = false;
         }
         const left = deadline - Date.now();
+        const blocking = nowait ? commands : await this.#blockingGets();
         const reply = await blocking.call(
           nowait ? ["LMOVE", this.keys.items, mine, "LEFT", "RIGHT"] : [
             "BLMOVE",
@@ -243,7 +257,11 @@ export class QueueLink {
         if (nowait || Date.now() >= deadline) throw new QueueRefusal("empty");
       } catch (error) {
         if (error instanceof QueueRefusal || isReplyError(error)) throw error;
+        if (this.#ended) throw disconnected();
         if (signal?.aborted) signal.throwIfAborted();
+        if (Date.now() >= deadline) {
+          throw new QueueRefusal("empty", { cause: error });
+        }
         // The connection was lost: once back, this handle's taking list
         // holds what the lost reply carried, if anything.
         lookInTaking = true;
@@ -263,7 +281,10 @@ export class QueueLink {
       steps.push(["RPUSH", this.keys.space, "1"]);
       steps.push(["LTRIM", this.keys.space, String(-SPACE_TOKENS), "-1"]);
     }
-    await untilAnswered(() => commands.atomically(steps));
+    await untilAnswered(
+      () => commands.atomically(steps),
+      () => this.#ended,
+    );
   }
 
   /** Whether the queue was closed and nothing is left in it. */
@@ -333,7 +354,11 @@ export class QueueLink {
     const commands = await this.#connection();
     while (true) {
       signal?.throwIfAborted();
-      const left = await commands.call(["GET", this.keys.unfinished]);
+      const left = await untilAnswered(
+        () => commands.call(["GET", this.keys.unfinished]),
+        () => this.#ended,
+      );
+      if (this.#ended) throw disconnected();
       if (Number(text(left) || 0) === 0) return;
       await sleep(100, signal);
     }
@@ -349,16 +374,16 @@ export class QueueLink {
     }
     const commands = await this.#commands?.catch(() => undefined);
     if (commands === undefined) return;
-    try {
-      await commands.atomically([
+    // Redis may be gone: the getter's key then expires on its own.
+    await Promise.race([
+      commands.atomically([
         ["DEL", this.keys.alive(this.getter)],
         ["SREM", this.keys.getters, this.getter],
         ["HDEL", this.keys.producers, this.getter],
-      ]);
-    } catch {
-      // Redis is gone; the getter's key expires on its own.
-    }
-    await commands.close();
+      ]).catch(() => {}),
+      sleep(GOODBYE_MS, undefined),
+    ]);
+    commands.destroy();
   }
 
   // ---- connections ------------------------------------------------------
@@ -372,7 +397,11 @@ export class QueueLink {
         ),
       );
     }
-    return this.#commands ??= this.#connect();
+    // A failed first connection is tried again at the next call.
+    return this.#commands ??= this.#connect().catch((error) => {
+      this.#commands = undefined;
+      throw error;
+    });
   }
 
   async #connect(): Promise<RedisConnection> {
@@ -428,6 +457,22 @@ export class QueueLink {
   // Blocking commands get connections of their own.
   async #duplicate(): Promise<RedisConnection> {
     return await (await this.#connection()).duplicate();
+  }
+
+  // The blocking gets' connection; one that failed to open is tried again.
+  #blockingGets(): Promise<RedisConnection> {
+    return this.#blocking ??= this.#duplicate().catch((error) => {
+      this.#blocking = undefined;
+      throw error;
+    });
+  }
+
+  // The blocking puts' connection, likewise.
+  #blockingPuts(): Promise<RedisConnection> {
+    return this.#putWaits ??= this.#duplicate().catch((error) => {
+      this.#putWaits = undefined;
+      throw error;
+    });
   }
 }
 

@@ -1393,10 +1393,23 @@ export class Queue<T = unknown> implements AsyncIterable<T>, AsyncDisposable {
       if (error.reason === "closed") {
         throw new QueueClosedError(`The queue ${name} is closed`);
       }
-      if (error.reason === "full") {
-        throw new QueueFullError(`The queue ${name} stayed full ${when}`);
+      // A wait that ran out while Redis could not be reached says so.
+      const lost = error.cause === undefined
+        ? ""
+        : ` (Redis could not be reached: ${
+          (error.cause as Error).message || String(error.cause)
+        })`;
+      const refusal = error.reason === "full"
+        ? new QueueFullError(`The queue ${name} stayed full ${when}${lost}`)
+        : new QueueEmptyError(`The queue ${name} stayed empty ${when}${lost}`);
+      if (error.cause !== undefined) {
+        Object.defineProperty(refusal, "cause", {
+          value: error.cause,
+          configurable: true,
+          writable: true,
+        });
       }
-      throw new QueueEmptyError(`The queue ${name} stayed empty ${when}`);
+      throw refusal;
     }
   }
 

@@ -139,6 +139,23 @@ describe("redis Queue: the local queue's API by name", () => {
     await rejects(worker.taskDone(), RangeError);
   });
 
+  test("disconnect while a get, a put or a join waits: each rejects and says why", async () => {
+    const q = new JoinableQueue<number>({
+      redis: server.url,
+      name: queueName(),
+      maxsize: 1,
+    });
+    const empty = new Queue<number>({ redis: server.url, name: queueName() });
+    await q.put(1);
+    const waiting = [q.put(2), empty.get(), q.join()].map((call) =>
+      rejects(call, /disconnected while the call waited/)
+    );
+    await delay(200);
+    await Promise.all([q.disconnect(), empty.disconnect()]);
+    await Promise.all(waiting);
+    await rejects(q.put(3), /after it was disconnected/);
+  });
+
   test("bad options are refused with what to do", () => {
     for (
       const [options, pattern] of [
@@ -236,6 +253,29 @@ describe("redis Queue: processes, dead getters and restarts", () => {
     } finally {
       await link.end();
     }
+  });
+
+  test("Redis down: a get with a timeout gives up in time and says Redis could not be reached; a handle whose first connection failed connects later", async () => {
+    await using down = await startRedis();
+    const name = queueName();
+    {
+      await using q = new Queue<number>({ redis: down.url, name });
+      await q.put(1);
+      await down.kill();
+      await rejects(
+        q.get({ timeout: 300 }).then(() => q.get({ timeout: 300 })),
+        (error: Error) => {
+          ok(error instanceof QueueEmptyError, String(error));
+          return /Redis could not be reached/.test(error.message);
+        },
+      );
+    }
+    const late = new Queue<number>({ redis: down.url, name: queueName() });
+    await rejects(late.put(1), /Cannot connect to Redis/);
+    await down.restart();
+    await late.put(7);
+    equal(await late.get(), 7);
+    await late.disconnect();
   });
 
   test("Redis killed and restarted during queue traffic: nothing lost, nothing twice", async () => {
