@@ -66,6 +66,8 @@ interface Links {
   reader: RedisConnection;
 }
 
+/** How long a stop waits for Redis to take its goodbye. */
+const GOODBYE_MS = 1000;
 /** Pending entries read per XPENDING call of a scan. */
 const SCAN_PAGE = 1000;
 /** Lost connections are retried this often while the pool lives. */
@@ -76,7 +78,7 @@ export class RedisDriver implements PoolEngine {
   readonly id: string = crypto.randomUUID();
   readonly keys: PoolKeys;
   #options: DriverOptions;
-  #links: Promise<Links>;
+  #links: Promise<Links> | undefined;
   #state: DriverState = "running";
   #broken: unknown = undefined;
   #next = 0;
@@ -91,13 +93,12 @@ export class RedisDriver implements PoolEngine {
   #redelivered = 0;
   #shutdown: Promise<void> | undefined;
   #holding = false;
+  #beats = 0;
 
   // Connects in the background: the first call reports a failure.
   constructor(options: DriverOptions) {
     this.#options = options;
     this.keys = poolKeys(options.name);
-    this.#links = this.#connect();
-    this.#links.catch((error) => this.#break(error));
   }
 
   // ---- the pool's side --------------------------------------------------
@@ -139,7 +140,7 @@ export class RedisDriver implements PoolEngine {
   // The pool's stats ask Redis for what every driver and host shares.
   /** The commands connection, once connected. */
   connection(): Promise<RedisConnection> {
-    return this.#links.then((links) => links.commands);
+    return this.#connection().then((links) => links.commands);
   }
 
   // Python's close(): no new tasks; what was submitted still runs.
@@ -164,11 +165,16 @@ export class RedisDriver implements PoolEngine {
     const withdrawn = [...this.#byEntry.keys()];
     const error = new Error("The pool was terminated before the task finished");
     for (const task of [...this.#tasks.values()]) this.#end(task, false, error);
-    if (this.#broken === undefined) {
+    if (this.#links !== undefined) {
       try {
         const { commands } = await this.#links;
-        if (withdrawn.length > 0) await this.#withdraw(commands, withdrawn);
-        await commands.call(["PUBLISH", this.keys.cancel, `${this.id} *`]);
+        await Promise.race([
+          (async () => {
+            if (withdrawn.length > 0) await this.#withdraw(commands, withdrawn);
+            await commands.call(["PUBLISH", this.keys.cancel, `${this.id} *`]);
+          })(),
+          delay(GOODBYE_MS),
+        ]);
       } catch {
         // Redis is gone: hosts drop the tasks of a driver that is gone.
       }
@@ -252,7 +258,7 @@ export class RedisDriver implements PoolEngine {
       if (remote.worker !== undefined) withdrawn.push(remote.worker);
       this.#forget(remote);
     }
-    if (withdrawn.length === 0 || this.#broken !== undefined) return;
+    if (withdrawn.length === 0 || this.#links === undefined) return;
     void this.#links.then((links) => this.#withdraw(links.commands, withdrawn))
       .catch(() => {});
   }
@@ -276,7 +282,7 @@ export class RedisDriver implements PoolEngine {
     if (task.state === "done") return;
     const entry = task.worker;
     this.#end(task, false, reason);
-    void this.#links.then(async ({ commands }) => {
+    void this.#connection().then(async ({ commands }) => {
       if (entry !== undefined) await this.#withdraw(commands, [entry]);
       await commands.call([
         "PUBLISH",
@@ -290,7 +296,7 @@ export class RedisDriver implements PoolEngine {
   async #add(task: RemoteTask): Promise<void> {
     let links: Links;
     try {
-      links = await this.#links;
+      links = await this.#connection();
     } catch (error) {
       return this.#end(task, false, error);
     }
@@ -406,6 +412,18 @@ export class RedisDriver implements PoolEngine {
 
   // ---- connections ------------------------------------------------------
 
+  // Connects at the first call; a failed connection fails the calls that
+  // waited for it, and the next call tries again.
+  #connection(): Promise<Links> {
+    if (this.#shutdown !== undefined) {
+      return Promise.reject(new Error("The pool has let go of Redis"));
+    }
+    return this.#links ??= this.#connect().catch((error) => {
+      this.#links = undefined;
+      throw error;
+    });
+  }
+
   // The driver's key exists before its first task, so hosts keep its work.
   async #connect(): Promise<Links> {
     const label = `multiproc-driver:${this.#options.name}`;
@@ -462,18 +480,33 @@ export class RedisDriver implements PoolEngine {
   }
 
   // While the driver lives, its key and results stay; after, they expire.
+  // A key found missing means Redis lost data (a restart without
+  // persistence, a failover) or hosts took this driver for gone and dropped
+  // its tasks: every task in Redis is sent again (their results, if they
+  // come twice, count once).
   async #heartbeat(commands: RedisConnection): Promise<void> {
-    await commands.atomically([
-      ["SET", this.keys.driver(this.id), "1", "PX", String(this.#liveness())],
+    const [previous] = await commands.atomically([
+      [
+        "SET",
+        this.keys.driver(this.id),
+        "1",
+        "PX",
+        String(this.#liveness()),
+        "GET",
+      ],
       [
         "PEXPIRE",
         this.keys.results(this.id),
         String(this.#options.resultTtl),
       ],
     ]);
+    if (this.#beats++ === 0 || previous !== null) return;
+    await this.#ensureGroup(commands);
+    for (const task of [...this.#byEntry.values()]) {
+      await this.#redeliver(task, commands, false);
+    }
   }
 
-  // Tasks whose host has not extended its claim in time go out again.
   // Only the range of this driver's entries is read, page by page: entries
   // other drivers left behind must not hide this one's.
   async #scan(commands: RedisConnection): Promise<void> {
@@ -603,27 +636,28 @@ export class RedisDriver implements PoolEngine {
     this.#timers.push(timer);
   }
 
-  // The driver's key and results go with it.
+  // The driver's key and results go with it, unless Redis is gone: then
+  // they expire on their own.
   #stop(): Promise<void> {
     this.#shutdown ??= (async () => {
       for (const timer of this.#timers) clearInterval(timer);
-      let links: Links;
+      let links: Links | undefined;
       try {
         links = await this.#links;
       } catch {
         return;
       }
+      if (links === undefined) return;
       links.reader.destroy();
-      try {
-        await links.commands.call([
+      await Promise.race([
+        links.commands.call([
           "DEL",
           this.keys.driver(this.id),
           this.keys.results(this.id),
-        ]);
-      } catch {
-        // Redis is gone; the keys expire on their own.
-      }
-      await links.commands.close();
+        ]).catch(() => {}),
+        delay(GOODBYE_MS),
+      ]);
+      links.commands.destroy();
     })();
     return this.#shutdown;
   }

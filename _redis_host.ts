@@ -112,6 +112,7 @@ export class Host {
 
   // Connections, group, subscription, then the read loop.
   async start(): Promise<void> {
+    await this.#firstWorker();
     const events = {
       onLost: (error: Error) =>
         this.#log(
@@ -150,6 +151,35 @@ export class Host {
         redactUrl(this.#options.url)
       } with ${this.processes} ${this.backend} workers`,
     );
+  }
+
+  // A host whose task module cannot load must not say it serves: a first
+  // worker runs a no-op, which fails with the module's error.
+  async #firstWorker(): Promise<void> {
+    let settle!: (ok: boolean, value: unknown) => void;
+    const outcome = new Promise<void>((resolve, reject) => {
+      settle = (ok, value) => ok ? resolve() : reject(value);
+    });
+    const job: Job = {
+      settle: (_task: Task, ok: boolean, value: unknown) => settle(ok, value),
+    };
+    try {
+      this.#engine.submit(
+        this.#engine.task(
+          this.#engine.inline("() => 0"),
+          APPLY,
+          [],
+          "arguments",
+          job,
+          0,
+          undefined,
+        ),
+      );
+      await outcome;
+    } catch (error) {
+      this.#engine.terminate();
+      throw error;
+    }
   }
 
   /** What the host holds and has done. */
@@ -275,6 +305,8 @@ export class Host {
         this.#finish(held, ok ? "ok" : "error", value),
     };
     try {
+      // A local pool that cannot work (its module fails to load) says why.
+      this.#engine.checkOpen();
       const fn = task.inline ? this.#engine.inline(task.fn as string) : task.fn;
       const local = this.#engine.task(
         fn,

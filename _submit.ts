@@ -46,7 +46,7 @@ export interface CallbackOptions<T> extends SubmitOptions {
 /** How many workers a facade's defaults are sized for, asked at each call. */
 export interface Sizing {
   /** Workers that share a map: its default chunk size gives each about four chunks. */
-  workers(): number;
+  workers(): number | Promise<number>;
   /** Chunks an imap keeps in flight. */
   window(): number;
 }
@@ -105,7 +105,7 @@ export class Submitter {
     const all = await collect(items);
     if (kind === STARMAP_CHUNK) checkTuples(all);
     const chunksize = options?.chunksize ??
-      Math.max(1, Math.ceil(all.length / (this.#sizing.workers() * 4)));
+      Math.max(1, Math.ceil(all.length / (await this.#sizing.workers() * 4)));
     return new MapJob(this.#engine).run(fn, kind, all, chunksize, options);
   }
 

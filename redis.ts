@@ -168,7 +168,7 @@ export interface RedisPoolStats {
   inFlight: number;
   /** Tasks delivered again, by every driver of this name, ever. */
   redelivered: number;
-  /** The hosts that said they live, with their last heartbeat. */
+  /** The hosts that said they live in the last 10 s, with their last heartbeat. */
   hosts: HostInfo[];
 }
 
@@ -184,7 +184,9 @@ function redisUrl(url: unknown): string {
   if (url === undefined) {
     return process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   }
-  if (typeof url !== "string" || !/^rediss?:\/\//.test(url)) {
+  if (
+    typeof url !== "string" || !/^rediss?:\/\//.test(url) || !URL.canParse(url)
+  ) {
     throw new TypeError(
       `Expected redis to be a redis:// or rediss:// URL, got ${
         JSON.stringify(url) ?? String(url)
@@ -253,10 +255,11 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     this.#name = name;
     const window = options.maxQueue ?? DEFAULT_WINDOW;
     this.#submitter = new Submitter(this.#driver, {
-      workers: () => this.#hostWorkers,
+      // A map is chunked for the hosts that live now.
+      workers: () =>
+        this.stats().then(() => this.#hostWorkers, () => this.#hostWorkers),
       window: () => window,
     });
-    void this.stats().catch(() => {});
   }
 
   /**
@@ -787,7 +790,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
             "id" | "lastHeartbeat"
           >
           & { at: number };
-        if (now - beat.at <= LIVE_HOST_MS) liveWorkers += beat.processes;
+        // Hosts that stopped saying they live are not listed.
+        if (now - beat.at > LIVE_HOST_MS) continue;
+        liveWorkers += beat.processes;
         list.push({
           id: text(hosts[i]),
           host: beat.host,

@@ -246,6 +246,68 @@ describe("redis Pool: hosts that die, stop and restart", () => {
     await a.waitFor(/stopped after 1 tasks/);
   });
 
+  test("a second SIGTERM stops at once and hands back the running tasks too", async () => {
+    const name = poolName();
+    await using a = await startHost(server.url, name, { processes: 2 });
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      visibilityTimeout: 600_000,
+    });
+    const pending = pool.map("sleep", [3000, 3000], { chunksize: 1 });
+    ok(await until(async () => (await pool.stats()).inFlight === 2));
+    a.signal("SIGTERM");
+    await a.waitFor(/SIGTERM: stopping;/);
+    a.signal("SIGTERM");
+    await a.waitFor(/stopping now/);
+    equal(await a.exited, 0);
+    await using _b = await startHost(server.url, name, { processes: 2 });
+    deepEqual(await pending, [3000, 3000]);
+  });
+
+  test("a host whose task module cannot load does not start", async () => {
+    const name = poolName();
+    await rejects(
+      serve("./no-such-module.ts", { redis: server.url, name, processes: 1 }),
+      /Cannot load the task module .*no-such-module/,
+    );
+    const logged: string[] = [];
+    equal(
+      await main(
+        ["--redis", server.url, "--name", name, "./no-such-module.ts"],
+        { log: (line) => logged.push(line) },
+      ),
+      1,
+    );
+    ok(
+      /Cannot load the task module/.test(logged.join("\n")),
+      logged.join("\n"),
+    );
+    await using pool = new Pool({ redis: server.url, name });
+    deepEqual((await pool.stats()).hosts, []);
+  });
+
+  test("Redis restarted without its data during a map: the driver sends its tasks again", async () => {
+    await using volatile = await startRedis();
+    const name = poolName();
+    await using host = await startHost(volatile.url, name, { processes: 2 });
+    await using pool = new Pool<TaskModule>({
+      redis: volatile.url,
+      name,
+      visibilityTimeout: 1000,
+    });
+    const items = Array.from({ length: 20 }, (_, i) => i);
+    const pending = pool.map("square", items, { chunksize: 1 });
+    await pending;
+    const again = pool.map("sleep", items.map(() => 100), { chunksize: 1 });
+    await delay(300);
+    await volatile.kill();
+    await delay(200);
+    await volatile.restart();
+    deepEqual(await again, items.map(() => 100));
+    await host.waitFor(/reconnected/);
+  });
+
   test("Redis killed and restarted during a map: nothing lost, everyone reconnects", async () => {
     const name = poolName();
     await using host = await startHost(server.url, name, { processes: 2 });
