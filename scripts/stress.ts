@@ -4,10 +4,12 @@
  * pool workers SIGKILLed, the parent of a pool SIGKILLed, pools made and
  * dropped by the hundred), per runtime (Deno on the sources, Node on the
  * npm build) and backend (worker threads, child processes), each run in a
- * fresh program with a hard time limit. Prints one table (scenario x
- * runtime x backend: runs, items lost, doubled, out of order, hangs,
- * orphans, leaked fds and threads, other failures) and exits non-zero if
- * any count is not zero.
+ * fresh program with a hard time limit; and the same for redis.ts (worker
+ * hosts SIGKILLed, redis-server killed and restarted, queue consumers
+ * killed, pools and queue handles made and dropped). Prints one table
+ * (scenario x runtime x backend: runs, items lost, doubled, out of order,
+ * hangs, orphans, leaked fds, threads, Redis keys and connections, other
+ * failures) and exits non-zero if any count is not zero.
  *
  * Run with `npm run stress` (or `deno task stress`); `--help` lists the
  * options. `--short` is the quick pass that `npm test` runs.
@@ -28,10 +30,18 @@ import {
   scenarios,
 } from "./_stress_scenarios.ts";
 import { root, type Runtime, stopEverything } from "./_stress_run.ts";
+import { redisScenarios } from "./_stress_redis.ts";
+
+/** Every scenario; the short pass runs some of them fewer times. */
+const allScenarios: readonly (Scenario & { shortRuns?: number })[] = [
+  ...scenarios,
+  ...redisScenarios,
+];
 
 const usage = `Usage: deno run -A scripts/stress.ts [options]
 
-  --runs N          runs per scenario, runtime and backend (default 20; 2 with --short)
+  --runs N          runs per scenario, runtime and backend (default 20; with
+                    --short 2, and 1 for the redis-* scenarios)
   --short           fewer runs and items: the pass npm test runs
   --only NAME,...   these scenarios only (see below)
   --runtime R       deno or node (default both)
@@ -43,7 +53,7 @@ const usage = `Usage: deno run -A scripts/stress.ts [options]
   --help            this text
 
 Scenarios:
-${scenarios.map((s) => `  ${s.name.padEnd(20)}${s.summary}`).join("\n")}
+${allScenarios.map((s) => `  ${s.name.padEnd(20)}${s.summary}`).join("\n")}
 `;
 
 const { values: options } = parseArgs({
@@ -76,9 +86,15 @@ const runs = options.runs === undefined
 if (!Number.isInteger(runs) || runs < 1) {
   fail(`--runs wants a whole number >= 1, got "${options.runs}"`);
 }
+/** The runs a scenario gets: --runs, or its own short count with --short. */
+function runsOf(scenario: { shortRuns?: number }): number {
+  return options.runs === undefined && options.short
+    ? scenario.shortRuns ?? runs
+    : runs;
+}
 const only = options.only?.split(",").map((name) => name.trim());
 for (const name of only ?? []) {
-  if (!scenarios.some((scenario) => scenario.name === name)) {
+  if (!allScenarios.some((scenario) => scenario.name === name)) {
     fail(`No scenario "${name}"`);
   }
 }
@@ -171,6 +187,8 @@ interface Cell {
   orphans5s: number;
   leakedFds: number;
   leakedThreads: number;
+  /** Redis keys and connections a redis-* scenario found left behind. */
+  leakedRedis: number;
   /** Runs with a failure that no other column counts. */
   other: number;
   inHand: number;
@@ -194,6 +212,7 @@ function cellOf(row: string, runtime: Runtime, backend: Backend): Cell {
       orphans5s: 0,
       leakedFds: 0,
       leakedThreads: 0,
+      leakedRedis: 0,
       other: 0,
       inHand: 0,
       seconds: 0,
@@ -238,9 +257,13 @@ function record(
     cell.orphans5s += orphans.at5s;
     cell.leakedFds += outcome.leakedFds;
     cell.leakedThreads += outcome.leakedThreads;
+    const leakedRedis = (outcome.notes.leakedKeys ?? 0) +
+      (outcome.notes.leakedConnections ?? 0);
+    cell.leakedRedis += leakedRedis;
     cell.inHand += outcome.inHand;
     const counted = outcome.lost + outcome.doubled + outcome.outOfOrder +
-      outcome.hangs + orphans.at5s + outcome.leakedFds + outcome.leakedThreads;
+      outcome.hangs + orphans.at5s + outcome.leakedFds + outcome.leakedThreads +
+      leakedRedis;
     if (counted === 0 && outcome.errors.length > 0) cell.other++;
     const messages = [...outcome.errors];
     if (orphans.at5s > 0) {
@@ -280,15 +303,18 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 const started = performance.now();
 console.log(
   `Stress: ${runs} run(s) each${
-    options.short ? ", short" : ""
+    options.short
+      ? `, short${options.runs === undefined ? " (redis-*: 1 each)" : ""}`
+      : ""
   }, seed ${baseSeed}, on ${runtimes.join(" and ")}`,
 );
 for (const runtime of runtimes) {
-  for (const scenario of scenarios) {
+  for (const scenario of allScenarios) {
     if (only && !only.includes(scenario.name)) continue;
     for (const backend of backends) {
       if (!scenario.backends.includes(backend)) continue;
-      for (let i = 0; i < runs; i++) {
+      const count = runsOf(scenario);
+      for (let i = 0; i < count; i++) {
         const seed = baseSeed + i;
         const context = { runtime, backend, short: options.short, seed };
         const report = runtime === "node"
@@ -310,7 +336,7 @@ for (const runtime of runtimes) {
           }
         }
         console.log(
-          `  ${scenario.name} ${runtime} ${backend} ${i + 1}/${runs} (${
+          `  ${scenario.name} ${runtime} ${backend} ${i + 1}/${count} (${
             report.seconds.toFixed(1)
           } s): ${
             verdict.length > 160 ? `${verdict.slice(0, 157)}…` : verdict
@@ -335,6 +361,7 @@ const header = [
   "orphans 2s/5s",
   "leaked fds",
   "leaked threads",
+  "leaked keys/conns",
   "other",
   "in hand",
   "s/run",
@@ -343,7 +370,8 @@ const rows: string[][] = [];
 let bad = 0;
 for (const [key, cell] of cells) {
   const failed = cell.lost + cell.doubled + cell.outOfOrder + cell.hangs +
-    cell.orphans5s + cell.leakedFds + cell.leakedThreads + cell.other;
+    cell.orphans5s + cell.leakedFds + cell.leakedThreads + cell.leakedRedis +
+    cell.other;
   bad += failed;
   rows.push([
     ...key.split("\t"),
@@ -355,6 +383,7 @@ for (const [key, cell] of cells) {
     `${cell.orphans2s}/${cell.orphans5s}`,
     String(cell.leakedFds),
     String(cell.leakedThreads),
+    String(cell.leakedRedis),
     String(cell.other),
     String(cell.inHand),
     (cell.seconds / cell.runs).toFixed(1),
@@ -375,8 +404,10 @@ console.log(`|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`);
 for (const row of rows) console.log(line(row));
 console.log(
   `\nother: runs with a failure no other column counts (a wrong result, a wrong qsize(), a crash).` +
-    `\nin hand: the one item a killed consumer thread had taken and not yet reported (a thread can stop between two statements); the consumer's loss, not the queue's, not counted. A process cannot lose it: its acknowledgement travels with its report.` +
-    `\norphans: processes of a run alive 2 s / 5 s after its program ended (or was killed); the 5 s count fails.`,
+    `\nin hand: the one item a killed consumer thread had taken and not yet reported (a thread can stop between two statements); the consumer's loss, not the queue's, not counted. A process cannot lose it: its acknowledgement travels with its report. In redis-queue, the one item a SIGKILLed consumer process had when the kill came after its get's acknowledgement reached Redis and before its print: lost, whether or not the get had returned (the acknowledgement is its last step), which the Redis README does not say.` +
+    `\norphans: processes of a run alive 2 s / 5 s after its program ended (or was killed), and the workers of a worker host a redis-* program SIGKILLed alive 2 s / 5 s after the kill; the 5 s count fails.` +
+    `\nleaked keys/conns: Redis keys beyond the documented ones, and connections of the program still open, after redis-leaks made and dropped its pools and queue handles.` +
+    `\nbackend: of the worker hosts' local pools (redis-host-killed, redis-server-killed, redis-leaks); redis-queue's clients are processes.`,
 );
 if (failures.length > 0) {
   console.log(`\nFailures (${failures.length}):`);
