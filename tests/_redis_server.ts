@@ -10,6 +10,9 @@
 // kills it once the test process is gone; a normal exit kills every server
 // left and removes its directory; and the directories of a test process
 // that died without exiting are removed by the next start.
+//
+// With `tls`, the server speaks only TLS (rediss://), with a throwaway CA
+// and server certificate made by `openssl` in its directory.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
   mkdtempSync,
@@ -17,8 +20,10 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection, createServer, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -44,16 +49,34 @@ export interface StartRedisOptions {
    * @default {undefined} (no password)
    */
   requirepass?: string;
+  /**
+   * Speak TLS only (`--tls-port`, `--port 0`, clients not asked for a
+   * certificate), with a CA and a server certificate for 127.0.0.1 made by
+   * `openssl` in the server's directory: {@linkcode RedisServer.url} is then
+   * `rediss://…`, and clients must trust {@linkcode RedisServer.ca}.
+   *
+   * @default {false}
+   */
+  tls?: boolean;
 }
 
 /** A running `redis-server` started by {@linkcode startRedis}. */
 export interface RedisServer {
-  /** `redis://127.0.0.1:PORT`, with `:password@` when `requirepass` was given. */
+  /**
+   * `redis://127.0.0.1:PORT` (`rediss://` with `tls`), with `:password@`
+   * when `requirepass` was given.
+   */
   readonly url: string;
   /** The loopback port it listens on, the same after a restart. */
   readonly port: number;
   /** Its temporary working directory (the append-only file, `redis.log`). */
   readonly dir: string;
+  /**
+   * With `tls`, the path of the CA certificate (PEM) that signed the
+   * server's: what clients must trust (`NODE_EXTRA_CA_CERTS`); otherwise
+   * `undefined`.
+   */
+  readonly ca: string | undefined;
   /** The server process's pid; `undefined` once killed or stopped. */
   readonly pid: number | undefined;
   /** Sends one command over a new raw connection; a Redis error rejects. */
@@ -237,23 +260,26 @@ function parseReply(
  *
  * @param port The server's loopback port.
  * @param commands The commands, each as its words: `[["SET", "k", "v"]]`.
- * @param options `password` to authenticate with; `timeout` in ms (default 10 000).
+ * @param options `password` to authenticate with; `timeout` in ms (default
+ * 10 000); `ca`, the PEM text of the CA to trust, to speak TLS.
  * @returns The replies, in order.
  * @throws {Error} Redis's error reply, or the connection's error.
  */
 export function redisCommands(
   port: number,
   commands: string[][],
-  options: { password?: string; timeout?: number } = {},
+  options: { password?: string; timeout?: number; ca?: string } = {},
 ): Promise<RespValue[]> {
-  const { password, timeout = 10_000 } = options;
+  const { password, timeout = 10_000, ca } = options;
   const all = password === undefined
     ? commands
     : [["AUTH", password], ...commands];
   return new Promise((resolve, reject) => {
     let buffer = new Uint8Array(0);
     const replies: RespValue[] = [];
-    const socket = createConnection({ host: "127.0.0.1", port });
+    const socket: Socket = ca === undefined
+      ? createConnection({ host: "127.0.0.1", port })
+      : connectTls({ host: "127.0.0.1", port, ca });
     // Ends the exchange once: the socket is always closed.
     const finish = (error?: Error): void => {
       socket.destroy();
@@ -354,6 +380,94 @@ function removeStaleDirs(): void {
   }
 }
 
+// Runs openssl; a failure says what it printed.
+function openssl(dir: string, args: string[]): void {
+  const result = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(
+      `openssl ${args[0]} failed (exit ${result.status}): ${
+        result.stderr || result.error
+      }`,
+    );
+  }
+}
+
+/** A TLS server's certificate files. */
+interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+// A throwaway CA (P-256, two days) and a certificate it signs for
+// 127.0.0.1 and localhost, as a TLS client checks them; returns the files.
+function makeCertificates(dir: string): TlsFiles {
+  const days = "2";
+  const curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+  openssl(dir, [
+    "req",
+    "-x509",
+    ...curve,
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    days,
+    "-subj",
+    "/CN=multiproc test CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  openssl(dir, [
+    "req",
+    "-new",
+    ...curve,
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=127.0.0.1",
+  ]);
+  writeFileSync(
+    join(dir, "server.ext"),
+    [
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage=serverAuth",
+      "",
+    ].join("\n"),
+  );
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    days,
+    "-extfile",
+    "server.ext",
+  ]);
+  return {
+    ca: join(dir, "ca.crt"),
+    cert: join(dir, "server.crt"),
+    key: join(dir, "server.key"),
+  };
+}
+
 // A port another program holds, which a new port may avoid.
 class PortTakenError extends Error {}
 
@@ -361,21 +475,32 @@ class PortTakenError extends Error {}
 class RedisProcess implements RedisServer {
   readonly url: string;
   readonly dir: string;
+  readonly ca: string | undefined;
   #port = 0;
   #options: StartRedisOptions;
+  #tls: TlsFiles | undefined;
+  #caText: string | undefined;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #watcher: ChildProcess | undefined;
   #removed = false;
 
-  constructor(dir: string, port: number, options: StartRedisOptions) {
+  constructor(
+    dir: string,
+    port: number,
+    options: StartRedisOptions,
+    tls: TlsFiles | undefined,
+  ) {
     this.dir = dir;
     this.#port = port;
     this.#options = options;
+    this.#tls = tls;
+    this.ca = tls?.ca;
+    this.#caText = tls && readFileSync(tls.ca, "utf8");
     const auth = options.requirepass === undefined
       ? ""
       : `:${encodeURIComponent(options.requirepass)}@`;
-    this.url = `redis://${auth}127.0.0.1:${port}`;
+    this.url = `${tls ? "rediss" : "redis"}://${auth}127.0.0.1:${port}`;
   }
 
   get port(): number {
@@ -389,10 +514,23 @@ class RedisProcess implements RedisServer {
   // The command line of a run; the same at every restart.
   #argv(): string[] {
     const { appendonly = false, requirepass } = this.#options;
+    const tls = this.#tls;
     return [
       "redis-server",
-      "--port",
-      String(this.#port),
+      ...(tls === undefined ? ["--port", String(this.#port)] : [
+        "--port",
+        "0",
+        "--tls-port",
+        String(this.#port),
+        "--tls-cert-file",
+        tls.cert,
+        "--tls-key-file",
+        tls.key,
+        "--tls-ca-cert-file",
+        tls.ca,
+        "--tls-auth-clients",
+        "no",
+      ]),
       "--bind",
       "127.0.0.1",
       "--protected-mode",
@@ -479,7 +617,11 @@ class RedisProcess implements RedisServer {
       const [pong, info] = await redisCommands(
         this.#port,
         [["PING"], ["INFO", "server", "persistence"]],
-        { password: this.#options.requirepass, timeout: 2_000 },
+        {
+          password: this.#options.requirepass,
+          timeout: 2_000,
+          ca: this.#caText,
+        },
       );
       const text = String(info);
       return pong === "PONG" &&
@@ -528,6 +670,7 @@ class RedisProcess implements RedisServer {
   command(...args: string[]): Promise<RespValue> {
     return redisCommands(this.#port, [args], {
       password: this.#options.requirepass,
+      ca: this.#caText,
     }).then((replies) => replies[0]!);
   }
 
@@ -577,9 +720,9 @@ class RedisProcess implements RedisServer {
  * Starts a real `redis-server` for a test: on a free port of 127.0.0.1
  * (`--bind 127.0.0.1 --protected-mode yes`), in a new temporary directory,
  * without RDB snapshots (`--save ""`), with the append-only file when
- * `appendonly` is set, and returns once it answers PING. Call `stop()` at
- * the end (or `await using`); a server a test forgets still dies with the
- * test process.
+ * `appendonly` is set, over TLS only with `tls`, and returns once it
+ * answers PING. Call `stop()` at the end (or `await using`); a server a
+ * test forgets still dies with the test process.
  *
  * @example
  * ```ts
@@ -590,10 +733,11 @@ class RedisProcess implements RedisServer {
  * await server.command("GET", "k"); // "v"
  * ```
  *
- * @param options `appendonly`, `requirepass`.
+ * @param options `appendonly`, `requirepass`, `tls`.
  * @returns The running server.
- * @throws {Error} When `redis-server` is not on the PATH (the message names
- * Debian's package), or it cannot start (the message has its log).
+ * @throws {Error} When `redis-server` (or, with `tls`, `openssl`) is not on
+ * the PATH (the message names Debian's package), or it cannot start (the
+ * message has its log).
  */
 export async function startRedis(
   options: StartRedisOptions = {},
@@ -603,15 +747,23 @@ export async function startRedis(
       `redis-server is not on the PATH (${process.env.PATH}): the Redis tests need a real server; install Debian's package with \`apt-get install redis-server\` (npm test does it when run as root)`,
     );
   }
+  if (options.tls && findOnPath("openssl") === undefined) {
+    throw new Error(
+      `openssl is not on the PATH (${process.env.PATH}): the TLS tests make a throwaway CA and server certificate with it; install Debian's package with \`apt-get install openssl\``,
+    );
+  }
   removeStaleDirs();
   for (let attempt = 1;; attempt++) {
     const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
-    const server = new RedisProcess(dir, await freePort(), options);
+    let server: RedisProcess | undefined;
     try {
+      const tls = options.tls ? makeCertificates(dir) : undefined;
+      server = new RedisProcess(dir, await freePort(), options, tls);
       await server.start();
       return server;
     } catch (error) {
-      await server.stop();
+      if (server) await server.stop();
+      else rmSync(dir, { recursive: true, force: true });
       if (!(error instanceof PortTakenError) || attempt === PORT_TRIES) {
         throw error;
       }
