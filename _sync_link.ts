@@ -367,7 +367,8 @@ class RemoteSyncCore implements SyncOps {
     }
     if (this.kind === LOCK || this.kind === RLOCK) {
       if (this.#depth === 0) return NOT_HELD;
-      this.#depth--;
+      // Free as far as this process knows, until the parent says more.
+      if (--this.#depth === 0) this.#state = { ...this.#state, owner: 0 };
     }
     sendSyncToParent(this.#op(RELEASE, n), true);
     return 0;
