@@ -66,6 +66,7 @@ const publicFiles = [
   "process.ts",
   "queue.ts",
   "subprocess.ts",
+  "sync.ts",
 ];
 
 function testFiles(dir: string, extension: string): string[] {
