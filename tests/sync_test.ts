@@ -347,7 +347,7 @@ describe("Value and SharedArray", () => {
   });
 });
 
-describe("across worker threads", () => {
+describe("Shared memory with the worker backend", () => {
   test("4 threads × 10,000 increments of a Value under its lock: exactly 40,000", async () => {
     const counter = new Value("i32", 0);
     await using pool = new Pool<Tasks>(tasks, {
@@ -369,7 +369,7 @@ describe("across worker threads", () => {
 });
 
 for (const backend of ["worker", "process"] as const satisfies Backend[]) {
-  describe(`across ${backend} workers`, () => {
+  describe(`Sync primitives with the ${backend} backend`, () => {
     test("4 workers under one Lock: no update lost", async () => {
       const dir = mkdtempSync(join(tmpdir(), "multiproc-sync-"));
       try {
