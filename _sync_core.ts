@@ -111,6 +111,8 @@ export const SYNC_CORE: unique symbol = Symbol.for("multiproc.syncCore");
 export interface SyncOps {
   readonly [SYNC_CORE]: true;
   readonly kind: Kind;
+  /** Takes a lock or semaphore if that needs no wait here: `ACQUIRED`, `OWNER_DIED`, or 0. */
+  tryAcquire(owner: number): number;
   /** Acquires a lock or semaphore: `ACQUIRED`, `OWNER_DIED`, `TIMED_OUT` or `ABORTED`. */
   acquire(owner: number, wait: SyncWait): Promise<number>;
   /** Releases `n` units: 0, `NOT_HELD` or `OVER_BOUND`. */
@@ -138,7 +140,13 @@ export interface SyncOps {
 /** The memory of one primitive, shared by the threads of its process. */
 export class SyncCore implements SyncOps {
   readonly [SYNC_CORE] = true as const;
+  /** The waiter slots (and the header): tracks the memory as it grows. */
   readonly ints: Int32Array;
+  /**
+   * The header alone, a fixed-length view: V8 and JavaScriptCore run
+   * `Atomics` on a length-tracking view several times slower.
+   */
+  readonly head: Int32Array;
   readonly kind: Kind;
   /** Slots taken by the last arrival of a barrier generation, passed once its action ran. */
   #passing: { slot: number; ticket: number }[] = [];
@@ -146,7 +154,8 @@ export class SyncCore implements SyncOps {
   // A worker thread rebuilds the core around the memory it was sent.
   constructor(descriptor: SyncDescriptor) {
     this.ints = new Int32Array(descriptor.sync);
-    this.kind = this.ints[KIND] as Kind;
+    this.head = new Int32Array(descriptor.sync, 0, HEADER);
+    this.kind = this.head[KIND] as Kind;
   }
 
   // Growable: a primitive nobody waits on stays small.
@@ -156,11 +165,11 @@ export class SyncCore implements SyncOps {
     const buffer = new SharedArrayBuffer(bytes, {
       maxByteLength: (HEADER + MAX_SLOTS * SLOT_WORDS) * 4,
     });
-    const ints = new Int32Array(buffer);
-    ints[KIND] = kind;
-    ints[COUNT] = count;
-    ints[LIMIT] = limit;
-    ints[SLOTS] = INITIAL_SLOTS;
+    const head = new Int32Array(buffer, 0, HEADER);
+    head[KIND] = kind;
+    head[COUNT] = count;
+    head[LIMIT] = limit;
+    head[SLOTS] = INITIAL_SLOTS;
     return new SyncCore({ sync: buffer });
   }
 
@@ -184,55 +193,54 @@ export class SyncCore implements SyncOps {
         "Cannot use the lock: this worker thread was stopped; use the process backend for tasks that must be stopped while they compute",
       );
     }
-    const ints = this.ints;
-    if (Atomics.compareExchange(ints, GUARD, 0, me) === 0) return;
+    if (Atomics.compareExchange(this.head, GUARD, 0, me) === 0) return;
     for (let spin = 0; spin < 2000; spin++) {
       if (
-        Atomics.load(ints, GUARD) === 0 &&
-        Atomics.compareExchange(ints, GUARD, 0, me) === 0
+        Atomics.load(this.head, GUARD) === 0 &&
+        Atomics.compareExchange(this.head, GUARD, 0, me) === 0
       ) return;
     }
-    Atomics.add(ints, GUARD_WAITERS, 1);
+    Atomics.add(this.head, GUARD_WAITERS, 1);
     try {
       for (;;) {
-        const holder = Atomics.load(ints, GUARD);
+        const holder = Atomics.load(this.head, GUARD);
         if (holder === 0) {
-          if (Atomics.compareExchange(ints, GUARD, 0, me) === 0) return;
+          if (Atomics.compareExchange(this.head, GUARD, 0, me) === 0) return;
           continue;
         }
-        const woke = Atomics.wait(ints, GUARD, holder, GUARD_CHECK_MS);
+        const woke = Atomics.wait(this.head, GUARD, holder, GUARD_CHECK_MS);
         if (
           woke === "timed-out" && isDead(holder) &&
-          Atomics.compareExchange(ints, GUARD, holder, me) === holder
+          Atomics.compareExchange(this.head, GUARD, holder, me) === holder
         ) return;
       }
     } finally {
-      Atomics.sub(ints, GUARD_WAITERS, 1);
+      Atomics.sub(this.head, GUARD_WAITERS, 1);
     }
   }
 
   // Notifies only a counted sleeper: an uncontended unlock stays cheap.
   #unlock(): void {
-    Atomics.store(this.ints, GUARD, 0);
-    if (Atomics.load(this.ints, GUARD_WAITERS) > 0) {
-      Atomics.notify(this.ints, GUARD, 1);
+    Atomics.store(this.head, GUARD, 0);
+    if (Atomics.load(this.head, GUARD_WAITERS) > 0) {
+      Atomics.notify(this.head, GUARD, 1);
     }
   }
 
   // Other processes mirror the state: their watchers wake on a change.
   #changed(): void {
-    Atomics.add(this.ints, CHANGES, 1);
-    if (Atomics.load(this.ints, WATCHERS) > 0) {
-      Atomics.notify(this.ints, CHANGES);
+    Atomics.add(this.head, CHANGES, 1);
+    if (Atomics.load(this.head, WATCHERS) > 0) {
+      Atomics.notify(this.head, CHANGES);
     }
   }
 
   /** The state other processes mirror. */
   state(): SyncState {
     return {
-      owner: Atomics.load(this.ints, OWNER),
-      count: Atomics.load(this.ints, COUNT),
-      flag: Atomics.load(this.ints, FLAG),
+      owner: Atomics.load(this.head, OWNER),
+      count: Atomics.load(this.head, COUNT),
+      flag: Atomics.load(this.head, FLAG),
     };
   }
 
@@ -241,21 +249,20 @@ export class SyncCore implements SyncOps {
    * without holding the event loop.
    */
   async changedSince(seen: number): Promise<void> {
-    const ints = this.ints;
-    Atomics.add(ints, WATCHERS, 1);
+    Atomics.add(this.head, WATCHERS, 1);
     try {
-      while (Atomics.load(ints, CHANGES) === seen) {
-        const wait = Atomics.waitAsync(ints, CHANGES, seen);
+      while (Atomics.load(this.head, CHANGES) === seen) {
+        const wait = Atomics.waitAsync(this.head, CHANGES, seen);
         if (wait.async) await wait.value;
       }
     } finally {
-      Atomics.sub(ints, WATCHERS, 1);
+      Atomics.sub(this.head, WATCHERS, 1);
     }
   }
 
   /** The change counter, for `changedSince`. */
   changes(): number {
-    return Atomics.load(this.ints, CHANGES);
+    return Atomics.load(this.head, CHANGES);
   }
 
   // ---- slots -------------------------------------------------------------
@@ -264,7 +271,7 @@ export class SyncCore implements SyncOps {
   /** Takes a free slot (growing the table if none); the guard is held. */
   #take(state: number, token: number, arg: number): number {
     const ints = this.ints;
-    let slots = ints[SLOTS];
+    let slots = this.head[SLOTS];
     let found = -1;
     for (let i = 0; i < slots; i++) {
       if (ints[HEADER + i * SLOT_WORDS + S_STATE] === FREE) {
@@ -283,24 +290,24 @@ export class SyncCore implements SyncOps {
         (HEADER + grown * SLOT_WORDS) * 4,
       );
       found = slots;
-      ints[SLOTS] = slots = grown;
+      this.head[SLOTS] = slots = grown;
     }
     const at = HEADER + found * SLOT_WORDS;
-    ints[at + S_TICKET] = ints[NEXT_TICKET]++;
+    ints[at + S_TICKET] = this.head[NEXT_TICKET]++;
     ints[at + S_TOKEN] = token;
     ints[at + S_ARG] = arg;
     Atomics.store(ints, at + S_STATE, state);
-    if (state === WAITING_STATE) ints[WAITING]++;
+    if (state === WAITING_STATE) this.head[WAITING]++;
     return found;
   }
 
   /** The waiting slot with the lowest ticket, or -1; the guard is held. */
   #first(): number {
     const ints = this.ints;
-    if (ints[WAITING] === 0) return -1;
+    if (this.head[WAITING] === 0) return -1;
     let best = -1;
     let bestTicket = 0;
-    const slots = ints[SLOTS];
+    const slots = this.head[SLOTS];
     for (let i = 0; i < slots; i++) {
       const at = HEADER + i * SLOT_WORDS;
       if (ints[at + S_STATE] !== WAITING_STATE) continue;
@@ -319,7 +326,7 @@ export class SyncCore implements SyncOps {
     const ints = this.ints;
     const at = HEADER + slot * SLOT_WORDS;
     ints[at + S_ARG] = arg;
-    ints[WAITING]--;
+    this.head[WAITING]--;
     Atomics.store(ints, at + S_STATE, GRANTED);
     Atomics.notify(ints, at + S_STATE);
   }
@@ -327,8 +334,8 @@ export class SyncCore implements SyncOps {
   /** Wakes every waiter, each with `arg` (or its own arg when `undefined`). */
   #grantAll(arg: number | undefined): void {
     const ints = this.ints;
-    const slots = ints[SLOTS];
-    for (let i = 0; i < slots && ints[WAITING] > 0; i++) {
+    const slots = this.head[SLOTS];
+    for (let i = 0; i < slots && this.head[WAITING] > 0; i++) {
       const at = HEADER + i * SLOT_WORDS;
       if (ints[at + S_STATE] === WAITING_STATE) {
         this.#grant(i, arg ?? ints[at + S_ARG]);
@@ -340,7 +347,7 @@ export class SyncCore implements SyncOps {
   /** Adds `n` (may be negative) to what `token` holds; the guard is held. */
   #addHolds(token: number, n: number): void {
     const ints = this.ints;
-    const slots = ints[SLOTS];
+    const slots = this.head[SLOTS];
     let any = -1;
     for (let i = 0; i < slots; i++) {
       const at = HEADER + i * SLOT_WORDS;
@@ -411,7 +418,7 @@ export class SyncCore implements SyncOps {
         return ints[at + S_ARG];
       }
       if (state === WAITING_STATE) {
-        ints[WAITING]--;
+        this.head[WAITING]--;
         Atomics.store(ints, at + S_STATE, FREE);
       }
       return signal?.aborted ? ABORTED : TIMED_OUT;
@@ -433,23 +440,22 @@ export class SyncCore implements SyncOps {
 
   /** Takes the primitive if it is free and nobody waits; the guard is held. */
   #tryAcquire(owner: number): number {
-    const ints = this.ints;
     switch (this.kind) {
       case RLOCK:
-        if (ints[OWNER] === owner) {
-          ints[COUNT]++;
+        if (this.head[OWNER] === owner) {
+          this.head[COUNT]++;
           return ACQUIRED;
         }
       // falls through
       case LOCK:
-        if (ints[OWNER] !== 0 || ints[WAITING] > 0) return 0;
-        Atomics.store(ints, OWNER, owner);
-        ints[COUNT] = 1;
+        if (this.head[OWNER] !== 0 || this.head[WAITING] > 0) return 0;
+        Atomics.store(this.head, OWNER, owner);
+        this.head[COUNT] = 1;
         this.#changed();
         return this.#diedPending();
       default:
-        if (ints[COUNT] === 0 || ints[WAITING] > 0) return 0;
-        ints[COUNT]--;
+        if (this.head[COUNT] === 0 || this.head[WAITING] > 0) return 0;
+        this.head[COUNT]--;
         this.#addHolds(owner, 1);
         this.#changed();
         return this.#diedPending();
@@ -458,9 +464,19 @@ export class SyncCore implements SyncOps {
 
   // The first holder after a dead one's release learns of it, once.
   #diedPending(): number {
-    if (this.ints[DIED_PENDING] === 0) return ACQUIRED;
-    this.ints[DIED_PENDING] = 0;
+    if (this.head[DIED_PENDING] === 0) return ACQUIRED;
+    this.head[DIED_PENDING] = 0;
     return OWNER_DIED;
+  }
+
+  // The uncontended path, without a promise.
+  tryAcquire(owner: number): number {
+    this.#lock();
+    try {
+      return this.#tryAcquire(owner);
+    } finally {
+      this.#unlock();
+    }
   }
 
   // Free: at once; else a slot, handed the primitive by a release.
@@ -493,17 +509,21 @@ export class SyncCore implements SyncOps {
     const next = this.#first();
     if (this.kind === LOCK || this.kind === RLOCK) {
       if (next < 0) {
-        Atomics.store(ints, OWNER, 0);
-        ints[COUNT] = 0;
-        if (arg === OWNER_DIED) ints[DIED_PENDING] = 1;
+        Atomics.store(this.head, OWNER, 0);
+        this.head[COUNT] = 0;
+        if (arg === OWNER_DIED) this.head[DIED_PENDING] = 1;
       } else {
-        Atomics.store(ints, OWNER, ints[HEADER + next * SLOT_WORDS + S_TOKEN]);
-        ints[COUNT] = 1;
+        Atomics.store(
+          this.head,
+          OWNER,
+          ints[HEADER + next * SLOT_WORDS + S_TOKEN],
+        );
+        this.head[COUNT] = 1;
         this.#grant(next, arg);
       }
     } else if (next < 0) {
-      ints[COUNT]++;
-      if (arg === OWNER_DIED) ints[DIED_PENDING] = 1;
+      this.head[COUNT]++;
+      if (arg === OWNER_DIED) this.head[DIED_PENDING] = 1;
     } else {
       this.#addHolds(ints[HEADER + next * SLOT_WORDS + S_TOKEN], 1);
       this.#grant(next, arg);
@@ -513,16 +533,18 @@ export class SyncCore implements SyncOps {
 
   // Python's release(); a lock only by its owner (a robust mutex).
   release(owner: number, n: number): number {
-    const ints = this.ints;
     this.#lock();
     try {
       if (this.kind === LOCK || this.kind === RLOCK) {
-        if (ints[OWNER] !== owner) return NOT_HELD;
-        if (this.kind === RLOCK && --ints[COUNT] > 0) return 0;
+        if (this.head[OWNER] !== owner) return NOT_HELD;
+        if (this.kind === RLOCK && --this.head[COUNT] > 0) return 0;
         this.#handOff(ACQUIRED);
         return 0;
       }
-      if (this.kind === BOUNDED_SEMAPHORE && ints[COUNT] + n > ints[LIMIT]) {
+      if (
+        this.kind === BOUNDED_SEMAPHORE &&
+        this.head[COUNT] + n > this.head[LIMIT]
+      ) {
         return OVER_BOUND;
       }
       for (let i = 0; i < n; i++) {
@@ -537,7 +559,7 @@ export class SyncCore implements SyncOps {
 
   /** Whether `owner` holds this lock (or anyone, for `undefined`). */
   held(owner: number | undefined): boolean {
-    const holder = Atomics.load(this.ints, OWNER);
+    const holder = Atomics.load(this.head, OWNER);
     return owner === undefined ? holder !== 0 : holder === owner;
   }
 
@@ -546,11 +568,10 @@ export class SyncCore implements SyncOps {
    * returns how many there were (0 when it holds none).
    */
   #releaseAll(owner: number): number {
-    const ints = this.ints;
     this.#lock();
     try {
-      if (ints[OWNER] !== owner) return 0;
-      const depth = ints[COUNT];
+      if (this.head[OWNER] !== owner) return 0;
+      const depth = this.head[COUNT];
       this.#handOff(ACQUIRED);
       return depth;
     } finally {
@@ -561,7 +582,7 @@ export class SyncCore implements SyncOps {
   /** RLock, after a condition's wait: sets the depth taken back. */
   #restore(depth: number): void {
     this.#lock();
-    this.ints[COUNT] = depth;
+    this.head[COUNT] = depth;
     this.#unlock();
   }
 
@@ -571,8 +592,8 @@ export class SyncCore implements SyncOps {
   set(): void {
     this.#lock();
     try {
-      if (this.ints[FLAG] === 1) return;
-      Atomics.store(this.ints, FLAG, 1);
+      if (this.head[FLAG] === 1) return;
+      Atomics.store(this.head, FLAG, 1);
       this.#grantAll(ACQUIRED);
       this.#changed();
     } finally {
@@ -584,8 +605,8 @@ export class SyncCore implements SyncOps {
   clear(): void {
     this.#lock();
     try {
-      if (this.ints[FLAG] === 0) return;
-      Atomics.store(this.ints, FLAG, 0);
+      if (this.head[FLAG] === 0) return;
+      Atomics.store(this.head, FLAG, 0);
       this.#changed();
     } finally {
       this.#unlock();
@@ -594,7 +615,7 @@ export class SyncCore implements SyncOps {
 
   // Read without the guard: one word.
   isSet(): boolean {
-    return Atomics.load(this.ints, FLAG) === 1;
+    return Atomics.load(this.head, FLAG) === 1;
   }
 
   // Python's Event.wait(): true at once when set.
@@ -603,7 +624,7 @@ export class SyncCore implements SyncOps {
     let ticket: number;
     this.#lock();
     try {
-      if (this.ints[FLAG] === 1) return ACQUIRED;
+      if (this.head[FLAG] === 1) return ACQUIRED;
       const refused = this.#cannotWait(wait);
       if (refused !== undefined) return refused;
       slot = this.#take(WAITING_STATE, owner, 0);
@@ -678,16 +699,16 @@ export class SyncCore implements SyncOps {
     let ticket: number;
     this.#lock();
     try {
-      if (ints[FLAG] === 1) return BROKEN;
-      const index = ints[COUNT]++;
-      if (index + 1 === ints[LIMIT]) {
+      if (this.head[FLAG] === 1) return BROKEN;
+      const index = this.head[COUNT]++;
+      if (index + 1 === this.head[LIMIT]) {
         this.#changed();
         if (!hasAction) {
           this.#release();
           return index;
         }
         this.#passing = this.#waiters();
-        ints[COUNT] = 0;
+        this.head[COUNT] = 0;
         return LAST;
       }
       const refused = this.#cannotWait(wait);
@@ -715,7 +736,7 @@ export class SyncCore implements SyncOps {
   #waiters(): { slot: number; ticket: number }[] {
     const ints = this.ints;
     const found: { slot: number; ticket: number }[] = [];
-    for (let i = 0; i < ints[SLOTS]; i++) {
+    for (let i = 0; i < this.head[SLOTS]; i++) {
       const at = HEADER + i * SLOT_WORDS;
       if (ints[at + S_STATE] === WAITING_STATE) {
         found.push({ slot: i, ticket: ints[at + S_TICKET] });
@@ -727,15 +748,15 @@ export class SyncCore implements SyncOps {
   /** Lets every waiter of this generation pass with its index; the guard is held. */
   #release(): void {
     this.#grantAll(undefined);
-    this.ints[COUNT] = 0;
+    this.head[COUNT] = 0;
     this.#changed();
   }
 
   /** Breaks the barrier: every waiter gets `BROKEN`; the guard is held. */
   #break(): void {
-    Atomics.store(this.ints, FLAG, 1);
+    Atomics.store(this.head, FLAG, 1);
     this.#grantAll(BROKEN);
-    this.ints[COUNT] = 0;
+    this.head[COUNT] = 0;
     this.#changed();
   }
 
@@ -764,8 +785,8 @@ export class SyncCore implements SyncOps {
     this.#lock();
     try {
       this.#grantAll(BROKEN);
-      Atomics.store(this.ints, FLAG, 0);
-      this.ints[COUNT] = 0;
+      Atomics.store(this.head, FLAG, 0);
+      this.head[COUNT] = 0;
       this.#changed();
     } finally {
       this.#unlock();
@@ -784,12 +805,12 @@ export class SyncCore implements SyncOps {
 
   // A barrier's arrivals, a semaphore's value.
   count(): number {
-    return Atomics.load(this.ints, COUNT);
+    return Atomics.load(this.head, COUNT);
   }
 
   // A barrier's parties, a bounded semaphore's start value.
   limit(): number {
-    return this.ints[LIMIT];
+    return this.head[LIMIT];
   }
 
   // ---- deaths ------------------------------------------------------------------
@@ -805,13 +826,13 @@ export class SyncCore implements SyncOps {
     try {
       let wasWaiting = false;
       let units = 0;
-      for (let i = 0; i < ints[SLOTS]; i++) {
+      for (let i = 0; i < this.head[SLOTS]; i++) {
         const at = HEADER + i * SLOT_WORDS;
         const state = ints[at + S_STATE];
         if (state === FREE || ints[at + S_TOKEN] !== token) continue;
         if (state === WAITING_STATE) {
           wasWaiting = true;
-          ints[WAITING]--;
+          this.head[WAITING]--;
         }
         if (state === HOLDS) units += ints[at + S_ARG];
         Atomics.store(ints, at + S_STATE, FREE);
@@ -821,7 +842,7 @@ export class SyncCore implements SyncOps {
       switch (this.kind) {
         case LOCK:
         case RLOCK:
-          if (ints[OWNER] === token) this.#handOff(OWNER_DIED);
+          if (this.head[OWNER] === token) this.#handOff(OWNER_DIED);
           break;
         case SEMAPHORE:
         case BOUNDED_SEMAPHORE:

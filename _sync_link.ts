@@ -342,6 +342,11 @@ class RemoteSyncCore implements SyncOps {
     return [op, 0, this.#id, ...args];
   }
 
+  // Only the parent can tell: always ask.
+  tryAcquire(): number {
+    return 0;
+  }
+
   // A wait in the parent, in the name of this process.
   async acquire(_owner: number, wait: SyncWait): Promise<number> {
     const result = await request(

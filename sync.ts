@@ -105,6 +105,14 @@ function abortReason(signal: AbortSignal | undefined): unknown {
     new DOMException("The wait was aborted", "AbortError");
 }
 
+// checkTimeout throws; the fast path must leave that to a rejection.
+function validTimeout(timeout: number | undefined): boolean {
+  return timeout === undefined || timeout >= 0;
+}
+
+/** What an uncontended acquire returns: one promise for all. */
+const ACQUIRED_NOW: Promise<boolean> = Promise.resolve(true);
+
 // Every primitive reaches it from its own #core.
 function acquireResult(
   got: number,
@@ -217,7 +225,21 @@ export class Lock {
    * lock.release();
    * ```
    */
-  async acquire(options?: AcquireOptions): Promise<boolean> {
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    // Free and nobody waiting: no wait, and no promise of its own. (A bad
+    // timeout takes the other path, which rejects.)
+    if (!options?.signal?.aborted && validTimeout(options?.timeout)) {
+      const got = this.#core.tryAcquire(threadToken());
+      if (got > 0) {
+        this.#ownerDied = got === OWNER_DIED;
+        return ACQUIRED_NOW;
+      }
+    }
+    return this.#acquire(options);
+  }
+
+  // The waiting path: a slot here, or a request to the parent.
+  async #acquire(options: AcquireOptions | undefined): Promise<boolean> {
     const got = await this.#core.acquire(threadToken(), waitOf(options));
     const { acquired, ownerDied } = acquireResult(got, options);
     if (acquired) this.#ownerDied = ownerDied;
@@ -415,7 +437,21 @@ export class Semaphore {
    * equal(await none.acquire({ timeout: 0 }), false);
    * ```
    */
-  async acquire(options?: AcquireOptions): Promise<boolean> {
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    // Free and nobody waiting: no wait, and no promise of its own. (A bad
+    // timeout takes the other path, which rejects.)
+    if (!options?.signal?.aborted && validTimeout(options?.timeout)) {
+      const got = this.#core.tryAcquire(threadToken());
+      if (got > 0) {
+        this.#ownerDied = got === OWNER_DIED;
+        return ACQUIRED_NOW;
+      }
+    }
+    return this.#acquire(options);
+  }
+
+  // The waiting path: a slot here, or a request to the parent.
+  async #acquire(options: AcquireOptions | undefined): Promise<boolean> {
     const got = await this.#core.acquire(threadToken(), waitOf(options));
     const { acquired, ownerDied } = acquireResult(got, options);
     if (acquired) this.#ownerDied = ownerDied;
