@@ -17,6 +17,7 @@ import {
 import { holdsShareable, reviveValues } from "./_share.ts";
 import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
+import { adoptThreadLoaders, loaderHint } from "./_loaders.ts";
 import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
 import {
   APPLY,
@@ -78,6 +79,8 @@ function processEndpoint(): Endpoint {
 }
 
 if (parentPort) adoptLiveness(workerData.liveness);
+// Registering a loader's hooks overlaps with the wait for the setup.
+const loaders = parentPort ? adoptThreadLoaders() : undefined;
 const endpoint = parentPort ? threadEndpoint(parentPort) : processEndpoint();
 let moduleUrl: string | undefined;
 let moduleExports: Record<string, unknown> = {};
@@ -367,12 +370,16 @@ function loadFunction(
 
 // A module that fails names itself, and a kill held back is let go.
 async function loadModule(): Promise<void> {
+  let loaderError: unknown;
   try {
     if (moduleUrl === undefined) return;
+    loaderError = await loaders;
     moduleExports = await import(moduleUrl) as Record<string, unknown>;
   } catch (error) {
     throw new Error(
-      `Cannot load the task module "${moduleUrl}": ${String(error)}`,
+      `Cannot load the task module "${moduleUrl}": ${String(error)}${
+        loaderHint(error, loaderError)
+      }`,
       { cause: error },
     );
   } finally {

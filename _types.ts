@@ -79,3 +79,60 @@ export interface SubmitOptions {
   /** Objects to transfer rather than copy (worker backend), as in `postMessage`. @default {undefined} */
   transfer?: Transferable[];
 }
+
+/** Any function, as a task or initializer: its source is sent to the worker. */
+// deno-lint-ignore no-explicit-any
+export type TaskFunction = (...args: any[]) => any;
+
+/** Options of a `Pool`, and of the local pool of a Redis worker host. */
+export interface PoolOptions {
+  /**
+   * How many workers, at most 256 (or the number of CPUs where that is
+   * more): each is a whole JavaScript runtime of 10 to 50 MB. As many as
+   * there are CPUs (at least 4) start with the pool and stay; the others
+   * start when tasks wait for a worker, a few at a time, so a large pool
+   * costs only what its work needs.
+   *
+   * @default {the number of CPUs}
+   */
+  processes?: number;
+  /**
+   * `"worker"`: worker threads (Web Worker semantics, `worker_threads`);
+   * `"process"`: a child process of the same runtime per worker, each with
+   * its own pid, talking over IPC.
+   *
+   * @default {"worker"}
+   */
+  backend?: Backend;
+  /** Runs once in each worker before its first task: an export name of the module, or a self-contained function. @default {undefined} */
+  initializer?: string | TaskFunction;
+  /** Arguments of the initializer. @default {[]} */
+  initArgs?: unknown[];
+  /** Replace a worker after it has run this many tasks (a chunk counts as one). @default {undefined} */
+  maxTasksPerChild?: number;
+  /**
+   * The most tasks that may wait for a worker. Beyond it, submissions wait
+   * (`apply`, `map` and the rest resolve later; `imap` pulls no more input).
+   * `imap` and `imapUnordered` keep at most this many chunks in flight.
+   *
+   * @default {unlimited; imap keeps 128 chunks per worker in flight}
+   */
+  maxQueue?: number;
+  /** V8 heap limit of each worker in MiB: a worker that exceeds it dies with `WorkerExitError`. @default {undefined} */
+  maxHeapMb?: number;
+  /**
+   * What the workers may do, for tasks you do not trust (Deno,
+   * `backend: "process"`): `"none"`, or kind by kind as in Deno's worker
+   * permissions, e.g. `{ read: ["./data"] }`; a kind left out is denied.
+   * Each worker process gets those `--allow-*` flags; its task module and
+   * that module's imports load all the same (Deno's `--preload`, so they are
+   * evaluated as the worker starts). With `"inherit"` a worker process gets
+   * each kind this process holds in full; a scoped grant such as
+   * `--allow-read=/data` cannot be seen by the program, so list it here
+   * (`{ read: ["/data"], env: "inherit", run: "inherit" }`). Elsewhere only
+   * `"inherit"` is accepted.
+   *
+   * @default {"inherit"}
+   */
+  permissions?: WorkerPermissions;
+}

@@ -10,6 +10,7 @@ import type { AnyCore } from "./_share.ts";
 import { isSyncCore, type SyncCore } from "./_sync_core.ts";
 import { SyncLink } from "./_sync_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
+import { threadEnvironment } from "./_loaders.ts";
 import { guardedCommand } from "./_watchdog.ts";
 import {
   type FromWorker,
@@ -115,6 +116,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   try {
     worker = new Worker(bootstrap, {
       workerData: { liveness },
+      // The loader the program runs under (tsx, …) must load the task
+      // module here too; a thread without one is spared registering it.
+      env: options.module === undefined ? undefined : threadEnvironment(),
       resourceLimits: options.maxHeapMb === undefined
         ? undefined
         : { maxOldGenerationSizeMb: options.maxHeapMb },

@@ -27,32 +27,19 @@
  * @module
  */
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
-import { Dispatcher } from "./_dispatcher.ts";
+import type { Dispatcher } from "./_dispatcher.ts";
 import { TimeoutError } from "./_errors.ts";
-import { collect, MapJob, SingleJob, StreamJob } from "./_jobs.ts";
-import { checkPermissions } from "./_permissions.ts";
-import { cpuCount } from "./_runtime.ts";
-import { shareValues } from "./_share.ts";
-import {
-  type AnyFunction,
-  copyValues,
-  describeFunction,
-  describeValue,
-  functionSource,
-  toModuleUrl,
-} from "./_values.ts";
-import {
-  APPLY,
-  type FunctionRef,
-  MAP_CHUNK,
-  STARMAP_CHUNK,
-  type TaskKind,
-} from "./_wire.ts";
-import { checkHeapLimit, startProcess, startThread } from "./_worker_handle.ts";
+import { bare, defineInspect, marker } from "./_inspect.ts";
+import { startLocalEngine } from "./_local_engine.ts";
+import { Submitter } from "./_submit.ts";
+import type { AnyFunction } from "./_values.ts";
+import { MAP_CHUNK, STARMAP_CHUNK } from "./_wire.ts";
 import type {
   Backend,
   PermissionGrant,
+  PoolOptions,
   SubmitOptions,
+  TaskFunction,
   WorkerPermissions,
   WorkerPermissionsObject,
 } from "./_types.ts";
@@ -62,14 +49,12 @@ export type { WorkerExitErrorOptions } from "./_errors.ts";
 export type {
   Backend,
   PermissionGrant,
+  PoolOptions,
   SubmitOptions,
+  TaskFunction,
   WorkerPermissions,
   WorkerPermissionsObject,
 };
-
-/** Any function, as a task or initializer: its source is sent to the worker. */
-// deno-lint-ignore no-explicit-any
-export type TaskFunction = (...args: any[]) => any;
 
 /** The tasks of a pool without a module type: any name, any arguments. */
 export type UntypedTasks = Record<string, TaskFunction>;
@@ -88,59 +73,6 @@ export type TaskArgs<M, K extends keyof M> = M[K] extends
 /** The awaited result of task `K` of `M`. */
 export type TaskResult<M, K extends keyof M> = M[K] extends
   (...args: never[]) => infer R ? Awaited<R> : never;
-
-/** Options of {@linkcode Pool}. */
-export interface PoolOptions {
-  /**
-   * How many workers, at most 256 (or the number of CPUs where that is
-   * more): each is a whole JavaScript runtime of 10 to 50 MB. As many as
-   * there are CPUs (at least 4) start with the pool and stay; the others
-   * start when tasks wait for a worker, a few at a time, so a large pool
-   * costs only what its work needs.
-   *
-   * @default {the number of CPUs}
-   */
-  processes?: number;
-  /**
-   * `"worker"`: worker threads (Web Worker semantics, `worker_threads`);
-   * `"process"`: a child process of the same runtime per worker, each with
-   * its own pid, talking over IPC.
-   *
-   * @default {"worker"}
-   */
-  backend?: Backend;
-  /** Runs once in each worker before its first task: an export name of the module, or a self-contained function. @default {undefined} */
-  initializer?: string | TaskFunction;
-  /** Arguments of the initializer. @default {[]} */
-  initArgs?: unknown[];
-  /** Replace a worker after it has run this many tasks (a chunk counts as one). @default {undefined} */
-  maxTasksPerChild?: number;
-  /**
-   * The most tasks that may wait for a worker. Beyond it, submissions wait
-   * (`apply`, `map` and the rest resolve later; `imap` pulls no more input).
-   * `imap` and `imapUnordered` keep at most this many chunks in flight.
-   *
-   * @default {unlimited; imap keeps 128 chunks per worker in flight}
-   */
-  maxQueue?: number;
-  /** V8 heap limit of each worker in MiB: a worker that exceeds it dies with {@linkcode WorkerExitError}. @default {undefined} */
-  maxHeapMb?: number;
-  /**
-   * What the workers may do, for tasks you do not trust (Deno,
-   * `backend: "process"`): `"none"`, or kind by kind as in Deno's worker
-   * permissions, e.g. `{ read: ["./data"] }`; a kind left out is denied.
-   * Each worker process gets those `--allow-*` flags; its task module and
-   * that module's imports load all the same (Deno's `--preload`, so they are
-   * evaluated as the worker starts). With `"inherit"` a worker process gets
-   * each kind this process holds in full; a scoped grant such as
-   * `--allow-read=/data` cannot be seen by the program, so list it here
-   * (`{ read: ["/data"], env: "inherit", run: "inherit" }`). Elsewhere only
-   * `"inherit"` is accepted.
-   *
-   * @default {"inherit"}
-   */
-  permissions?: WorkerPermissions;
-}
 
 /** Options of {@linkcode Pool.applyAsync}. */
 export interface ApplyAsyncOptions<T> extends SubmitOptions {
@@ -208,6 +140,7 @@ export interface PoolStats {
 export class AsyncResult<T> implements PromiseLike<T> {
   #promise: Promise<T>;
   #state: "pending" | "fulfilled" | "rejected" = "pending";
+  #outcome: unknown = undefined;
 
   /**
    * Wraps `promise`; made by the pool, not by users.
@@ -217,8 +150,27 @@ export class AsyncResult<T> implements PromiseLike<T> {
   constructor(promise: Promise<T>) {
     this.#promise = promise;
     promise.then(
-      () => this.#state = "fulfilled",
-      () => this.#state = "rejected",
+      (value) => {
+        this.#state = "fulfilled";
+        this.#outcome = value;
+      },
+      (error) => {
+        this.#state = "rejected";
+        this.#outcome = error;
+      },
+    );
+  }
+
+  // Printed as Node prints a promise: AsyncResult { 16 }, { <pending> }.
+  static {
+    defineInspect(
+      this,
+      (result) =>
+        result.#state === "pending"
+          ? marker("<pending>")
+          : result.#state === "fulfilled"
+          ? bare(result.#outcome)
+          : marker("<rejected>", result.#outcome),
     );
   }
 
@@ -343,61 +295,6 @@ export class AsyncResult<T> implements PromiseLike<T> {
 
 /** imap keeps this many chunks per worker in flight unless maxQueue says otherwise. */
 const IMAP_WINDOW_PER_WORKER = 128;
-/** The most workers a pool may have, unless there are more CPUs: see {@linkcode maxProcesses}. */
-const MAX_PROCESSES = 256;
-/** At least this many workers may start at once, and start with the pool. */
-const MIN_START_LIMIT = 4;
-/**
- * The most workers a pool may have: 256, or the number of CPUs where that is
- * more. Each worker is a whole JavaScript runtime (about 10 MB for a thread,
- * 45 MB for a Deno process), so 256 busy ones already take 3 to 12 GB; more
- * would run the machine out of memory before they add speed, which only
- * CPUs give.
- */
-function maxProcesses(): number {
-  return Math.max(MAX_PROCESSES, cpuCount());
-}
-
-function checkProcesses(processes: unknown): number {
-  if (processes === undefined) return cpuCount();
-  if (
-    typeof processes !== "number" || !Number.isInteger(processes) ||
-    processes < 1
-  ) {
-    throw new RangeError(
-      `Expected processes to be a whole number of workers >= 1, got "${
-        String(processes)
-      }": pass 1 or more, or leave it out for one per CPU`,
-    );
-  }
-  const max = maxProcesses();
-  if (processes > max) {
-    throw new RangeError(
-      `Expected processes to be at most ${max}, got "${processes}": each worker is a whole JavaScript runtime of 10 to 50 MB, so more would exhaust the memory before they add speed: pass ${max} or fewer, and to have more operations in flight, let each task await many of them together`,
-    );
-  }
-  return processes;
-}
-
-function checkPositive(value: unknown, name: string): void {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `Expected ${name} to be a whole number >= 1, got "${
-        String(value)
-      }": pass 1 or more, or leave it out`,
-    );
-  }
-}
-
-function checkBackend(backend: unknown): Backend {
-  if (backend === undefined) return "worker";
-  if (backend === "worker" || backend === "process") return backend;
-  throw new TypeError(
-    `Expected backend to be "worker" or "process", got "${String(backend)}"`,
-  );
-}
-
 /** The parameters of a task call: its arguments (optional when it takes none), then options. */
 export type ApplyParams<A extends unknown[], O> = [] extends A
   ? [args?: A, options?: O]
@@ -453,8 +350,8 @@ export type ApplyParams<A extends unknown[], O> = [] extends A
 export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
   #processes: number;
   #backend: Backend;
-  #maxQueue: number | undefined;
   #engine: Dispatcher;
+  #submitter: Submitter;
 
   /**
    * Starts the workers.
@@ -475,48 +372,15 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       options = module;
       module = undefined;
     }
-    this.#processes = checkProcesses(options.processes);
-    this.#backend = checkBackend(options.backend);
-    checkPositive(options.maxTasksPerChild, "maxTasksPerChild");
-    checkPositive(options.maxQueue, "maxQueue");
-    checkPositive(options.maxHeapMb, "maxHeapMb");
-    this.#maxQueue = options.maxQueue;
-    checkHeapLimit(this.#backend, options.maxHeapMb);
-    checkPermissions(options.permissions, this.#backend);
-    const initializer = options.initializer;
-    if (
-      initializer !== undefined && typeof initializer !== "string" &&
-      typeof initializer !== "function"
-    ) {
-      throw new TypeError(
-        `Expected initializer to be an export name or a function, got ${
-          describeValue(initializer)
-        }`,
-      );
-    }
-    const shared = shareValues(options.initArgs ?? [], this.#backend);
-    // Starting a runtime keeps a CPU busy: more at once start no sooner.
-    const startLimit = Math.max(MIN_START_LIMIT, cpuCount());
-    this.#engine = new Dispatcher({
-      processes: this.#processes,
-      eager: Math.min(this.#processes, startLimit),
-      startLimit,
-      backend: this.#backend,
-      start: this.#backend === "worker" ? startThread : startProcess,
-      setup: {
-        module: module === undefined ? undefined : toModuleUrl(module),
-        initializer: typeof initializer === "function"
-          ? functionSource(initializer)
-          : initializer,
-        initializerIsSource: typeof initializer === "function",
-        initArgs: copyValues(shared.values, "initializer argument"),
-        shared: shared.cores.length > 0,
-      },
-      initCores: shared.cores,
-      maxTasksPerChild: options.maxTasksPerChild,
-      maxQueue: options.maxQueue,
-      maxHeapMb: options.maxHeapMb,
-      permissions: options.permissions,
+    const local = startLocalEngine(module, options);
+    this.#engine = local.engine;
+    this.#processes = local.processes;
+    this.#backend = local.backend;
+    const processes = this.#processes;
+    const window = options.maxQueue ?? processes * IMAP_WINDOW_PER_WORKER;
+    this.#submitter = new Submitter(this.#engine, {
+      workers: () => processes,
+      window: () => window,
     });
   }
 
@@ -559,7 +423,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     options?: SubmitOptions,
   ): Promise<unknown> {
     try {
-      return this.#applyJob(task, args, options).promise;
+      return this.#submitter.apply(task, args, options).promise;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -608,36 +472,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     // deno-lint-ignore no-explicit-any
     options?: ApplyAsyncOptions<any>,
   ): AsyncResult<unknown> {
-    return new AsyncResult(this.#applyJob(task, args, options).promise);
-  }
-
-  #applyJob<T>(
-    task: string | AnyFunction,
-    args: unknown[],
-    options: ApplyAsyncOptions<T> | undefined,
-  ): SingleJob<T> {
-    this.#engine.checkOpen();
-    const fn = this.#functionRef(task);
-    if (!Array.isArray(args)) {
-      throw new TypeError(
-        `Expected the task's arguments as an array, got ${
-          describeValue(args)
-        }: pass [${typeof args === "string" ? JSON.stringify(args) : "arg"}]`,
-      );
-    }
-    checkTimeout(options?.timeout);
-    const job = new SingleJob<T>(options?.callback, options?.errorCallback);
-    const submission = this.#engine.task(
-      fn,
-      APPLY,
-      args,
-      options?.transfer ? "transferred" : "arguments",
-      job,
-      0,
-      options,
-    );
-    this.#engine.submit(submission);
-    return job;
+    return new AsyncResult(this.#submitter.apply(task, args, options).promise);
   }
 
   /**
@@ -682,7 +517,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): Promise<unknown[]> {
-    return this.#mapAll(task, items, MAP_CHUNK, options);
+    return this.#submitter.mapAll(task, items, MAP_CHUNK, options);
   }
 
   /**
@@ -726,7 +561,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): AsyncResult<unknown[]> {
-    return new AsyncResult(this.#mapAll(task, items, MAP_CHUNK, options));
+    return new AsyncResult(
+      this.#submitter.mapAll(task, items, MAP_CHUNK, options),
+    );
   }
 
   /**
@@ -770,7 +607,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options?: MapOptions,
   ): Promise<unknown[]> {
-    return this.#mapAll(task, items, STARMAP_CHUNK, options);
+    return this.#submitter.mapAll(task, items, STARMAP_CHUNK, options);
   }
 
   /**
@@ -814,24 +651,9 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options?: MapOptions,
   ): AsyncResult<unknown[]> {
-    return new AsyncResult(this.#mapAll(task, items, STARMAP_CHUNK, options));
-  }
-
-  async #mapAll(
-    task: string | AnyFunction,
-    items: Iterable<unknown> | AsyncIterable<unknown>,
-    kind: TaskKind,
-    options: MapOptions | undefined,
-  ): Promise<unknown[]> {
-    this.#engine.checkOpen();
-    const fn = this.#functionRef(task);
-    checkTimeout(options?.timeout);
-    checkPositive(options?.chunksize, "chunksize");
-    const all = await collect(items);
-    if (kind === STARMAP_CHUNK) checkTuples(all);
-    const chunksize = options?.chunksize ??
-      Math.max(1, Math.ceil(all.length / (this.#processes * 4)));
-    return new MapJob(this.#engine).run(fn, kind, all, chunksize, options);
+    return new AsyncResult(
+      this.#submitter.mapAll(task, items, STARMAP_CHUNK, options),
+    );
   }
 
   /**
@@ -884,7 +706,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): AsyncGenerator<unknown, void, undefined> {
-    return this.#stream(task, items, true, options);
+    return this.#submitter.stream(task, items, true, options);
   }
 
   /**
@@ -930,31 +752,7 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
     items: Iterable<unknown> | AsyncIterable<unknown>,
     options?: MapOptions,
   ): AsyncGenerator<unknown, void, undefined> {
-    return this.#stream(task, items, false, options);
-  }
-
-  #stream(
-    task: string | AnyFunction,
-    items: Iterable<unknown> | AsyncIterable<unknown>,
-    ordered: boolean,
-    options: MapOptions | undefined,
-  ): AsyncGenerator<unknown, void, undefined> {
-    // Checked when iteration starts, as the body of a generator runs then.
-    const start = (): FunctionRef => {
-      this.#engine.checkOpen();
-      const fn = this.#functionRef(task);
-      checkTimeout(options?.timeout);
-      checkPositive(options?.chunksize, "chunksize");
-      return fn;
-    };
-    return new StreamJob(this.#engine).results(
-      start,
-      items,
-      options?.chunksize ?? 1,
-      this.#maxQueue ?? this.#processes * IMAP_WINDOW_PER_WORKER,
-      ordered,
-      options,
-    );
+    return this.#submitter.stream(task, items, false, options);
   }
 
   /**
@@ -1063,44 +861,17 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
       ...this.#engine.counts(),
     };
   }
-
-  // A task is an export name, or a function sent once by its source.
-  #functionRef(task: unknown): FunctionRef {
-    if (typeof task === "string") return task;
-    if (typeof task !== "function") {
-      const iterable = typeof task === "object" && task !== null &&
-        (Symbol.iterator in task || Symbol.asyncIterator in task);
-      throw new TypeError(
-        `Expected the task to be an export name of the task module or a function, got ${
-          describeValue(task)
-        }: ${
-          iterable
-            ? "pass the function itself, not what calling it returned; items go in the items argument of map or imap"
-            : 'pass the name of an exported function, e.g. "square", or a self-contained function, e.g. (x) => x * x'
-        }`,
-      );
-    }
-    const kind = describeFunction(task as AnyFunction);
-    if (kind.endsWith("generator function")) {
-      throw new TypeError(
-        `Cannot run ${kind}${
-          (task as AnyFunction).name ? ` ("${(task as AnyFunction).name}")` : ""
-        } as a task: the generator it returns cannot be copied to the caller: return an array of the items instead (Array.from(...)), or make each item a task of imap`,
-      );
-    }
-    return this.#engine.inline(functionSource(task as AnyFunction));
-  }
-}
-
-/** Each item of `starmap` is spread into the task's arguments. */
-function checkTuples(items: unknown[]): void {
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i] as Partial<Iterable<unknown>> | null | undefined;
-    if (typeof item?.[Symbol.iterator] === "function") continue;
-    throw new TypeError(
-      `Expected each item of starmap to be an array of arguments, got ${
-        describeValue(items[i])
-      } at index ${i}: pass [[1, 2], [3, 4]] for f(1, 2) and f(3, 4), or use map for one argument per item`,
-    );
+  // Printed with what stats() tells at a glance.
+  static {
+    defineInspect(this, (pool) => {
+      const stats = pool.stats();
+      return {
+        backend: stats.backend,
+        processes: stats.processes,
+        state: stats.state,
+        running: stats.running,
+        queued: stats.queued,
+      };
+    });
   }
 }

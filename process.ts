@@ -25,6 +25,7 @@ import { realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { getContext } from "./_context.ts";
+import { defineInspect } from "./_inspect.ts";
 import { checkPermissions } from "./_permissions.ts";
 import type { Backend, WorkerPermissions } from "./_types.ts";
 import { checkTimeout, waitAtMost } from "./_deadline.ts";
@@ -418,6 +419,14 @@ export class Process implements AsyncDisposable {
     if (this.#exited === undefined) return;
     this.kill();
     await this.#exited;
+  }
+
+  static {
+    defineInspect(this, (process) => ({
+      name: process.name,
+      pid: process.pid,
+      exitCode: process.exitCode,
+    }));
   }
 }
 

@@ -35,6 +35,7 @@
  */
 import { RecordReader, RecordWriter, UncopyableError } from "./_codec.ts";
 import { checkTimeout } from "./_deadline.ts";
+import { defineInspect } from "./_inspect.ts";
 import {
   ABORTED,
   CLOSED,
@@ -613,6 +614,14 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
     return this.#core.closed();
   }
 
+  static {
+    defineInspect(this, (queue) => ({
+      qsize: queue.qsize(),
+      maxsize: queue.#core.maxsize,
+      closed: queue.closed,
+    }));
+  }
+
   /**
    * Yields items as they come until the queue is closed and drained.
    *
@@ -732,6 +741,13 @@ export class SimpleQueue<T = unknown> implements AsyncIterable<T> {
   constructor(adoption?: Adoption) {
     this.#core = adoption?.cores[0] ?? Ring.create(0);
     noteShareable();
+  }
+
+  static {
+    defineInspect(this, (queue) => ({
+      qsize: queue.#core.qsize(),
+      closed: queue.#core.closed(),
+    }));
   }
 
   /** @internal */
@@ -880,6 +896,16 @@ export class Connection<T = unknown> implements AsyncIterable<T> {
     }
     [this.#incoming, this.#outgoing] = adoption.cores;
     noteShareable();
+  }
+
+  // Python's Connection has readable, writable and closed; a close by
+  // either end closes the pipe.
+  static {
+    defineInspect(this, (end) => ({
+      readable: end.#incoming !== undefined,
+      writable: end.#outgoing !== undefined,
+      closed: [end.#incoming, end.#outgoing].some((core) => core?.closed()),
+    }));
   }
 
   /** @internal */

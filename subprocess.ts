@@ -1,17 +1,20 @@
 /**
  * Python's `subprocess` for Deno and Node: run commands given as argv arrays
- * (no shell unless you run one), capture or stream their output, feed their
- * input without pipe deadlocks, and stop them — or their whole process group
- * — on a timeout or an abort signal.
+ * (or, with `shell: true`, as one string for `/bin/sh`), capture or stream
+ * their output, feed their input without pipe deadlocks, and stop them — or
+ * their whole process group — on a timeout or an abort signal.
+ * {@linkcode getoutput} and {@linkcode getstatusoutput} are Python's shell
+ * helpers.
  *
  * Built on `Deno.Command` in Deno and on `node:child_process` in Node and
  * Bun, with the same behaviour in each. Timeouts are in milliseconds.
  *
  * Deno permissions: `--allow-run` for the commands (`--allow-run=git,sort`
- * narrows it); `stderr: STDOUT` also runs `/bin/sh` and looks the command up
- * in `PATH` (`--allow-env`, `--allow-read`), which also explain why a command
- * could not start. A missing permission fails with a `SubprocessError` whose
- * message is Deno's, naming the flag to add.
+ * narrows it); `shell: true` runs `/bin/sh`, and `stderr: STDOUT` also runs
+ * it and looks the command up in `PATH` (`--allow-env`, `--allow-read`),
+ * which also explain why a command could not start. A missing permission
+ * fails with a `SubprocessError` whose message is Deno's, naming the flag to
+ * add.
  *
  * ```ts
  * import { run } from "@multiproc/multiproc/subprocess";
@@ -27,6 +30,7 @@
 import { fileURLToPath } from "node:url";
 import { Communication } from "./_communicate.ts";
 import { checkTimeout, TIMED_OUT, waitAtMost } from "./_deadline.ts";
+import { defineInspect } from "./_inspect.ts";
 import {
   returncodeOf,
   signalName,
@@ -181,10 +185,36 @@ export interface PopenOptions<TText extends boolean = boolean> {
   /** Start from an empty environment rather than the parent's. @default {false} */
   clearEnv?: boolean;
   /**
+   * Run `cmd`, which must then be one string, with `/bin/sh -c`, as
+   * Python's `shell=True` does: pipes, redirections, globs and `$VAR` work
+   * in it. `args` is then `["/bin/sh", "-c", cmd]`.
+   *
+   * Never build the string from untrusted input (a file name, a form field,
+   * a message): the shell acts on `;`, `|`, `$(…)`, backquotes, quotes and
+   * globs wherever they appear, so a name such as `x; rm -rf ~` runs a
+   * second command. Pass such values as separate arguments of an array
+   * command, without a shell, or as the shell's positional parameters:
+   * `run(["/bin/sh", "-c", 'wc -l "$1"', "sh", name])`.
+   *
+   * @default {false}
+   */
+  shell?: boolean;
+  /**
+   * Start the child in a new session (`setsid`), as Python's
+   * `start_new_session=True` does: it leads its own session and process
+   * group and has no controlling terminal, so the terminal's Ctrl-C and
+   * hang-up do not reach it. Signals, kills, timeouts and aborts still go to
+   * the child alone; `killTree` sends them to its whole group.
+   *
+   * @default {false}
+   */
+  startNewSession?: boolean;
+  /**
    * Start the child as the leader of its own process group, and send every
    * signal, kill, timeout and abort to the whole group, so that the
-   * grandchildren it started go too. The group also stops receiving the
-   * terminal's Ctrl-C, as with Python's `start_new_session`.
+   * grandchildren it started go too. The child is in a new session, as with
+   * `startNewSession`, so the group also stops receiving the terminal's
+   * Ctrl-C.
    *
    * @default {false}
    */
@@ -536,6 +566,15 @@ export class CompletedProcess<T = Input> {
     }
     return this;
   }
+
+  static {
+    defineInspect(this, (result) => ({
+      args: result.args,
+      returncode: result.returncode,
+      stdout: result.stdout,
+      stderr: result.stderr,
+    }));
+  }
 }
 
 /** What {@linkcode Popen} has read from its child so far, decoded as error output is; for run(), set by the class itself. */
@@ -607,14 +646,19 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
   /**
    * Starts `cmd`.
    *
-   * @param cmd The program and its arguments, e.g. `["ls", "-l"]`.
+   * @param cmd The program and its arguments, e.g. `["ls", "-l"]`; with
+   * `shell: true`, one string for `/bin/sh -c`, e.g. `"ls -l | wc -l"`.
    * @param options How to start it and wire its streams.
-   * @throws {TypeError} when `cmd` is not a non-empty array of strings, an
-   * option is invalid, or the `stdin` stream is locked.
+   * @throws {TypeError} when `cmd` is not a non-empty array of strings (one
+   * string with `shell: true`), an option is invalid, or the `stdin` stream
+   * is locked.
    * @throws {SubprocessError} when the command cannot be started.
    */
-  constructor(cmd: readonly string[], options: PopenOptions<TText> = {}) {
-    checkCommand(cmd);
+  constructor(
+    cmd: readonly string[] | string,
+    options: PopenOptions<TText> = {},
+  ) {
+    const argv = commandArgv(cmd, options.shell);
     checkOptions(options);
     options.signal?.throwIfAborted();
     const pump = isStream(options.stdin) ? options.stdin : undefined;
@@ -623,7 +667,7 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
         "Cannot read the input stream: it is locked by another reader: release its lock, or pass a stream nobody else reads",
       );
     }
-    this.args = [...cmd];
+    this.args = argv;
     this.#text = options.text === true;
     this.#errors = options.errors ?? "strict";
     this.#killTree = options.killTree === true;
@@ -771,6 +815,11 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
         [null, null];
       return [process.#decodeSoFar(stdout), process.#decodeSoFar(stderr)];
     };
+    defineInspect(this, (process) => ({
+      args: process.args,
+      pid: process.pid,
+      returncode: process.returncode,
+    }));
   }
 
   /**
@@ -1045,7 +1094,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
  * pipes both.
  *
  * @typeParam TText `true` with `text: true`, for string output.
- * @param cmd The program and its arguments.
+ * @param cmd The program and its arguments; with `shell: true`, one string
+ * for `/bin/sh -c`.
  * @param options Input, stream wiring, `timeout`, `check`, environment.
  * @returns The finished process.
  * @throws {SubprocessError} when the command cannot be started.
@@ -1053,7 +1103,8 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
  * @throws {UnicodeDecodeError} with `text` and `errors: "strict"` (the
  * default) when the output is not UTF-8.
  * @throws {CalledProcessError} with `check` when the status is not 0.
- * @throws {TypeError} when `cmd` or an option is invalid.
+ * @throws {TypeError} when `cmd` or an option is invalid: a string without
+ * `shell: true`, an array with it.
  * @throws The signal's reason when `signal` aborts (the child is killed and reaped).
  *
  * @example Capture text output
@@ -1064,9 +1115,19 @@ export class Popen<TText extends boolean = false> implements AsyncDisposable {
  * const { stdout } = await run(["tr", "a-z", "A-Z"], { input: "shout\n", capture: true, text: true });
  * equal(stdout, "SHOUT\n");
  * ```
+ *
+ * @example A shell pipeline (never with untrusted input in the string)
+ * ```ts
+ * import { run } from "@multiproc/multiproc/subprocess";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const result = await run("printf 'b\\na\\n' | sort", { shell: true, capture: true, text: true });
+ * equal(result.stdout, "a\nb\n");
+ * deepEqual(result.args, ["/bin/sh", "-c", "printf 'b\\na\\n' | sort"]);
+ * ```
  */
 export async function run<TText extends boolean = false>(
-  cmd: readonly string[],
+  cmd: readonly string[] | string,
   options: RunOptions<TText> = {},
 ): Promise<CompletedProcess<Output<TText>>> {
   checkTimeout(options.timeout);
@@ -1135,7 +1196,8 @@ async function killAndDrain<TText extends boolean>(
 /**
  * Runs `cmd` and returns its exit status: Python's `subprocess.call`.
  *
- * @param cmd The program and its arguments.
+ * @param cmd The program and its arguments; with `shell: true`, one string
+ * for `/bin/sh -c`.
  * @param options As for {@linkcode run}.
  * @returns The returncode (`-N` when killed by signal N).
  * @throws {SubprocessError} when the command cannot be started.
@@ -1150,7 +1212,7 @@ async function killAndDrain<TText extends boolean>(
  * ```
  */
 export async function call(
-  cmd: readonly string[],
+  cmd: readonly string[] | string,
   options: RunOptions = {},
 ): Promise<number> {
   return (await run(cmd, { ...options, check: false })).returncode;
@@ -1159,7 +1221,8 @@ export async function call(
 /**
  * Runs `cmd` and requires it to succeed: Python's `subprocess.check_call`.
  *
- * @param cmd The program and its arguments.
+ * @param cmd The program and its arguments; with `shell: true`, one string
+ * for `/bin/sh -c`.
  * @param options As for {@linkcode run}.
  * @returns 0.
  * @throws {CalledProcessError} when the status is not 0.
@@ -1176,7 +1239,7 @@ export async function call(
  * ```
  */
 export async function checkCall(
-  cmd: readonly string[],
+  cmd: readonly string[] | string,
   options: RunOptions = {},
 ): Promise<0> {
   await run(cmd, { ...options, check: true });
@@ -1188,7 +1251,8 @@ export async function checkCall(
  * `subprocess.check_output`. Stderr goes to the parent's unless redirected.
  *
  * @typeParam TText `true` with `text: true`, for a string.
- * @param cmd The program and its arguments.
+ * @param cmd The program and its arguments; with `shell: true`, one string
+ * for `/bin/sh -c`.
  * @param options As for {@linkcode run}; `stdout` is always piped.
  * @returns The command's stdout.
  * @throws {CalledProcessError} when the status is not 0, with the output.
@@ -1206,7 +1270,7 @@ export async function checkCall(
  * ```
  */
 export async function checkOutput<TText extends boolean = false>(
-  cmd: readonly string[],
+  cmd: readonly string[] | string,
   options: Omit<RunOptions<TText>, "stdout" | "capture"> = {},
 ): Promise<Output<TText>> {
   const result = await run<TText>(cmd, {
@@ -1217,12 +1281,146 @@ export async function checkOutput<TText extends boolean = false>(
   return result.stdout!;
 }
 
+/** Options of {@linkcode getoutput} and {@linkcode getstatusoutput}. */
+export type GetoutputOptions = Pick<
+  RunOptions<true>,
+  "cwd" | "env" | "clearEnv" | "errors" | "timeout" | "signal"
+>;
+
+/**
+ * Runs `cmd` with `/bin/sh -c`, stderr merged into stdout, and returns its
+ * exit status and output as text: Python's `subprocess.getstatusoutput`.
+ * As in Python, line endings `\r\n` and `\r` become `\n` and one trailing
+ * newline is stripped; a command killed by signal N gives `-N`. The exit
+ * status is returned, never thrown.
+ *
+ * The string goes to the shell as it is: never build it from untrusted input
+ * (see the `shell` option of {@linkcode run}).
+ *
+ * @param cmd The shell command line, e.g. `"ls -l | wc -l"`.
+ * @param options `cwd`, `env`, `clearEnv`, `errors`, `timeout`, `signal`.
+ * @returns `[returncode, output]`.
+ * @throws {SubprocessError} when `/bin/sh` cannot be started.
+ * @throws {TimeoutExpiredError} when `timeout` passes (the shell is killed and reaped).
+ * @throws {UnicodeDecodeError} with `errors: "strict"` (the default) when
+ * the output is not UTF-8.
+ * @throws {TypeError} when `cmd` is not a string or an option is invalid.
+ * @throws The signal's reason when `signal` aborts (the shell is killed and reaped).
+ *
+ * @example Status and output together
+ * ```ts
+ * import { getstatusoutput } from "@multiproc/multiproc/subprocess";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * deepEqual(await getstatusoutput("echo out; echo err >&2; exit 3"), [3, "out\nerr"]);
+ * deepEqual(await getstatusoutput("kill -9 $$"), [-9, ""]);
+ * ```
+ */
+export async function getstatusoutput(
+  cmd: string,
+  options: GetoutputOptions = {},
+): Promise<[number, string]> {
+  if (typeof cmd !== "string") {
+    throw new TypeError(
+      `Expected a command string, got ${
+        Array.isArray(cmd) ? JSON.stringify(cmd) : describeValue(cmd)
+      }: pass one string for /bin/sh, e.g. "ls -l | wc -l"${
+        Array.isArray(cmd)
+          ? `, or run the array with checkOutput(cmd, { stderr: STDOUT, text: true })`
+          : ""
+      }`,
+    );
+  }
+  const { cwd, env, clearEnv, errors, timeout, signal } = options;
+  const result = await run<true>(cmd, {
+    shell: true,
+    stdout: PIPE,
+    stderr: STDOUT,
+    text: true,
+    cwd,
+    env,
+    clearEnv,
+    errors,
+    timeout,
+    signal,
+  });
+  // Python reads the output with universal newlines, then drops one "\n".
+  const output = result.stdout!.replace(/\r\n?/g, "\n");
+  return [
+    result.returncode,
+    output.endsWith("\n") ? output.slice(0, -1) : output,
+  ];
+}
+
+/**
+ * Runs `cmd` with `/bin/sh -c`, stderr merged into stdout, and returns the
+ * output as text whatever the exit status: Python's `subprocess.getoutput`.
+ * Line endings become `\n` and one trailing newline is stripped, as with
+ * {@linkcode getstatusoutput}.
+ *
+ * The string goes to the shell as it is: never build it from untrusted input
+ * (see the `shell` option of {@linkcode run}).
+ *
+ * @param cmd The shell command line, e.g. `"ls -l | wc -l"`.
+ * @param options `cwd`, `env`, `clearEnv`, `errors`, `timeout`, `signal`.
+ * @returns The output.
+ * @throws {SubprocessError} when `/bin/sh` cannot be started.
+ * @throws {TimeoutExpiredError} when `timeout` passes (the shell is killed and reaped).
+ * @throws {UnicodeDecodeError} with `errors: "strict"` (the default) when
+ * the output is not UTF-8.
+ * @throws {TypeError} when `cmd` is not a string or an option is invalid.
+ * @throws The signal's reason when `signal` aborts (the shell is killed and reaped).
+ *
+ * @example One line of output
+ * ```ts
+ * import { getoutput } from "@multiproc/multiproc/subprocess";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(await getoutput("echo hello | tr a-z A-Z"), "HELLO");
+ * equal(await getoutput("echo oops >&2; exit 1"), "oops");
+ * ```
+ */
+export async function getoutput(
+  cmd: string,
+  options: GetoutputOptions = {},
+): Promise<string> {
+  return (await getstatusoutput(cmd, options))[1];
+}
+
 function isStream(value: unknown): value is ReadableStream<Uint8Array> {
   return typeof ReadableStream !== "undefined" &&
     value instanceof ReadableStream;
 }
 
-function checkCommand(cmd: unknown): asserts cmd is readonly string[] {
+/** The shell that `shell: true` runs, as Python's `shell=True` does on POSIX. */
+const SHELL = "/bin/sh";
+
+/** The argv to start: `cmd` itself, or the shell running it with `shell: true`. */
+function commandArgv(cmd: unknown, shell: unknown): string[] {
+  if (shell !== undefined && typeof shell !== "boolean") {
+    throw new TypeError(
+      `Expected shell to be true or false, got ${describeValue(shell)}: ${
+        typeof shell === "string"
+          ? `to run another shell, pass ["${shell}", "-c", command] without shell`
+          : "pass true to run a command string with /bin/sh"
+      }`,
+    );
+  }
+  if (shell === true) {
+    if (typeof cmd !== "string") {
+      throw new TypeError(
+        `Expected a command string with shell: true, got ${
+          Array.isArray(cmd) ? JSON.stringify(cmd) : describeValue(cmd)
+        }: pass one string for /bin/sh, e.g. "ls -l | wc -l"${
+          Array.isArray(cmd)
+            ? ", or leave out shell to run the array without a shell"
+            : ""
+        }`,
+      );
+    }
+    checkNoNul([cmd]);
+    return [SHELL, "-c", cmd];
+  }
   if (
     !Array.isArray(cmd) || cmd.length === 0 ||
     !cmd.every((arg) => typeof arg === "string")
@@ -1230,7 +1428,7 @@ function checkCommand(cmd: unknown): asserts cmd is readonly string[] {
     const got = typeof cmd === "string"
       ? `"${cmd}": pass the program and its arguments as an array, e.g. ${
         JSON.stringify(cmd.split(" ").filter(Boolean))
-      }`
+      }, or pass shell: true to run the string with /bin/sh`
       : `"${
         Array.isArray(cmd) ? JSON.stringify(cmd) : String(cmd)
       }": pass the program and its arguments as a non-empty array of strings, e.g. ["ls", "-l"]`;
@@ -1238,7 +1436,12 @@ function checkCommand(cmd: unknown): asserts cmd is readonly string[] {
       `Expected a command as an array of strings, got ${got}`,
     );
   }
-  const withNul = cmd.find((arg) => arg.includes("\0"));
+  checkNoNul(cmd);
+  return [...cmd];
+}
+
+function checkNoNul(args: readonly string[]): void {
+  const withNul = args.find((arg) => arg.includes("\0"));
   if (withNul !== undefined) {
     throw new TypeError(
       `Command arguments cannot contain NUL characters, got "${
@@ -1406,7 +1609,8 @@ function startChild(
       stdin: stdin ?? INHERIT,
       stdout: options.stdout ?? INHERIT,
       stderr: options.stderr ?? INHERIT,
-      group: options.killTree === true,
+      // A new session either way; killTree also signals the whole group.
+      group: options.killTree === true || options.startNewSession === true,
     });
   } catch (error) {
     if (!(error instanceof SpawnFailure)) throw error;

@@ -2,13 +2,16 @@
  * Builds the npm package into `npm/`: the sources compiled by `tsc` to ESM
  * with `.d.ts` files (relative specifiers rewritten to `.js`), the test suite
  * compiled beside them for `node --test` (left out of the published files),
- * and a `package.json` generated from `deno.json`.
+ * and a `package.json` generated from `deno.json`, with the worker host's
+ * command (`multiproc-worker`) and the Redis client as an optional peer
+ * dependency.
  *
  * Run with `deno task build:npm`.
  *
  * @module
  */
 import {
+  chmod,
   copyFile,
   mkdir,
   readdir,
@@ -16,6 +19,7 @@ import {
   rm,
   writeFile,
 } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -47,6 +51,11 @@ function exportsMap(): Record<string, { types: string; default: string }> {
   );
 }
 
+/** The worker-host command of redis.ts, once its source exists. */
+const workerCommand = existsSync(join(root, "worker.ts"))
+  ? { "multiproc-worker": "./esm/worker.js" }
+  : undefined;
+
 const packageJson = {
   name: "multiproc",
   version: config.version,
@@ -57,6 +66,11 @@ const packageJson = {
   main: "./esm/mod.js",
   types: "./esm/mod.d.ts",
   exports: exportsMap(),
+  bin: workerCommand,
+  // Only the `./redis` entry point (and the worker host) loads the Redis
+  // client, v5 or v6: users of the rest install nothing more.
+  peerDependencies: { redis: "^5.0.0 || ^6.0.0" },
+  peerDependenciesMeta: { redis: { optional: true } },
   files: [
     "esm/",
     "!esm/tests/",
@@ -76,6 +90,8 @@ const packageJson = {
     "worker",
     "queue",
     "lock",
+    "redis",
+    "distributed",
     "deno",
     "bun",
   ],
@@ -124,6 +140,16 @@ await rm(tsconfigPath);
 if (tsc.status !== 0) {
   console.error(`tsc failed with status ${tsc.status}`);
   Deno.exit(1);
+}
+// npm links the command to this file: Node runs it through the shebang,
+// which tsc keeps from worker.ts (added here if that ever changes).
+if (workerCommand) {
+  const command = join(out, "esm", "worker.js");
+  const source = await readFile(command, "utf8");
+  if (!source.startsWith("#!")) {
+    await writeFile(command, `#!/usr/bin/env node\n${source}`);
+  }
+  await chmod(command, 0o755);
 }
 await writeFile(
   join(out, "package.json"),

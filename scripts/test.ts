@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { type Report, writeCompatTable } from "./_compat_table.ts";
+import { startRedis } from "../tests/_redis_server.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = Deno.execPath();
@@ -65,8 +66,10 @@ const publicFiles = [
   "pool.ts",
   "process.ts",
   "queue.ts",
+  "redis.ts",
   "subprocess.ts",
   "sync.ts",
+  "worker.ts",
 ];
 
 function testFiles(dir: string, extension: string): string[] {
@@ -129,14 +132,16 @@ const steps: Step[] = [
   ["doc lint", deno, () => ["doc", "--lint", ...publicFiles]],
   ["import cycles", deno, () => ["run", "-A", "scripts/check_cycles.ts"]],
   // Checked above: without --no-check every worker would type-check its
-  // bootstrap again. The least permissions the tests need (no network, FFI
-  // or system information), as tests/_helpers.ts gives the scripts they run.
+  // bootstrap again. The least permissions the tests need (no network but
+  // the loopback, no FFI or system information), as tests/_helpers.ts gives the scripts they run.
   ["Deno tests and JSDoc examples", deno, () => [
     "test",
     "--no-prompt",
     "--allow-read",
     `--allow-write=${tmpdir()}`,
     "--allow-run",
+    // The redis.ts tests talk to redis-server on the loopback interface.
+    "--allow-net=127.0.0.1",
     "--allow-env",
     "--no-check",
     `--junit-path=${reportPath(runtimes.deno)}`,
@@ -181,6 +186,64 @@ const steps: Step[] = [
   ["publish dry run", deno, () => ["publish", "--dry-run", "--allow-dirty"]],
 ];
 
+/** Whether `command` is a file in one of the PATH's directories. */
+function onPath(command: string): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((dir) => {
+    try {
+      return dir !== "" && Deno.statSync(join(dir, command)).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Runs an apt-get command with its output shown; whether it succeeded. */
+async function aptGet(args: string[]): Promise<boolean> {
+  console.log(`apt-get ${args.join(" ")}`);
+  const { code } = await new Deno.Command("apt-get", {
+    args,
+    env: { DEBIAN_FRONTEND: "noninteractive" },
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return code === 0;
+}
+
+/**
+ * The redis.ts tests start a real `redis-server` (Debian's package): on a
+ * fresh machine where this runs as root (CI) it is installed with apt-get,
+ * with `apt-get update` only when the package lists lack it or are stale;
+ * elsewhere the run stops saying what to install.
+ */
+async function ensureRedisServer(): Promise<void> {
+  if (onPath("redis-server")) return;
+  if (Deno.uid() !== 0 || !onPath("apt-get")) {
+    console.error(
+      "The tests need redis-server, which is not on the PATH: install Debian's package with `sudo apt-get install redis-server` (or your system's Redis 6.2+ server), or run npm test as root where apt-get can install it",
+    );
+    Deno.exit(1);
+  }
+  const install = ["install", "-y", "--no-install-recommends", "redis-server"];
+  const listed = (await new Deno.Command("apt-cache", {
+    args: ["show", "redis-server"],
+    stdout: "null",
+    stderr: "null",
+  }).output()).code === 0;
+  const installed = listed && await aptGet(install) ||
+    await aptGet(["update"]) && await aptGet(install);
+  if (!installed || !onPath("redis-server")) {
+    console.error(
+      "Cannot install redis-server with apt-get (see its output above): install Debian's package redis-server by hand, then run npm test again",
+    );
+    Deno.exit(1);
+  }
+}
+
+await ensureRedisServer();
+// The JSDoc examples of redis.ts talk to the server REDIS_URL names (the
+// tests start servers of their own); it dies with this script.
+const docServer = await startRedis();
+Deno.env.set("REDIS_URL", docServer.url);
 const only = Deno.args.length > 0 ? new Set(Deno.args) : undefined;
 const reports: Report[] = [];
 mkdirSync(join(root, ".reports"), { recursive: true });
@@ -208,6 +271,8 @@ for (const [title, command, argsOf, runtime] of steps) {
     reports.push({ runtime, path: reportPath(runtime) });
   }
 }
+
+await docServer.stop();
 
 // Only a run of the whole matrix speaks for every runtime.
 if (only === undefined) {

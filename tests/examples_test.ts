@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { runScript } from "./_helpers.ts";
+import { countPrimes, ProgressLine } from "../examples/progress.ts";
 
 async function runExample(name: string): Promise<string> {
   const result = await runScript(`../examples/${name}`);
@@ -153,6 +154,64 @@ describe("examples: locks, events and shared memory", () => {
     match(
       out,
       /^setting the event\nworker 1 stopped after \d+ rounds\nworker 2 stopped after \d+ rounds\n$/,
+    );
+  });
+});
+
+describe("examples: progress on long work", () => {
+  test("off a terminal, a plain line at every tenth of imapUnordered's tasks", async () => {
+    const result = await runScript("../examples/progress", "10");
+    equal(result.returncode, 0);
+    const limits = Array.from({ length: 10 }, (_, i) => 300_000 + 1_009 * i);
+    const primes = limits.reduce((sum, limit) => sum + countPrimes(limit), 0);
+    equal(
+      result.stdout,
+      `${primes} primes below the 10 limits, counted apiece\n`,
+    );
+    // No carriage returns or escape sequences in a log file.
+    const stderr = result.stderr!;
+    ok(!stderr.includes("\r") && !stderr.includes("\u001b"), stderr);
+    const lines = stderr.trimEnd().split("\n");
+    equal(lines.length, 10, stderr);
+    lines.slice(0, 9).forEach((line, i) =>
+      match(
+        line,
+        new RegExp(
+          `^${i + 1}/10 tasks \\(${
+            (i + 1) * 10
+          }%\\), \\d+\\.\\d/s, ETA (\\d+\\.\\d s|\\d+ min \\d\\d s)$`,
+        ),
+      )
+    );
+    match(lines[9]!, /^10\/10 tasks \(100%\) in \d+\.\d s, \d+\.\d\/s$/);
+  });
+
+  test("on a terminal, the line is redrawn in place and ends with a newline", () => {
+    const writes: string[] = [];
+    const progress = new ProgressLine(3, {
+      unit: "files",
+      stream: { isTTY: true, write: (text: string) => writes.push(text) },
+    });
+    for (let i = 0; i < 3; i++) progress.tick();
+    progress.finish();
+    // The first tick draws at once; later ones only 100 ms after a draw.
+    const clear = "\u001b[K";
+    for (const text of writes.slice(0, -1)) {
+      ok(text.startsWith("\r") && text.endsWith(clear), JSON.stringify(text));
+      match(
+        text.slice(1, -clear.length),
+        /^\d\/3 files \(\d+%\), \d+\.\d\/s, ETA /,
+      );
+    }
+    equal(writes[0]!.slice(1, 17), "1/3 files (33%),");
+    const last = writes.at(-1)!;
+    ok(
+      last.startsWith("\r") && last.endsWith(`${clear}\n`),
+      JSON.stringify(last),
+    );
+    match(
+      last.slice(1, -clear.length - 1),
+      /^3\/3 files \(100%\) in \d+\.\d s, \d+\.\d\/s$/,
     );
   });
 });

@@ -1,0 +1,627 @@
+// The engine of a Redis pool on the caller's side: it adds each task to the
+// pool's stream, reads the results its hosts write back, and delivers a task
+// again when its host went silent. Jobs (_jobs.ts) see the same TaskRunner
+// as a local pool's dispatcher.
+import { UncopyableError } from "./_codec.ts";
+import { WorkerExitError } from "./_errors.ts";
+import { hold as keepAlive, release as letGo } from "./_keep_alive.ts";
+import { type CopyMode, type Job, Task } from "./_jobs.ts";
+import {
+  connectRedis,
+  isReplyError,
+  type RedisConnection,
+  type Reply,
+} from "./_redis_client.ts";
+import {
+  encodeTask,
+  fieldsOf,
+  GROUP,
+  type PoolKeys,
+  poolKeys,
+  readResult,
+  type ResultEntry,
+  taskFields,
+  text,
+} from "./_redis_wire.ts";
+import { holdsShareable } from "./_share.ts";
+import type { PoolEngine } from "./_submit.ts";
+import type { SubmitOptions } from "./_types.ts";
+import { copyValues } from "./_values.ts";
+import { type FunctionRef, MAP_CHUNK, type TaskKind } from "./_wire.ts";
+
+/** What a driver is told by its pool. */
+export interface DriverOptions {
+  url: string;
+  name: string;
+  visibilityTimeout: number;
+  maxDeliveries: number;
+  maxQueue: number | undefined;
+  resultTtl: number;
+}
+
+/** A pool's state: running, closed to new tasks, or stopped. */
+export type DriverState = "running" | "closed" | "terminated";
+
+/** A task of a Redis pool: its number, its delivery and its stream entry. */
+class RemoteTask extends Task<string> {
+  attempt = 1;
+  encoded: Uint8Array;
+  constructor(
+    readonly number: number,
+    encoded: Uint8Array,
+    fn: FunctionRef,
+    kind: TaskKind,
+    job: Job,
+    index: number,
+    options: SubmitOptions | undefined,
+  ) {
+    super(fn, kind, undefined, job, index, options);
+    this.encoded = encoded;
+  }
+}
+
+interface Links {
+  commands: RedisConnection;
+  reader: RedisConnection;
+}
+
+/** Lost connections are retried this often while the pool lives. */
+const RETRY_MS = 100;
+
+/** The caller's side of a Redis pool. */
+export class RedisDriver implements PoolEngine {
+  readonly id: string = crypto.randomUUID();
+  readonly keys: PoolKeys;
+  #options: DriverOptions;
+  #links: Promise<Links>;
+  #state: DriverState = "running";
+  #broken: unknown = undefined;
+  #next = 0;
+  #tasks = new Map<number, RemoteTask>();
+  #byEntry = new Map<string, RemoteTask>();
+  #inline = new Map<string, number>();
+  #sources: string[] = [];
+  #roomWaiters: (() => void)[] = [];
+  #idleWaiters: (() => void)[] = [];
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #completed = 0;
+  #failed = 0;
+  #redelivered = 0;
+  #shutdown: Promise<void> | undefined;
+  #holding = false;
+
+  // Connects in the background: the first call reports a failure.
+  constructor(options: DriverOptions) {
+    this.#options = options;
+    this.keys = poolKeys(options.name);
+    this.#links = this.#connect();
+    this.#links.catch((error) => this.#break(error));
+  }
+
+  // ---- the pool's side --------------------------------------------------
+
+  /** @throws {Error} when the pool is closed, terminated or cannot reach Redis. */
+  checkOpen(): void {
+    if (this.#state !== "running") {
+      throw new Error(
+        `Cannot submit a task: the pool is ${this.#state}: submit before close(), or create a new Pool`,
+      );
+    }
+    if (this.#broken !== undefined) throw this.#broken;
+  }
+
+  // Hosts get an inline function's source with every task.
+  inline(code: string): number {
+    let id = this.#inline.get(code);
+    if (id === undefined) {
+      id = this.#sources.length;
+      this.#sources.push(code);
+      this.#inline.set(code, id);
+    }
+    return id;
+  }
+
+  get state(): DriverState {
+    return this.#state;
+  }
+
+  /** Tasks waiting for a result, and what became of the others. */
+  counts(): {
+    pending: number;
+    completed: number;
+    failed: number;
+    redelivered: number;
+  } {
+    return {
+      pending: this.#tasks.size,
+      completed: this.#completed,
+      failed: this.#failed,
+      redelivered: this.#redelivered,
+    };
+  }
+
+  // The pool's stats ask Redis for what every driver and host shares.
+  /** The commands connection, once connected. */
+  connection(): Promise<RedisConnection> {
+    return this.#links.then((links) => links.commands);
+  }
+
+  // Python's close(): no new tasks; what was submitted still runs.
+  close(): void {
+    if (this.#state === "running") this.#state = "closed";
+  }
+
+  // join() waits for every result, then lets go of Redis.
+  /** Resolves once every task has its outcome and the connections are closed. */
+  async finished(): Promise<void> {
+    while (this.#tasks.size > 0) {
+      await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    }
+    await this.#stop();
+  }
+
+  // Python's terminate(): fail what is pending, withdraw it from the
+  // stream, and tell hosts to stop what they run of ours.
+  async terminate(): Promise<void> {
+    if (this.#state === "terminated") return this.#stop();
+    this.#state = "terminated";
+    const withdrawn = [...this.#byEntry.keys()];
+    const error = new Error("The pool was terminated before the task finished");
+    for (const task of [...this.#tasks.values()]) this.#end(task, false, error);
+    if (this.#broken === undefined) {
+      try {
+        const { commands } = await this.#links;
+        if (withdrawn.length > 0) await this.#withdraw(commands, withdrawn);
+        await commands.call(["PUBLISH", this.keys.cancel, `${this.id} *`]);
+      } catch {
+        // Redis is gone: hosts drop the tasks of a driver that is gone.
+      }
+    }
+    await this.#stop();
+  }
+
+  // ---- TaskRunner: what jobs call ---------------------------------------
+
+  // Encoding at submission is the copy; local queues cannot cross machines.
+  task(
+    fn: FunctionRef,
+    kind: TaskKind,
+    values: unknown[],
+    _copy: CopyMode,
+    job: Job,
+    index: number,
+    options: SubmitOptions | undefined,
+  ): Task {
+    const what = kind === MAP_CHUNK ? "item" : "argument";
+    if (holdsShareable(values)) {
+      throw new TypeError(
+        `Cannot send a queue, pipe or lock of this machine to the hosts of a Redis pool: they run on other machines: pass a Queue from "multiproc/redis" instead, or keep the work in a local Pool`,
+      );
+    }
+    if (options?.transfer !== undefined) {
+      throw new TypeError(
+        `Cannot transfer values to the hosts of a Redis pool: they are copied over the network: leave out the transfer option`,
+      );
+    }
+    const inline = typeof fn === "number";
+    let encoded: Uint8Array;
+    try {
+      encoded = encodeTask({
+        fn: inline ? this.#sources[fn]! : fn,
+        inline,
+        kind,
+        values,
+        timeout: options?.timeout === Number.POSITIVE_INFINITY
+          ? undefined
+          : options?.timeout,
+      });
+    } catch (error) {
+      if (!(error instanceof UncopyableError)) throw error;
+      copyValues(values, what);
+      throw new TypeError(`Cannot copy the task's ${what}s: ${error.message}`);
+    }
+    return new RemoteTask(
+      this.#next++,
+      encoded,
+      fn,
+      kind,
+      job,
+      index,
+      options,
+    );
+  }
+
+  // maxQueue bounds the tasks a driver has in Redis at once.
+  submit(task: Task): Promise<void> | undefined {
+    const remote = task as RemoteTask;
+    const max = this.#options.maxQueue;
+    if (max !== undefined && this.#tasks.size >= max) {
+      return new Promise<void>((resolve) => this.#roomWaiters.push(resolve))
+        .then(() => this.submit(task));
+    }
+    this.#track(remote);
+    void this.#add(remote);
+    return undefined;
+  }
+
+  // Commands sent in one turn already travel together.
+  flush(): void {}
+
+  // A failed map or a left imap withdraws the chunks no host has finished.
+  cancel(tasks: Iterable<Task>): void {
+    const withdrawn: string[] = [];
+    for (const task of tasks) {
+      const remote = task as RemoteTask;
+      if (remote.state === "done") continue;
+      if (remote.worker !== undefined) withdrawn.push(remote.worker);
+      this.#forget(remote);
+    }
+    if (withdrawn.length === 0 || this.#broken !== undefined) return;
+    void this.#links.then((links) => this.#withdraw(links.commands, withdrawn))
+      .catch(() => {});
+  }
+
+  // ---- tasks ------------------------------------------------------------
+
+  // A task is tracked from submission, whatever its signal does after.
+  #track(task: RemoteTask): void {
+    task.state = "queued";
+    this.#tasks.set(task.number, task);
+    this.#holdProgram(true);
+    const signal = task.options?.signal;
+    if (signal === undefined) return;
+    if (signal.aborted) return this.#abort(task, signal.reason);
+    task.onAbort = () => this.#abort(task, signal.reason);
+    signal.addEventListener("abort", task.onAbort, { once: true });
+  }
+
+  // The host running it is told to stop it; its entry is withdrawn.
+  #abort(task: RemoteTask, reason: unknown): void {
+    if (task.state === "done") return;
+    const entry = task.worker;
+    this.#end(task, false, reason);
+    void this.#links.then(async ({ commands }) => {
+      if (entry !== undefined) await this.#withdraw(commands, [entry]);
+      await commands.call([
+        "PUBLISH",
+        this.keys.cancel,
+        `${this.id} ${task.number}`,
+      ]);
+    }).catch(() => {});
+  }
+
+  // Adds the task to the stream, again after a lost connection.
+  async #add(task: RemoteTask): Promise<void> {
+    let links: Links;
+    try {
+      links = await this.#links;
+    } catch (error) {
+      return this.#end(task, false, error);
+    }
+    const fields = taskFields({
+      driver: this.id,
+      task: task.number,
+      attempt: task.attempt,
+      visibility: this.#options.visibilityTimeout,
+      resultTtl: this.#options.resultTtl,
+    }, task.encoded);
+    const id = await this.#retry(() =>
+      links.commands.call(["XADD", this.keys.tasks, "*", ...fields])
+    );
+    if (id === undefined) return;
+    const entry = text(id);
+    if (task.state === "done") {
+      await this.#recall(links.commands, task, entry);
+      return;
+    }
+    task.state = "running";
+    task.worker = entry;
+    this.#byEntry.set(entry, task);
+  }
+
+  // A host went silent on it: deliver it again, or give up on it.
+  async #redeliver(
+    task: RemoteTask,
+    commands: RedisConnection,
+    counts: boolean,
+  ): Promise<void> {
+    const old = task.worker!;
+    this.#byEntry.delete(old);
+    task.worker = undefined;
+    const attempt = counts ? task.attempt + 1 : task.attempt;
+    if (attempt > this.#options.maxDeliveries) {
+      await this.#withdraw(commands, [old]).catch(() => {});
+      this.#end(
+        task,
+        false,
+        new WorkerExitError(
+          `The task was delivered ${task.attempt} time${
+            task.attempt === 1 ? "" : "s"
+          } and each time its worker host stopped or lost Redis before it finished (no word for ${this.#options.visibilityTimeout} ms): it is not tried again: raise maxDeliveries or visibilityTimeout if the hosts are busy rather than gone`,
+        ),
+      );
+      return;
+    }
+    task.attempt = attempt;
+    const fields = taskFields({
+      driver: this.id,
+      task: task.number,
+      attempt,
+      visibility: this.#options.visibilityTimeout,
+      resultTtl: this.#options.resultTtl,
+    }, task.encoded);
+    const replies = await this.#retry(() =>
+      commands.atomically([
+        ["XACK", this.keys.tasks, GROUP, old],
+        ["XDEL", this.keys.tasks, old],
+        ["XADD", this.keys.tasks, "*", ...fields],
+        ["HINCRBY", this.keys.stats, "redelivered", "1"],
+      ])
+    );
+    if (replies === undefined) return;
+    this.#redelivered++;
+    const entry = text(replies[2]);
+    if (task.state === "done") {
+      await this.#recall(commands, task, entry);
+      return;
+    }
+    task.worker = entry;
+    this.#byEntry.set(entry, task);
+  }
+
+  // Every task ends here, once: later results for it are duplicates.
+  #end(task: RemoteTask, ok: boolean, value: unknown): void {
+    if (task.state === "done") return;
+    this.#forget(task);
+    if (ok) this.#completed++;
+    else this.#failed++;
+    task.job.settle(task, ok, value);
+  }
+
+  // Drops a task from every index, and wakes whoever waits for room.
+  #forget(task: RemoteTask): void {
+    task.state = "done";
+    this.#tasks.delete(task.number);
+    if (task.worker !== undefined) this.#byEntry.delete(task.worker);
+    if (task.onAbort) {
+      task.options?.signal?.removeEventListener("abort", task.onAbort);
+    }
+    this.#roomWaiters.shift()?.();
+    if (this.#tasks.size === 0) {
+      this.#holdProgram(false);
+      for (const wake of this.#idleWaiters.splice(0)) wake();
+    }
+  }
+
+  // A result settles its task; a dropped task goes back to the stream.
+  #onResult(result: ResultEntry, commands: RedisConnection): void {
+    const task = this.#tasks.get(result.task);
+    if (task === undefined || task.state === "done") return;
+    if (result.outcome === "dropped") {
+      if (task.worker !== undefined) {
+        void this.#redeliver(task, commands, false);
+      }
+      return;
+    }
+    this.#end(task, result.outcome === "ok", result.value);
+  }
+
+  // ---- connections ------------------------------------------------------
+
+  // The driver's key exists before its first task, so hosts keep its work.
+  async #connect(): Promise<Links> {
+    const label = `multiproc-driver:${this.#options.name}`;
+    const commands = await connectRedis(this.#options.url, label);
+    let reader: RedisConnection;
+    try {
+      reader = await commands.duplicate();
+    } catch (error) {
+      commands.destroy();
+      throw error;
+    }
+    const links = { commands, reader };
+    try {
+      await this.#ensureGroup(commands);
+      await this.#heartbeat(commands);
+    } catch (error) {
+      commands.destroy();
+      reader.destroy();
+      throw error;
+    }
+    void this.#readResults(links);
+    const beat = Math.min(10_000, this.#options.resultTtl / 3);
+    this.#every(beat, () => this.#heartbeat(commands));
+    const scan = Math.max(
+      25,
+      Math.min(1000, this.#options.visibilityTimeout / 4),
+    );
+    this.#every(scan, () => this.#scan(commands));
+    return links;
+  }
+
+  // Hosts may start after the driver: the group reads from the start.
+  async #ensureGroup(commands: RedisConnection): Promise<void> {
+    try {
+      await commands.call([
+        "XGROUP",
+        "CREATE",
+        this.keys.tasks,
+        GROUP,
+        "0",
+        "MKSTREAM",
+      ]);
+    } catch (error) {
+      if (!String((error as Error).message).includes("BUSYGROUP")) throw error;
+    }
+  }
+
+  // While the driver lives, its key and results stay; after, they expire.
+  async #heartbeat(commands: RedisConnection): Promise<void> {
+    const ttl = String(this.#options.resultTtl);
+    await commands.atomically([
+      ["SET", this.keys.driver(this.id), "1", "PX", ttl],
+      ["PEXPIRE", this.keys.results(this.id), ttl],
+    ]);
+  }
+
+  // Tasks whose host has not extended its claim in time go out again.
+  async #scan(commands: RedisConnection): Promise<void> {
+    if (this.#byEntry.size === 0) return;
+    const reply = await commands.call([
+      "XPENDING",
+      this.keys.tasks,
+      GROUP,
+      "IDLE",
+      String(this.#options.visibilityTimeout),
+      "-",
+      "+",
+      "1000",
+    ]);
+    if (!Array.isArray(reply)) return;
+    for (const pending of reply) {
+      const entry = text((pending as Reply[])[0]);
+      const task = this.#byEntry.get(entry);
+      if (task !== undefined) await this.#redeliver(task, commands, true);
+    }
+  }
+
+  // The results stream is read from its start: nothing is missed.
+  async #readResults(links: Links): Promise<void> {
+    const key = this.keys.results(this.id);
+    let last = "0-0";
+    while (this.#shutdown === undefined) {
+      let reply: Reply;
+      try {
+        reply = await links.reader.call([
+          "XREAD",
+          "COUNT",
+          "1000",
+          "BLOCK",
+          "1000",
+          "STREAMS",
+          key,
+          last,
+        ], true);
+      } catch (error) {
+        if (this.#shutdown !== undefined) return;
+        if (isReplyError(error)) this.#break(error);
+        await delay(RETRY_MS);
+        continue;
+      }
+      if (!Array.isArray(reply) || reply.length === 0) continue;
+      const entries = (reply[0] as Reply[])[1] as Reply[];
+      const ids: string[] = [];
+      for (const entry of entries) {
+        const [id, fields] = entry as [Reply, Reply];
+        last = text(id);
+        ids.push(last);
+        this.#onResult(readResult(fieldsOf(fields)), links.commands);
+      }
+      void links.commands.call(["XDEL", key, ...ids]).catch(() => {});
+    }
+  }
+
+  // Withdrawn entries leave the stream and any host's pending list.
+  async #withdraw(
+    commands: RedisConnection,
+    entries: string[],
+  ): Promise<void> {
+    await commands.atomically([
+      ["XACK", this.keys.tasks, GROUP, ...entries],
+      ["XDEL", this.keys.tasks, ...entries],
+    ]);
+  }
+
+  // A task that ended while its entry was being added may already be in a
+  // host's hands: the entry is withdrawn and the host told to stop it.
+  async #recall(
+    commands: RedisConnection,
+    task: RemoteTask,
+    entry: string,
+  ): Promise<void> {
+    try {
+      await this.#withdraw(commands, [entry]);
+      await commands.call([
+        "PUBLISH",
+        this.keys.cancel,
+        `${this.id} ${task.number}`,
+      ]);
+    } catch {
+      // Redis is gone: hosts drop the tasks of a driver that is gone.
+    }
+  }
+
+  // A command lost with its connection is sent again once it is back.
+  async #retry<T>(send: () => Promise<T>): Promise<T | undefined> {
+    while (true) {
+      try {
+        return await send();
+      } catch (error) {
+        if (isReplyError(error)) throw error;
+        if (this.#shutdown !== undefined) return undefined;
+        await delay(RETRY_MS);
+      }
+    }
+  }
+
+  // A pool that cannot reach Redis fails every task with the reason.
+  #break(error: unknown): void {
+    if (this.#broken !== undefined) return;
+    this.#broken = error;
+    for (const task of [...this.#tasks.values()]) this.#end(task, false, error);
+  }
+
+  // Like a local pool, a Redis pool keeps the program alive only while
+  // tasks are pending: its connections never do.
+  #holdProgram(hold: boolean): void {
+    if (hold === this.#holding) return;
+    this.#holding = hold;
+    if (hold) keepAlive();
+    else letGo();
+  }
+
+  // Periodic work that never keeps the program alive by itself.
+  #every(ms: number, work: () => Promise<void>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      work().catch(() => {}).finally(() => running = false);
+    }, ms);
+    (timer as { unref?: () => void }).unref?.();
+    this.#timers.push(timer);
+  }
+
+  // The driver's key and results go with it.
+  #stop(): Promise<void> {
+    this.#shutdown ??= (async () => {
+      for (const timer of this.#timers) clearInterval(timer);
+      let links: Links;
+      try {
+        links = await this.#links;
+      } catch {
+        return;
+      }
+      links.reader.destroy();
+      try {
+        await links.commands.call([
+          "DEL",
+          this.keys.driver(this.id),
+          this.keys.results(this.id),
+        ]);
+      } catch {
+        // Redis is gone; the keys expire on their own.
+      }
+      await links.commands.close();
+    })();
+    return this.#shutdown;
+  }
+}
+
+// Timers of the retry loops; unref'd so they never hold the program.
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
+}

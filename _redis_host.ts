@@ -1,0 +1,510 @@
+// A worker host of a Redis pool: a local pool (the same engine as pool.ts)
+// fed from the pool's stream. It reads tasks as its workers have room,
+// extends its claim on them while they run, writes each result to its
+// driver's stream and acknowledges the task in one transaction, and hands
+// back what it has not started when it stops.
+import { hostname } from "node:os";
+import process from "node:process";
+import type { Dispatcher } from "./_dispatcher.ts";
+import type { Job, Task } from "./_jobs.ts";
+import { startLocalEngine } from "./_local_engine.ts";
+import {
+  connectRedis,
+  isReplyError,
+  redactUrl,
+  type RedisConnection,
+  type Reply,
+} from "./_redis_client.ts";
+import {
+  fieldsOf,
+  GROUP,
+  type Outcome,
+  type PoolKeys,
+  poolKeys,
+  readTask,
+  resultFields,
+  type TaskEntry,
+  text,
+} from "./_redis_wire.ts";
+import type { PoolOptions } from "./_types.ts";
+import { APPLY } from "./_wire.ts";
+
+/** What a host is told by `serve()`. */
+export interface HostOptions extends PoolOptions {
+  url: string;
+  name: string;
+  allowInline: boolean;
+  log: (line: string) => void;
+}
+
+/** A task this host took from the stream, until its result is written. */
+interface Held {
+  entry: string;
+  task: TaskEntry;
+  local: Task | undefined;
+  controller: AbortController;
+  claimedAt: number;
+}
+
+interface Links {
+  commands: RedisConnection;
+  reader: RedisConnection;
+  subscriber: RedisConnection;
+}
+
+/** Lost connections are retried this often. */
+const RETRY_MS = 100;
+/** How often a host says it lives. */
+const HEARTBEAT_MS = 2000;
+/** Hosts silent this long leave the list; their consumers, once idle and empty, the group. */
+const FORGET_HOST_MS = 10 * 60_000;
+/** How long a cancellation is kept for a task still on its way. */
+const CANCEL_MEMORY_MS = 60_000;
+/** How long a driver is taken as alive after its key was seen. */
+const DRIVER_CHECK_MS = 5000;
+
+/** The running host behind `serve()`. */
+export class Host {
+  readonly consumer: string;
+  readonly keys: PoolKeys;
+  readonly processes: number;
+  readonly backend: string;
+  #options: HostOptions;
+  #engine: Dispatcher;
+  #links!: Links;
+  #held = new Map<string, Held>();
+  #room: (() => void) | undefined;
+  #drivers = new Map<string, { alive: boolean; at: number }>();
+  /** Cancellations by "<driver> <task>", oldest first, with when they came. */
+  #cancelled = new Map<string, number>();
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #stopping = false;
+  #reading: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
+  #started = Date.now();
+  #done = 0;
+
+  // The local pool starts first: a bad module or option fails serve().
+  constructor(module: string | URL | undefined, options: HostOptions) {
+    this.#options = options;
+    this.keys = poolKeys(options.name);
+    const local = startLocalEngine(module, options);
+    this.#engine = local.engine;
+    this.processes = local.processes;
+    this.backend = local.backend;
+    this.consumer = `${machineName()}:${process.pid}:${
+      crypto.randomUUID().slice(0, 8)
+    }`;
+  }
+
+  // Connections, group, subscription, then the read loop.
+  async start(): Promise<void> {
+    const events = {
+      onLost: (error: Error) =>
+        this.#log(
+          `lost the connection to Redis (${error.message}): reconnecting`,
+        ),
+      onBack: () => this.#log("reconnected to Redis"),
+    };
+    const label = `multiproc-host:${this.#options.name}`;
+    let commands: RedisConnection | undefined;
+    const opened: RedisConnection[] = [];
+    try {
+      commands = await connectRedis(this.#options.url, label, events);
+      opened.push(commands);
+      const reader = await connectRedis(this.#options.url, label);
+      opened.push(reader);
+      const subscriber = await connectRedis(this.#options.url, label);
+      opened.push(subscriber);
+      this.#links = { commands, reader, subscriber };
+      await this.#ensureGroup();
+      await subscriber.subscribe(
+        this.keys.cancel,
+        (message) => this.#onCancel(message),
+      );
+      await this.#heartbeat();
+    } catch (error) {
+      for (const link of opened) link.destroy();
+      this.#engine.terminate();
+      throw error;
+    }
+    this.#every(HEARTBEAT_MS, () => this.#heartbeat());
+    this.#every(250, () => this.#extendClaims());
+    this.#reading = this.#read();
+    this.#log(
+      `serving "${this.#options.name}" from ${
+        redactUrl(this.#options.url)
+      } with ${this.processes} ${this.backend} workers`,
+    );
+  }
+
+  /** What the host holds and has done. */
+  counts(): { running: number; completed: number } {
+    return { running: this.#held.size, completed: this.#done };
+  }
+
+  // A graceful stop finishes what runs and hands back what waits; a
+  // forced one hands back everything and kills the workers.
+  /** Stops reading, hands back or finishes held tasks, then closes. */
+  stop(force: boolean): Promise<void> {
+    if (force && this.#stopped !== undefined) {
+      for (const held of this.#held.values()) {
+        held.controller.abort(new Error("The host was stopped"));
+      }
+    }
+    this.#stopped ??= this.#shutdown(force);
+    return this.#stopped;
+  }
+
+  // ---- reading ----------------------------------------------------------
+
+  // Reads as many tasks as there is room for: two per worker.
+  async #read(): Promise<void> {
+    const capacity = this.processes * 2;
+    const reader = this.#links.reader;
+    while (!this.#stopping) {
+      const room = capacity - this.#held.size;
+      if (room <= 0) {
+        await new Promise<void>((resolve) => this.#room = resolve);
+        continue;
+      }
+      let reply: Reply;
+      try {
+        reply = await reader.call([
+          "XREADGROUP",
+          "GROUP",
+          GROUP,
+          this.consumer,
+          "COUNT",
+          String(room),
+          "BLOCK",
+          "1000",
+          "STREAMS",
+          this.keys.tasks,
+          ">",
+        ], true);
+      } catch (error) {
+        if (this.#stopping) return;
+        if (isReplyError(error) && /NOGROUP/.test(String(error))) {
+          await this.#ensureGroup().catch(() => {});
+        } else await delay(RETRY_MS);
+        continue;
+      }
+      if (!Array.isArray(reply) || reply.length === 0) continue;
+      const entries = (reply[0] as Reply[])[1] as Reply[];
+      for (const entry of entries) {
+        const [id, fields] = entry as [Reply, Reply];
+        await this.#take(text(id), fieldsOf(fields));
+      }
+    }
+  }
+
+  // One entry: checked, then run by the local pool.
+  async #take(
+    entry: string,
+    fields: Map<string, string | Uint8Array>,
+  ): Promise<void> {
+    let task: TaskEntry | undefined;
+    try {
+      task = readTask(fields);
+    } catch (error) {
+      this.#log(`dropped entry ${entry}: it cannot be read (${error})`);
+    }
+    if (task === undefined) {
+      await this.#acknowledge(entry);
+      return;
+    }
+    const held: Held = {
+      entry,
+      task,
+      local: undefined,
+      controller: new AbortController(),
+      claimedAt: Date.now(),
+    };
+    this.#held.set(entry, held);
+    if (!await this.#driverAlive(task.driver)) {
+      this.#log(
+        `dropped task ${task.task} of driver ${task.driver}: the driver is gone`,
+      );
+      return this.#finish(held, "dropped", undefined);
+    }
+    if (this.#cancelled.has(`${task.driver} ${task.task}`)) {
+      return this.#finish(
+        held,
+        "error",
+        new Error("The caller cancelled the task"),
+      );
+    }
+    if (task.attempt > 1) {
+      this.#log(
+        `redelivered task ${task.task} of driver ${task.driver} (attempt ${task.attempt})`,
+      );
+    }
+    if (task.inline && !this.#options.allowInline) {
+      return this.#finish(
+        held,
+        "error",
+        new Error(
+          `This worker host does not run inline functions: anyone who can write to Redis could run code on it: export the function from the task module and call it by name, or start the host with --allow-inline (serve's allowInline: true) where you trust every writer`,
+        ),
+      );
+    }
+    const job: Job = {
+      settle: (_task: Task, ok: boolean, value: unknown) =>
+        this.#finish(held, ok ? "ok" : "error", value),
+    };
+    try {
+      const fn = task.inline ? this.#engine.inline(task.fn as string) : task.fn;
+      const local = this.#engine.task(
+        fn,
+        task.kind,
+        task.values,
+        task.kind === APPLY ? "arguments" : "items",
+        job,
+        0,
+        { timeout: task.timeout, signal: held.controller.signal },
+      );
+      held.local = local;
+      this.#engine.submit(local);
+    } catch (error) {
+      this.#finish(held, "error", error);
+    }
+  }
+
+  // The result and the acknowledgement are one transaction: a task is
+  // either done (result written, entry gone) or still pending.
+  async #finish(held: Held, outcome: Outcome, value: unknown): Promise<void> {
+    if (!this.#held.has(held.entry)) return;
+    const results = this.keys.results(held.task.driver);
+    const fields = resultFields(held.task.task, outcome, value, this.consumer);
+    await this.#retry(() =>
+      this.#links.commands.atomically([
+        ["XADD", results, "*", ...fields],
+        ["PEXPIRE", results, String(held.task.resultTtl)],
+        ["XACK", this.keys.tasks, GROUP, held.entry],
+        ["XDEL", this.keys.tasks, held.entry],
+      ])
+    );
+    this.#held.delete(held.entry);
+    if (outcome !== "dropped") this.#done++;
+    this.#room?.();
+    this.#room = undefined;
+  }
+
+  // An entry that is no task (deleted by its driver) is just acknowledged.
+  async #acknowledge(entry: string): Promise<void> {
+    await this.#retry(() =>
+      this.#links.commands.atomically([
+        ["XACK", this.keys.tasks, GROUP, entry],
+        ["XDEL", this.keys.tasks, entry],
+      ])
+    );
+  }
+
+  // A driver's key lives while it does; checked at most every few seconds.
+  async #driverAlive(driver: string): Promise<boolean> {
+    const known = this.#drivers.get(driver);
+    const now = Date.now();
+    if (known && now - known.at < DRIVER_CHECK_MS) return known.alive;
+    const exists = await this.#retry(() =>
+      this.#links.commands.call(["EXISTS", this.keys.driver(driver)])
+    );
+    const alive = exists !== 0;
+    this.#drivers.set(driver, { alive, at: now });
+    if (this.#drivers.size > 1000) this.#drivers.clear();
+    return alive;
+  }
+
+  // ---- while tasks run --------------------------------------------------
+
+  // A live host keeps its tasks: their idle time restarts well before the
+  // driver's visibility timeout. Tasks no longer pending were withdrawn.
+  async #extendClaims(): Promise<void> {
+    const now = Date.now();
+    const due = [...this.#held.values()].filter((held) =>
+      held.local !== undefined &&
+      now - held.claimedAt >= held.task.visibility / 3
+    );
+    if (due.length === 0) return;
+    const reply = await this.#links.commands.call([
+      "XCLAIM",
+      this.keys.tasks,
+      GROUP,
+      this.consumer,
+      "0",
+      ...due.map((held) => held.entry),
+      "JUSTID",
+    ]);
+    const kept = new Set(
+      Array.isArray(reply) ? reply.map((id) => text(id)) : [],
+    );
+    for (const held of due) {
+      held.claimedAt = now;
+      if (!kept.has(held.entry)) {
+        held.controller.abort(new Error("The driver withdrew the task"));
+      }
+    }
+  }
+
+  // "<driver> <task>" stops one task; "<driver> *" all of that driver's.
+  // A cancellation may overtake the task it names, still being read: it is
+  // remembered for a while, and a whole driver's marks the driver gone.
+  #onCancel(message: string): void {
+    const [driver, task] = message.split(" ") as [string, string];
+    if (task === "*") {
+      this.#drivers.set(driver, { alive: false, at: Date.now() });
+    } else {
+      this.#cancelled.set(message, Date.now());
+      for (const [key, at] of this.#cancelled) {
+        if (Date.now() - at < CANCEL_MEMORY_MS) break;
+        this.#cancelled.delete(key);
+      }
+    }
+    for (const held of this.#held.values()) {
+      if (held.task.driver !== driver) continue;
+      if (task !== "*" && String(held.task.task) !== task) continue;
+      held.controller.abort(new Error("The caller cancelled the task"));
+    }
+  }
+
+  // ---- upkeep -----------------------------------------------------------
+
+  // Hosts may start before any driver: the group reads from the start.
+  async #ensureGroup(): Promise<void> {
+    try {
+      await this.#links.commands.call([
+        "XGROUP",
+        "CREATE",
+        this.keys.tasks,
+        GROUP,
+        "0",
+        "MKSTREAM",
+      ]);
+    } catch (error) {
+      if (!String((error as Error).message).includes("BUSYGROUP")) throw error;
+    }
+  }
+
+  // The host list shows who lives; long-silent hosts are forgotten.
+  async #heartbeat(): Promise<void> {
+    const now = Date.now();
+    const commands = this.#links.commands;
+    await commands.call([
+      "HSET",
+      this.keys.hosts,
+      this.consumer,
+      JSON.stringify({
+        host: machineName(),
+        pid: process.pid,
+        processes: this.processes,
+        backend: this.backend,
+        running: this.#held.size,
+        completed: this.#done,
+        started: this.#started,
+        at: now,
+      }),
+    ]);
+    const hosts = await commands.call(["HGETALL", this.keys.hosts]);
+    if (!Array.isArray(hosts)) return;
+    for (let i = 0; i + 1 < hosts.length; i += 2) {
+      const beat = JSON.parse(text(hosts[i + 1])) as { at: number };
+      if (now - beat.at > FORGET_HOST_MS) {
+        await this.#forgetHost(text(hosts[i]));
+      }
+    }
+  }
+
+  // A consumer with tasks still pending stays, so its tasks go out again.
+  async #forgetHost(consumer: string): Promise<void> {
+    const commands = this.#links.commands;
+    await commands.call(["HDEL", this.keys.hosts, consumer]);
+    const pending = await commands.call([
+      "XPENDING",
+      this.keys.tasks,
+      GROUP,
+      "-",
+      "+",
+      "1",
+      consumer,
+    ]);
+    if (Array.isArray(pending) && pending.length === 0) {
+      await commands.call([
+        "XGROUP",
+        "DELCONSUMER",
+        this.keys.tasks,
+        GROUP,
+        consumer,
+      ]);
+    }
+  }
+
+  // Hands back the waiting tasks, then finishes or stops the running ones.
+  async #shutdown(force: boolean): Promise<void> {
+    this.#stopping = true;
+    this.#room?.();
+    await this.#reading;
+    for (const held of [...this.#held.values()]) {
+      if (force || held.local === undefined || held.local.state === "queued") {
+        if (held.local) this.#engine.cancel([held.local]);
+        await this.#finish(held, "dropped", undefined);
+      }
+    }
+    while (this.#held.size > 0) {
+      await new Promise<void>((resolve) => this.#room = resolve);
+    }
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#engine.close();
+    if (force) this.#engine.terminate();
+    await this.#engine.exited();
+    try {
+      await this.#links.commands.call(["HDEL", this.keys.hosts, this.consumer]);
+    } catch {
+      // Redis is gone; the host list forgets this host on its own.
+    }
+    this.#links.reader.destroy();
+    this.#links.subscriber.destroy();
+    await this.#links.commands.close();
+    this.#log(`stopped after ${this.#done} tasks`);
+  }
+
+  // A command lost with its connection is sent again once it is back.
+  async #retry<T>(send: () => Promise<T>): Promise<T> {
+    while (true) {
+      try {
+        return await send();
+      } catch (error) {
+        if (isReplyError(error)) throw error;
+        await delay(RETRY_MS);
+      }
+    }
+  }
+
+  // Periodic upkeep; a failed round is tried at the next.
+  #every(ms: number, work: () => Promise<void>): void {
+    let running = false;
+    this.#timers.push(setInterval(() => {
+      if (running) return;
+      running = true;
+      work().catch(() => {}).finally(() => running = false);
+    }, ms));
+  }
+
+  #log(line: string): void {
+    this.#options.log(`${this.consumer} ${line}`);
+  }
+}
+
+// Deno asks for --allow-sys to read the host name; the pid still tells
+// hosts apart without it.
+function machineName(): string {
+  try {
+    return hostname();
+  } catch {
+    return "host";
+  }
+}
+
+// The retry loops' pause.
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,468 @@
+// A queue kept in Redis under one name, for any number of handles on any
+// machines. Items are a list; a get moves its item to the getter's own
+// "taking" list and removes it from there once the reply is in hand, so an
+// item whose reply was lost with the connection is still the getter's, and
+// one whose getter died goes back to the head of the queue. Lua scripts make
+// each put and each count check one step.
+import { encodeOne, RecordReader, UncopyableError } from "./_codec.ts";
+import {
+  connectRedis,
+  isReplyError,
+  type RedisConnection,
+  type Reply,
+} from "./_redis_client.ts";
+import { text } from "./_redis_wire.ts";
+import { copyValues } from "./_values.ts";
+
+/** The keys of one queue, all with one hash tag. */
+interface QueueKeys {
+  items: string;
+  meta: string;
+  unfinished: string;
+  producers: string;
+  space: string;
+  getters: string;
+  taking(getter: string): string;
+  alive(getter: string): string;
+}
+
+// Names become keys; a brace would break the hash tag.
+function queueKeys(name: unknown): QueueKeys {
+  if (typeof name !== "string" || name === "" || /[{}]/.test(name)) {
+    throw new TypeError(
+      `Expected name to be a non-empty string without braces, got ${
+        JSON.stringify(name) ?? String(name)
+      }: name the queue as every handle of it does, e.g. { name: "jobs" }`,
+    );
+  }
+  const tag = `{multiproc:queue:${name}}`;
+  return {
+    items: `${tag}:items`,
+    meta: `${tag}:meta`,
+    unfinished: `${tag}:unfinished`,
+    producers: `${tag}:producers`,
+    space: `${tag}:space`,
+    getters: `${tag}:getters`,
+    taking: (getter) => `${tag}:taking:${getter}`,
+    alive: (getter) => `${tag}:alive:${getter}`,
+  };
+}
+
+/**
+ * Puts unless closed (-1) or full (0); every put counts as unfinished. The
+ * handle's last put is noted, so a put sent again after a lost reply is
+ * not put twice.
+ */
+const PUT = `
+if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then return 1 end
+if redis.call('HGET', KEYS[2], 'closed') == '1' then return -1 end
+local max = tonumber(redis.call('HGET', KEYS[2], 'maxsize') or '0')
+if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+return 1`;
+
+/** One fewer unfinished item, or -1 when none was left. */
+const TASK_DONE = `
+local left = redis.call('DECR', KEYS[1])
+if left < 0 then redis.call('INCR', KEYS[1]) return -1 end
+return left`;
+
+/** A dead getter's items go back to the head of the queue, in order. */
+const RESCUE = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local moved = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+return moved`;
+
+/** How long one blocking read waits before looking at `closed` and the clock, in seconds. */
+const SLICE_S = 0.25;
+/** A getter's liveness key lasts this long and is renewed three times as often. */
+const ALIVE_MS = 30_000;
+/** Space tokens kept for waiting puts, at most. */
+const SPACE_TOKENS = 64;
+
+/** Why a queue operation gave up. */
+export type QueueFailure = "empty" | "full" | "closed";
+
+/** Thrown by {@linkcode QueueLink} for the caller to turn into its own error. */
+export class QueueRefusal extends Error {
+  // The reason picks the public error class.
+  constructor(readonly reason: QueueFailure) {
+    super(reason);
+  }
+}
+
+/** One handle's connections to a queue. */
+export class QueueLink {
+  readonly name: string;
+  readonly keys: QueueKeys;
+  readonly getter: string = crypto.randomUUID();
+  #url: string;
+  #maxsize: number;
+  #commands: Promise<RedisConnection> | undefined;
+  #blocking: Promise<RedisConnection> | undefined;
+  #putWaits: Promise<RedisConnection> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #putTail: Promise<void> = Promise.resolve();
+  #puts = 0;
+  #ended = false;
+
+  // Nothing connects until the first operation.
+  constructor(url: string, name: unknown, maxsize: number) {
+    this.keys = queueKeys(name);
+    this.name = name as string;
+    this.#url = url;
+    this.#maxsize = maxsize;
+  }
+
+  // ---- puts -------------------------------------------------------------
+
+  // The item is encoded when put: later changes by the caller are not seen.
+  /** Encodes an item as local queues do. */
+  encode(item: unknown): Uint8Array {
+    try {
+      return encodeOne(item);
+    } catch (error) {
+      if (!(error instanceof UncopyableError)) throw error;
+      copyValues([item], "item");
+      throw new TypeError(`Cannot copy the item: ${error.message}`);
+    }
+  }
+
+  // One put at a time per handle: its items keep their order, and the
+  // handle's last put is all a resent one needs to be recognised.
+  /** Puts `bytes`, waiting for room until `deadline` unless `nowait`. */
+  put(
+    bytes: Uint8Array,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    nowait: boolean,
+  ): Promise<void> {
+    const put = this.#putTail.then(() =>
+      this.#putNow(bytes, deadline, signal, nowait)
+    );
+    this.#putTail = put.catch(() => {});
+    return put;
+  }
+
+  // A full queue makes the put wait for a getter's space token; a lost
+  // connection is waited out and the put sent again under the same id.
+  async #putNow(
+    bytes: Uint8Array,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    nowait: boolean,
+  ): Promise<void> {
+    const commands = await this.#connection();
+    const id = String(++this.#puts);
+    while (true) {
+      signal?.throwIfAborted();
+      let done: Reply;
+      try {
+        done = await commands.call([
+          "EVAL",
+          PUT,
+          "4",
+          this.keys.items,
+          this.keys.meta,
+          this.keys.unfinished,
+          this.keys.producers,
+          bytes,
+          this.getter,
+          id,
+        ]);
+      } catch (error) {
+        if (isReplyError(error)) throw error;
+        await sleep(100, undefined);
+        continue;
+      }
+      if (done === 1) return;
+      if (done === -1) throw new QueueRefusal("closed");
+      const left = deadline - Date.now();
+      if (nowait || left <= 0) throw new QueueRefusal("full");
+      try {
+        const waits = await (this.#putWaits ??= this.#duplicate());
+        await waits.call([
+          "BLPOP",
+          this.keys.space,
+          String(Math.max(0.01, Math.min(SLICE_S, left / 1000))),
+        ]);
+      } catch (error) {
+        if (isReplyError(error)) throw error;
+        await sleep(100, undefined);
+      }
+    }
+  }
+
+  // ---- gets -------------------------------------------------------------
+
+  // Blocking reads wait a slice at a time, to notice close, signal and
+  // clock; a lost connection is waited out, and the item it may have moved
+  // for this handle is found in the handle's taking list.
+  /** Takes the next item's bytes, waiting until `deadline` unless `nowait`. */
+  async get(
+    deadline: number,
+    signal: AbortSignal | undefined,
+    nowait: boolean,
+  ): Promise<Uint8Array> {
+    const commands = await this.#connection();
+    const blocking = nowait
+      ? commands
+      : await (this.#blocking ??= this.#duplicate());
+    const mine = this.keys.taking(this.getter);
+    let lookInTaking = true;
+    while (true) {
+      signal?.throwIfAborted();
+      try {
+        if (lookInTaking) {
+          const stranded = await commands.call(["LPOP", mine]);
+          if (stranded instanceof Uint8Array) return stranded;
+          lookInTaking = false;
+        }
+        const left = deadline - Date.now();
+        const reply = await blocking.call(
+          nowait ? ["LMOVE", this.keys.items, mine, "LEFT", "RIGHT"] : [
+            "BLMOVE",
+            this.keys.items,
+            mine,
+            "LEFT",
+            "RIGHT",
+            String(Math.max(0.01, Math.min(SLICE_S, left / 1000))),
+          ],
+        );
+        if (reply instanceof Uint8Array) {
+          if (signal?.aborted) {
+            await commands.call([
+              "LMOVE",
+              mine,
+              this.keys.items,
+              "RIGHT",
+              "LEFT",
+            ]);
+            signal.throwIfAborted();
+          }
+          await this.#acknowledge(commands, mine);
+          return reply;
+        }
+        const closed = await this.#closedAndEmpty();
+        if (closed) throw new QueueRefusal("closed");
+        if (nowait || Date.now() >= deadline) throw new QueueRefusal("empty");
+      } catch (error) {
+        if (error instanceof QueueRefusal || isReplyError(error)) throw error;
+        if (signal?.aborted) signal.throwIfAborted();
+        // The connection was lost: once back, this handle's taking list
+        // holds what the lost reply carried, if anything.
+        lookInTaking = true;
+        await sleep(100, signal);
+      }
+    }
+  }
+
+  // The item in hand leaves the taking list, however often the connection
+  // drops meanwhile (only this handle uses that list); a waiting put may go on.
+  async #acknowledge(
+    commands: RedisConnection,
+    mine: string,
+  ): Promise<void> {
+    while (true) {
+      try {
+        const steps: (string | Uint8Array)[][] = [["LPOP", mine]];
+        if (this.#maxsize > 0) {
+          steps.push(["RPUSH", this.keys.space, "1"]);
+          steps.push(["LTRIM", this.keys.space, String(-SPACE_TOKENS), "-1"]);
+        }
+        await commands.atomically(steps);
+        return;
+      } catch (error) {
+        if (isReplyError(error)) throw error;
+        await sleep(100, undefined);
+      }
+    }
+  }
+
+  /** Whether the queue was closed and nothing is left in it. */
+  async #closedAndEmpty(): Promise<boolean> {
+    const commands = await this.#connection();
+    const [closed, length] = await commands.atomically([
+      ["HGET", this.keys.meta, "closed"],
+      ["LLEN", this.keys.items],
+    ]);
+    return text(closed) === "1" && length === 0;
+  }
+
+  // ---- state ------------------------------------------------------------
+
+  /** Items in the queue now. */
+  async qsize(): Promise<number> {
+    return Number(
+      await (await this.#connection()).call(["LLEN", this.keys.items]),
+    );
+  }
+
+  /** The queue's bound, as its first handle set it (0: none). */
+  async maxsize(): Promise<number> {
+    const stored = await (await this.#connection()).call([
+      "HGET",
+      this.keys.meta,
+      "maxsize",
+    ]);
+    return Number(text(stored) || 0);
+  }
+
+  /** Whether any handle closed the queue. */
+  async closed(): Promise<boolean> {
+    const stored = await (await this.#connection()).call([
+      "HGET",
+      this.keys.meta,
+      "closed",
+    ]);
+    return text(stored) === "1";
+  }
+
+  /** Closes the queue for every handle. */
+  async close(): Promise<void> {
+    await (await this.#connection()).call([
+      "HSET",
+      this.keys.meta,
+      "closed",
+      "1",
+    ]);
+  }
+
+  /** One item dealt with; -1 when there was none to finish. */
+  async taskDone(): Promise<number> {
+    return Number(
+      await (await this.#connection()).call([
+        "EVAL",
+        TASK_DONE,
+        "1",
+        this.keys.unfinished,
+      ]),
+    );
+  }
+
+  // join() looks at the count a few times a second.
+  /** Resolves once every item put has been dealt with. */
+  async join(signal: AbortSignal | undefined): Promise<void> {
+    const commands = await this.#connection();
+    while (true) {
+      signal?.throwIfAborted();
+      const left = await commands.call(["GET", this.keys.unfinished]);
+      if (Number(text(left) || 0) === 0) return;
+      await sleep(100, signal);
+    }
+  }
+
+  /** Lets go of the connections; the queue stays in Redis. */
+  async end(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearInterval(this.#timer);
+    for (const link of [this.#blocking, this.#putWaits]) {
+      link?.then((connection) => connection.destroy(), () => {});
+    }
+    const commands = await this.#commands?.catch(() => undefined);
+    if (commands === undefined) return;
+    try {
+      await commands.atomically([
+        ["DEL", this.keys.alive(this.getter)],
+        ["SREM", this.keys.getters, this.getter],
+        ["HDEL", this.keys.producers, this.getter],
+      ]);
+    } catch {
+      // Redis is gone; the getter's key expires on its own.
+    }
+    await commands.close();
+  }
+
+  // ---- connections ------------------------------------------------------
+
+  // The first use connects, sets the bound, and starts the upkeep.
+  #connection(): Promise<RedisConnection> {
+    if (this.#ended) {
+      return Promise.reject(
+        new Error(
+          "Cannot use the queue handle after it was disconnected: make a new Queue with the same name",
+        ),
+      );
+    }
+    return this.#commands ??= this.#connect();
+  }
+
+  async #connect(): Promise<RedisConnection> {
+    const commands = await connectRedis(this.#url, "multiproc-queue");
+    const replies = await commands.atomically([
+      ["HSETNX", this.keys.meta, "maxsize", String(this.#maxsize)],
+      ["HGET", this.keys.meta, "maxsize"],
+      ["SET", this.keys.alive(this.getter), "1", "PX", String(ALIVE_MS)],
+      ["SADD", this.keys.getters, this.getter],
+    ]);
+    // The first handle's bound is the queue's.
+    this.#maxsize = Number(text(replies[1]) || 0);
+    await this.#rescue(commands, false).catch(() => {});
+    this.#timer = setInterval(() => {
+      commands.call([
+        "SET",
+        this.keys.alive(this.getter),
+        "1",
+        "PX",
+        String(ALIVE_MS),
+      ], true).then(() => this.#rescue(commands, true)).catch(() => {});
+    }, ALIVE_MS / 3);
+    (this.#timer as { unref?: () => void }).unref?.();
+    return commands;
+  }
+
+  // Items taken by getters that died go back to the head of the queue.
+  async #rescue(
+    commands: RedisConnection,
+    background: boolean,
+  ): Promise<void> {
+    const getters = await commands.call(
+      ["SMEMBERS", this.keys.getters],
+      background,
+    );
+    if (!Array.isArray(getters)) return;
+    for (const id of getters.map((g: Reply) => text(g))) {
+      if (id === this.getter) continue;
+      await commands.call([
+        "EVAL",
+        RESCUE,
+        "5",
+        this.keys.taking(id),
+        this.keys.items,
+        this.keys.alive(id),
+        this.keys.getters,
+        this.keys.producers,
+        id,
+      ], background);
+    }
+  }
+
+  // Blocking commands get connections of their own.
+  async #duplicate(): Promise<RedisConnection> {
+    return await (await this.#connection()).duplicate();
+  }
+}
+
+/** Decodes an item's bytes. */
+export function decodeItem(bytes: Uint8Array): unknown {
+  return new RecordReader(bytes).next();
+}
+
+// A pause that an abort ends early.
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,620 @@
+// Test helper: a real redis-server (Debian's package) on a free loopback
+// port, in its own temporary directory, for the redis.ts tests. It runs in
+// Deno on the sources and in Node and Bun on the npm build, so it uses
+// node: APIs only, and talks raw RESP so it needs no Redis client.
+//
+// Nothing is left behind: a server dies with the test process even if a
+// test forgets stop() or the process is SIGKILLed. On Linux the kernel ends
+// it (the parent-death signal, set by util-linux's `setpriv`, as
+// _watchdog.ts does for worker processes); elsewhere a small shell watcher
+// kills it once the test process is gone; a normal exit kills every server
+// left and removes its directory; and the directories of a test process
+// that died without exiting are removed by the next start.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
+/** One RESP reply; an error inside an array (a failed command of `EXEC`) is an `Error`. */
+export type RespValue = string | number | null | Error | RespValue[];
+
+/** Options of {@linkcode startRedis}. */
+export interface StartRedisOptions {
+  /**
+   * Log every write to the append-only file, fsynced before the reply
+   * (`--appendonly yes --appendfsync always`), so that what a client was
+   * told is written survives {@linkcode RedisServer.kill} and comes back on
+   * {@linkcode RedisServer.restart}.
+   *
+   * @default {false}
+   */
+  appendonly?: boolean;
+  /**
+   * A password clients must give (`requirepass`); {@linkcode RedisServer.url}
+   * then carries it, for wrong-password tests build a URL from `port`.
+   *
+   * @default {undefined} (no password)
+   */
+  requirepass?: string;
+}
+
+/** A running `redis-server` started by {@linkcode startRedis}. */
+export interface RedisServer {
+  /** `redis://127.0.0.1:PORT`, with `:password@` when `requirepass` was given. */
+  readonly url: string;
+  /** The loopback port it listens on, the same after a restart. */
+  readonly port: number;
+  /** Its temporary working directory (the append-only file, `redis.log`). */
+  readonly dir: string;
+  /** The server process's pid; `undefined` once killed or stopped. */
+  readonly pid: number | undefined;
+  /** Sends one command over a new raw connection; a Redis error rejects. */
+  command(...args: string[]): Promise<RespValue>;
+  /** Ends it (SIGTERM), waits for it to exit and removes its directory; idempotent. */
+  stop(): Promise<void>;
+  /** Kills it (SIGKILL) and waits for it to exit; the directory stays for a restart. */
+  kill(): Promise<void>;
+  /**
+   * Starts it again on the same port and directory (stopping it first if it
+   * runs), and waits until it answers and has loaded its append-only file.
+   */
+  restart(): Promise<void>;
+  /** The same as {@linkcode RedisServer.stop}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** How long a server may take to answer PING before starting fails. */
+const START_MS = 30_000;
+/** How long a SIGTERMed server may take to exit before it is killed. */
+const STOP_MS = 10_000;
+/** How often a starting server is asked whether it is ready. */
+const POLL_MS = 20;
+/** How many ports are tried when another program takes the free one first. */
+const PORT_TRIES = 5;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// Servers not stopped yet: at exit, whatever the tests did, their
+// processes are killed and their directories removed.
+const unstopped = new Set<RedisProcess>();
+let exitHookInstalled = false;
+
+// A normal exit kills the servers a test forgot and removes their
+// directories; the parent-death signal or the watcher covers the others.
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", killUnstopped);
+  // Deno.exit() (as scripts/test.ts ends on a failure) fires only "unload".
+  if (typeof globalThis.addEventListener === "function") {
+    globalThis.addEventListener("unload", killUnstopped);
+  }
+}
+
+// Synchronously, at exit: no event loop is left to wait on.
+function killUnstopped(): void {
+  for (const server of unstopped) server.killNow();
+}
+
+// The tests run wherever `redis-server` is on the PATH; say how to get it.
+function findOnPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if (statSync(join(dir, command)).isFile()) return join(dir, command);
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}
+
+let deathSignal: boolean | undefined;
+
+// Whether `setpriv --pdeathsig` works here (Linux, util-linux 2.33+); probed once.
+function canSetDeathSignal(): boolean {
+  if (deathSignal !== undefined) return deathSignal;
+  deathSignal = false;
+  if (process.platform !== "linux") return false;
+  try {
+    const probe = spawnSync("setpriv", ["--pdeathsig", "KILL", "--", "true"], {
+      stdio: "ignore",
+    });
+    deathSignal = probe.status === 0;
+  } catch {
+    // Not there, or not allowed.
+  }
+  return deathSignal;
+}
+
+// The kernel kills the server when this process dies; the shell in between
+// catches a death before the signal was set (the server was reparented).
+function guarded(argv: string[]): string[] {
+  return [
+    "setpriv",
+    "--pdeathsig",
+    "KILL",
+    "--",
+    "/bin/sh",
+    "-c",
+    'if [ "$PPID" != "$1" ]; then exit 1; fi; shift; exec "$@"',
+    "redis-guard",
+    String(process.pid),
+    ...argv,
+  ];
+}
+
+// Without setpriv, a shell in its own process group polls this process and
+// kills the server once it is gone.
+function watch(serverPid: number): ChildProcess {
+  const watcher = spawn("/bin/sh", [
+    "-c",
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null',
+    "redis-watch",
+    String(process.pid),
+    String(serverPid),
+  ], {
+    stdio: "ignore",
+    detached: true,
+    env: { PATH: "/usr/bin:/bin" },
+  });
+  watcher.on("error", ignore);
+  watcher.unref();
+  return watcher;
+}
+
+// Errors of processes already handled elsewhere (exit) are not news.
+function ignore(_error: unknown): void {}
+
+// RESP's request form: an array of bulk strings.
+function encodeCommand(args: string[]): Uint8Array {
+  let text = `*${args.length}\r\n`;
+  for (const arg of args) {
+    text += `$${encoder.encode(arg).length}\r\n${arg}\r\n`;
+  }
+  return encoder.encode(text);
+}
+
+// One reply at `offset` and where the next begins, or undefined while incomplete.
+function parseReply(
+  buffer: Uint8Array,
+  offset: number,
+): [RespValue, number] | undefined {
+  const lineEnd = buffer.indexOf(0x0d, offset);
+  if (lineEnd === -1 || lineEnd + 1 >= buffer.length) return undefined;
+  const kind = String.fromCharCode(buffer[offset]!);
+  const line = decoder.decode(buffer.subarray(offset + 1, lineEnd));
+  const next = lineEnd + 2;
+  switch (kind) {
+    case "+":
+      return [line, next];
+    case "-":
+      return [new Error(line), next];
+    case ":":
+      return [Number(line), next];
+    case "$": {
+      const length = Number(line);
+      if (length < 0) return [null, next];
+      if (buffer.length < next + length + 2) return undefined;
+      return [
+        decoder.decode(buffer.subarray(next, next + length)),
+        next + length + 2,
+      ];
+    }
+    case "*": {
+      const count = Number(line);
+      if (count < 0) return [null, next];
+      const items: RespValue[] = [];
+      let at = next;
+      for (let i = 0; i < count; i++) {
+        const item = parseReply(buffer, at);
+        if (item === undefined) return undefined;
+        items.push(item[0]);
+        at = item[1];
+      }
+      return [items, at];
+    }
+    default:
+      throw new Error(`Unexpected RESP reply type ${JSON.stringify(kind)}`);
+  }
+}
+
+/**
+ * Sends `commands` to the Redis server on 127.0.0.1:`port` over one new raw
+ * connection (no client library), after `AUTH password` when a password is
+ * given, and returns the reply of each command. A Redis error reply
+ * rejects with an `Error` carrying Redis's message, as do a refused or
+ * dropped connection and a server that does not answer in `timeout` ms.
+ *
+ * @param port The server's loopback port.
+ * @param commands The commands, each as its words: `[["SET", "k", "v"]]`.
+ * @param options `password` to authenticate with; `timeout` in ms (default 10 000).
+ * @returns The replies, in order.
+ * @throws {Error} Redis's error reply, or the connection's error.
+ */
+export function redisCommands(
+  port: number,
+  commands: string[][],
+  options: { password?: string; timeout?: number } = {},
+): Promise<RespValue[]> {
+  const { password, timeout = 10_000 } = options;
+  const all = password === undefined
+    ? commands
+    : [["AUTH", password], ...commands];
+  return new Promise((resolve, reject) => {
+    let buffer = new Uint8Array(0);
+    const replies: RespValue[] = [];
+    const socket = createConnection({ host: "127.0.0.1", port });
+    // Ends the exchange once: the socket is always closed.
+    const finish = (error?: Error): void => {
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(password === undefined ? replies : replies.slice(1));
+    };
+    socket.setTimeout(timeout, () =>
+      finish(
+        new Error(
+          `Redis on 127.0.0.1:${port} did not answer within ${timeout} ms`,
+        ),
+      ));
+    socket.on("error", finish);
+    socket.on("close", () =>
+      finish(
+        new Error(`Redis on 127.0.0.1:${port} closed the connection`),
+      ));
+    socket.on("data", (chunk: Uint8Array) => {
+      const joined = new Uint8Array(buffer.length + chunk.length);
+      joined.set(buffer);
+      joined.set(chunk, buffer.length);
+      buffer = joined;
+      let offset = 0;
+      for (;;) {
+        let parsed: [RespValue, number] | undefined;
+        try {
+          parsed = parseReply(buffer, offset);
+        } catch (error) {
+          return finish(error as Error);
+        }
+        if (parsed === undefined) break;
+        if (parsed[0] instanceof Error) return finish(parsed[0]);
+        replies.push(parsed[0]);
+        offset = parsed[1];
+      }
+      buffer = buffer.slice(offset);
+      if (replies.length === all.length) finish();
+    });
+    for (const command of all) socket.write(encodeCommand(command));
+  });
+}
+
+// The kernel's choice of a free loopback port; it may be taken again
+// before the server binds it, which start() retries.
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Resolves after `ms`: the pause between readiness checks.
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Why a server that exited did so, from the end of its log.
+function logTail(dir: string): string {
+  try {
+    return readFileSync(join(dir, "redis.log"), "utf8").trim().split("\n")
+      .slice(-5).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/** Temporary directories are named after the test process that made them. */
+const DIR_PREFIX = "multiproc-redis-";
+
+// Whether process `pid` exists (EPERM: it does, as another user's).
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
+  }
+}
+
+// A test process that died (SIGKILL, or a signal with no exit hook) took
+// its servers with it but left their directories: the next start removes them.
+function removeStaleDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(name.slice(DIR_PREFIX.length).split("-")[0]);
+    if (!name.startsWith(DIR_PREFIX) || !(pid > 0) || alive(pid)) continue;
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+// A port another program holds, which a new port may avoid.
+class PortTakenError extends Error {}
+
+// One server: its settings, and the process of the current run.
+class RedisProcess implements RedisServer {
+  readonly url: string;
+  readonly dir: string;
+  #port = 0;
+  #options: StartRedisOptions;
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #watcher: ChildProcess | undefined;
+  #removed = false;
+
+  constructor(dir: string, port: number, options: StartRedisOptions) {
+    this.dir = dir;
+    this.#port = port;
+    this.#options = options;
+    const auth = options.requirepass === undefined
+      ? ""
+      : `:${encodeURIComponent(options.requirepass)}@`;
+    this.url = `redis://${auth}127.0.0.1:${port}`;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  // The command line of a run; the same at every restart.
+  #argv(): string[] {
+    const { appendonly = false, requirepass } = this.#options;
+    return [
+      "redis-server",
+      "--port",
+      String(this.#port),
+      "--bind",
+      "127.0.0.1",
+      "--protected-mode",
+      "yes",
+      "--dir",
+      this.dir,
+      "--logfile",
+      join(this.dir, "redis.log"),
+      "--daemonize",
+      "no",
+      "--save",
+      "",
+      "--appendonly",
+      appendonly ? "yes" : "no",
+      ...(appendonly ? ["--appendfsync", "always"] : []),
+      ...(requirepass === undefined ? [] : ["--requirepass", requirepass]),
+      // Fault tests may need DEBUG (SLEEP, …); only local clients get it.
+      "--enable-debug-command",
+      "local",
+    ];
+  }
+
+  // Starts a run and waits until it answers with its data loaded.
+  async start(): Promise<void> {
+    const argv = canSetDeathSignal() ? guarded(this.#argv()) : this.#argv();
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
+    let exited = false;
+    let spawnError: Error | undefined;
+    this.#exited = new Promise((resolve) => {
+      child.once("exit", () => {
+        exited = true;
+        resolve();
+      });
+      child.once("error", (error) => {
+        spawnError = error;
+        exited = true;
+        resolve();
+      });
+    });
+    this.#child = child;
+    unstopped.add(this);
+    installExitHook();
+    if (!canSetDeathSignal() && child.pid !== undefined) {
+      this.#watcher = watch(child.pid);
+    }
+    const deadline = Date.now() + START_MS;
+    try {
+      for (;;) {
+        if (exited) {
+          const log = logTail(this.dir);
+          if (log.includes("Address already in use")) {
+            throw new PortTakenError(
+              `Port ${this.#port} is taken by another program:\n${log}`,
+            );
+          }
+          throw new Error(
+            `redis-server exited as it started (exit code ${child.exitCode}, signal ${child.signalCode}):\n${log}`,
+            { cause: spawnError },
+          );
+        }
+        if (await this.#ready(child.pid)) break;
+        if (Date.now() > deadline) {
+          throw new Error(
+            `redis-server did not answer PING on port ${this.#port} within ${START_MS} ms:\n${
+              logTail(this.dir)
+            }`,
+          );
+        }
+        await sleep(POLL_MS);
+      }
+    } catch (error) {
+      await this.kill();
+      throw error;
+    }
+    // Only stop(), kill() and the exit hook end it: a forgotten server must
+    // not keep the test process alive (it dies with the process).
+    child.unref();
+  }
+
+  // PONG from this run's process (not a server that took the port first),
+  // with the append-only file loaded (PING answers LOADING until then).
+  async #ready(pid: number | undefined): Promise<boolean> {
+    try {
+      const [pong, info] = await redisCommands(
+        this.#port,
+        [["PING"], ["INFO", "server", "persistence"]],
+        { password: this.#options.requirepass, timeout: 2_000 },
+      );
+      const text = String(info);
+      return pong === "PONG" &&
+        new RegExp(`^process_id:${pid}\r?$`, "m").test(text) &&
+        /^loading:0\r?$/m.test(text) && !/^async_loading:1\r?$/m.test(text);
+    } catch {
+      return false;
+    }
+  }
+
+  // Sends `signal` to the current run and waits for it to exit.
+  async #end(signal: "SIGTERM" | "SIGKILL"): Promise<void> {
+    const child = this.#child;
+    if (child === undefined) return;
+    // Waiting must keep the process alive until the exit is seen.
+    child.ref();
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+    }
+    if (signal === "SIGTERM") {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), STOP_MS);
+      });
+      const outcome = await Promise.race([this.#exited, late]);
+      clearTimeout(timer);
+      if (outcome === "late") child.kill("SIGKILL");
+    }
+    await this.#exited;
+    this.#child = undefined;
+    this.#stopWatcher();
+  }
+
+  // The watcher's whole process group: the shell and its sleep.
+  #stopWatcher(): void {
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    if (watcher?.pid === undefined) return;
+    try {
+      process.kill(-watcher.pid, "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+  }
+
+  command(...args: string[]): Promise<RespValue> {
+    return redisCommands(this.#port, [args], {
+      password: this.#options.requirepass,
+    }).then((replies) => replies[0]!);
+  }
+
+  async stop(): Promise<void> {
+    await this.#end("SIGTERM");
+    if (!this.#removed) {
+      this.#removed = true;
+      unstopped.delete(this);
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  kill(): Promise<void> {
+    return this.#end("SIGKILL");
+  }
+
+  async restart(): Promise<void> {
+    if (this.#removed) {
+      throw new Error(
+        `The redis-server on port ${this.#port} was stopped and its directory removed: start a new one with startRedis()`,
+      );
+    }
+    await this.#end("SIGTERM");
+    // The port was just released; a client of the old run may not have
+    // noticed yet, but a listening socket binds again at once (Redis sets
+    // SO_REUSEADDR), so only a program that took the port stops this.
+    await this.start();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  // At exit, synchronously: no event loop is left to wait on.
+  killNow(): void {
+    try {
+      this.#child?.kill("SIGKILL");
+    } catch {
+      // Gone already.
+    }
+    this.#stopWatcher();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Starts a real `redis-server` for a test: on a free port of 127.0.0.1
+ * (`--bind 127.0.0.1 --protected-mode yes`), in a new temporary directory,
+ * without RDB snapshots (`--save ""`), with the append-only file when
+ * `appendonly` is set, and returns once it answers PING. Call `stop()` at
+ * the end (or `await using`); a server a test forgets still dies with the
+ * test process.
+ *
+ * @example
+ * ```ts
+ * await using server = await startRedis({ appendonly: true });
+ * await server.command("SET", "k", "v");
+ * await server.kill();
+ * await server.restart();
+ * await server.command("GET", "k"); // "v"
+ * ```
+ *
+ * @param options `appendonly`, `requirepass`.
+ * @returns The running server.
+ * @throws {Error} When `redis-server` is not on the PATH (the message names
+ * Debian's package), or it cannot start (the message has its log).
+ */
+export async function startRedis(
+  options: StartRedisOptions = {},
+): Promise<RedisServer> {
+  if (findOnPath("redis-server") === undefined) {
+    throw new Error(
+      `redis-server is not on the PATH (${process.env.PATH}): the Redis tests need a real server; install Debian's package with \`apt-get install redis-server\` (npm test does it when run as root)`,
+    );
+  }
+  removeStaleDirs();
+  for (let attempt = 1;; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+    const server = new RedisProcess(dir, await freePort(), options);
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      await server.stop();
+      if (!(error instanceof PortTakenError) || attempt === PORT_TRIES) {
+        throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,317 @@
+// redis.ts and the multiproc-worker command against a real redis-server,
+// with worker hosts as separate OS processes: the local Pool's results,
+// ordering and errors; at-least-once delivery when a host is SIGKILLed or
+// Redis restarts; withdrawal, cancellation and clear connection errors.
+import { after, before, describe, test } from "node:test";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { Pool, serve, TimeoutError, WorkerExitError } from "../redis.ts";
+import { main } from "../worker.ts";
+import { Queue as LocalQueue } from "../queue.ts";
+import process from "node:process";
+import { collect, delay } from "./_helpers.ts";
+import { type RedisServer, startRedis } from "./_redis_server.ts";
+import { startHost, tasksModule } from "./_redis_hosts.ts";
+import type * as Tasks from "./fixtures/tasks.ts";
+
+type TaskModule = typeof Tasks;
+
+let server: RedisServer;
+let names = 0;
+// Each test has its own pool name, so no task of one reaches another.
+function poolName(): string {
+  return `test-${process.pid}-${++names}`;
+}
+
+before(async () => {
+  server = await startRedis({ appendonly: true });
+});
+after(async () => {
+  await server.stop();
+});
+
+describe("redis Pool: the local Pool's results on hosts of other processes", () => {
+  test("map, starmap, apply, imap and imapUnordered give the local results in order", async () => {
+    const name = poolName();
+    await using _a = await startHost(server.url, name);
+    await using _b = await startHost(server.url, name);
+    await using pool = new Pool<TaskModule>({ redis: server.url, name });
+    const items = Array.from({ length: 500 }, (_, i) => i);
+    deepEqual(
+      await pool.map("square", items, { chunksize: 7 }),
+      items.map((x) => x * x),
+    );
+    deepEqual(await pool.starmap("add", [[1, 2], [3, 4]]), [3, 7]);
+    equal(await pool.apply("add", [20, 22]), 42);
+    equal(await pool.applyAsync("square", [9]).get({ timeout: 30_000 }), 81);
+    deepEqual(
+      await collect(pool.imap("square", items)),
+      items.map((x) => x * x),
+    );
+    deepEqual(
+      (await collect(pool.imapUnordered("square", items, { chunksize: 3 })))
+        .sort((a, b) => a - b),
+      items.map((x) => x * x),
+    );
+    const stats = await pool.stats();
+    equal(stats.pending, 0);
+    equal(stats.hosts.length, 2);
+    ok(stats.completed > 0);
+  });
+
+  test("both hosts take part, each task runs once", async () => {
+    const name = poolName();
+    await using a = await startHost(server.url, name);
+    await using b = await startHost(server.url, name);
+    await using pool = new Pool<TaskModule>({ redis: server.url, name });
+    const pids = await pool.map("getpid", Array.from({ length: 40 }), {
+      chunksize: 1,
+    });
+    // Threads report their host's pid: only the two hosts ran tasks.
+    deepEqual(new Set(pids), new Set([a.pid, b.pid]));
+  });
+
+  test("errors keep their class, name, message, cause and properties", async () => {
+    const name = poolName();
+    await using _host = await startHost(server.url, name);
+    await using pool = new Pool<TaskModule>({ redis: server.url, name });
+    await rejects(pool.apply("fail", ["type"]), (error: Error) => {
+      ok(error instanceof TypeError);
+      equal(error.message, "bad type");
+      ok(error.cause instanceof RangeError);
+      ok(error.stack?.includes("fail"));
+      return true;
+    });
+    await rejects(pool.apply("fail", ["custom"]), (error: Error) => {
+      equal(error.name, "ValidationError");
+      equal((error as Error & { field: string }).field, "email");
+      return true;
+    });
+    await rejects(pool.map("fail", ["plain", "x"]), /plain/);
+    await rejects(
+      pool.apply("sleep", [10_000], { timeout: 100 }),
+      (error) => error instanceof TimeoutError,
+    );
+    await rejects(
+      pool.apply("exitWith", [3]),
+      (error) => error instanceof WorkerExitError && error.exitCode === 3,
+    );
+    // The host replaced its workers and goes on.
+    equal(await pool.apply("square", [5]), 25);
+  });
+
+  test("inline functions run only on hosts started with --allow-inline", async () => {
+    const refusing = poolName();
+    {
+      await using _host = await startHost(server.url, refusing);
+      await using pool = new Pool({ redis: server.url, name: refusing });
+      await rejects(
+        pool.apply((x: number) => x + 1, [1]),
+        /does not run inline functions.*--allow-inline/,
+      );
+    }
+    const allowing = poolName();
+    await using _host = await startHost(server.url, allowing, {
+      allowInline: true,
+    });
+    await using pool = new Pool({ redis: server.url, name: allowing });
+    deepEqual(await pool.map((x: number) => x * 3, [1, 2, 3]), [3, 6, 9]);
+  });
+});
+
+describe("redis Pool: hosts that die, stop and restart", () => {
+  test("a host SIGKILLed mid-map: every result arrives once, the redelivery is logged", async () => {
+    const name = poolName();
+    await using a = await startHost(server.url, name, { processes: 2 });
+    await using b = await startHost(server.url, name, { processes: 2 });
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      visibilityTimeout: 1500,
+    });
+    const items = Array.from({ length: 24 }, (_, i) => i);
+    const pending = pool.map("sleep", items.map(() => 200), { chunksize: 1 });
+    await delay(300);
+    a.signal("SIGKILL");
+    const results = await pending;
+    equal(results.length, 24);
+    ok(results.every((r) => r === 200));
+    await b.waitFor(/redelivered task \d+/);
+    ok((await pool.stats()).redelivered >= 1);
+    // Nothing is left in the stream.
+    equal(await server.command("XLEN", `{multiproc:${name}}:tasks`), 0);
+  });
+
+  test("after maxDeliveries lost hosts a task fails with WorkerExitError", async () => {
+    const name = poolName();
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      visibilityTimeout: 500,
+      maxDeliveries: 1,
+    });
+    const pending = pool.apply("sleep", [60_000]);
+    const host = await startHost(server.url, name, { processes: 1 });
+    await host.waitFor(/serving/);
+    ok(await until(async () => (await pool.stats()).inFlight === 1));
+    host.signal("SIGKILL");
+    await host.exited;
+    await rejects(
+      pending,
+      (error) =>
+        error instanceof WorkerExitError &&
+        /delivered 1 time/.test(error.message),
+    );
+  });
+
+  test("SIGTERM: the host hands back what it has not started and finishes what runs", async () => {
+    const name = poolName();
+    await using a = await startHost(server.url, name, { processes: 1 });
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      // Far longer than the test: a hand-back must not wait for it.
+      visibilityTimeout: 600_000,
+    });
+    const pending = pool.map("sleep", [400, 400, 400], { chunksize: 1 });
+    await delay(150);
+    a.signal("SIGTERM");
+    await using _b = await startHost(server.url, name, { processes: 1 });
+    deepEqual(await pending, [400, 400, 400]);
+    equal(await a.exited, 0);
+    await a.waitFor(/stopped after 1 tasks/);
+  });
+
+  test("Redis killed and restarted during a map: nothing lost, everyone reconnects", async () => {
+    const name = poolName();
+    await using host = await startHost(server.url, name, { processes: 2 });
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      visibilityTimeout: 5000,
+    });
+    const items = Array.from({ length: 60 }, () => 50);
+    const pending = pool.map("sleep", items, { chunksize: 1 });
+    await delay(300);
+    await server.kill();
+    await delay(300);
+    await server.restart();
+    deepEqual(await pending, items);
+    await host.waitFor(/lost the connection/);
+    await host.waitFor(/reconnected/);
+    equal(await pool.apply("square", [4]), 16);
+  });
+});
+
+describe("redis Pool: withdrawal, cancellation and errors", () => {
+  test("terminate() fails pending calls and withdraws what no host took", async () => {
+    const name = poolName();
+    const pool = new Pool<TaskModule>({ redis: server.url, name });
+    const pending = pool.map("square", [1, 2, 3], { chunksize: 1 });
+    ok(
+      await until(async () =>
+        await server.command("XLEN", `{multiproc:${name}}:tasks`) === 3
+      ),
+    );
+    const failed = rejects(pending, /terminated/);
+    await pool.terminate();
+    await failed;
+    equal(await server.command("XLEN", `{multiproc:${name}}:tasks`), 0);
+    deepEqual(
+      await server.command("KEYS", `{multiproc:${name}}:results:*`),
+      [],
+    );
+  });
+
+  test("a signal stops the task on its host", async () => {
+    const name = poolName();
+    await using host = await startHost(server.url, name, { processes: 1 });
+    await using pool = new Pool<TaskModule>({ redis: server.url, name });
+    const controller = new AbortController();
+    const pending = pool.apply("sleep", [60_000], {
+      signal: controller.signal,
+    });
+    ok(await until(async () => (await pool.stats()).inFlight === 1));
+    controller.abort(new Error("changed my mind"));
+    await rejects(pending, /changed my mind/);
+    // The host's only worker was replaced: the next task runs at once.
+    equal(await pool.apply("square", [3], { timeout: 20_000 }), 9);
+    ok(host.lines.every((line) => !/redelivered/.test(line)));
+  });
+
+  test("an unreachable server or a wrong password fails the first call clearly", async () => {
+    const name = poolName();
+    {
+      await using pool = new Pool({ redis: "redis://127.0.0.1:1", name });
+      await rejects(
+        pool.apply("square", [1]),
+        /Cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/,
+      );
+    }
+    {
+      const url = `redis://:wrong-password@127.0.0.1:${server.port}`;
+      await using pool = new Pool({ redis: url, name });
+      await rejects(pool.apply("square", [1]), (error: Error) => {
+        ok(!error.message.includes("wrong-password"), error.message);
+        return /Cannot connect to Redis/.test(error.message);
+      });
+    }
+    await rejects(
+      serve(tasksModule(), { redis: "redis://127.0.0.1:1", name }),
+      /Cannot connect/,
+    );
+  });
+
+  test("bad options and local queues are refused with what to do", async () => {
+    throws(
+      () => new Pool({ redis: server.url, name: "a{b}" }),
+      /without braces/,
+    );
+    throws(() => new Pool({ redis: "http://x", name: "a" }), /redis:\/\//);
+    throws(
+      () => new Pool({ redis: server.url, name: "a", maxDeliveries: 0 }),
+      /maxDeliveries/,
+    );
+    await using pool = new Pool({ redis: server.url, name: poolName() });
+    await rejects(
+      pool.apply("square", [new LocalQueue()]),
+      /Queue from "multiproc\/redis"/,
+    );
+  });
+});
+
+describe("multiproc-worker command line", () => {
+  test("--help prints the usage; bad arguments exit 2 with the reason", async () => {
+    const printed: string[] = [];
+    equal(await main(["--help"], { print: (text) => printed.push(text) }), 0);
+    ok(printed[0]!.includes("--allow-inline"));
+    const logged: string[] = [];
+    const log = (line: string) => logged.push(line);
+    equal(await main(["--name", "x"], { log }), 2);
+    equal(await main(["--name", "x", "--processes", "0", "m.ts"], { log }), 2);
+    equal(await main(["--name", "x", "--backend", "fork", "m.ts"], { log }), 2);
+    equal(await main(["--bogus"], { log }), 2);
+    equal(logged.length, 4);
+    ok(logged[1]!.includes('--processes to be a whole number >= 1, got "0"'));
+  });
+});
+
+// Polls an asynchronous condition every 50 ms for up to 20 s.
+async function until(condition: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (await condition()) return true;
+    await delay(50);
+  }
+  return false;
+}
+
+// node:assert/strict's throws, for constructors.
+function throws(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (error) {
+    ok(pattern.test(String(error)), String(error));
+    return;
+  }
+  throw new Error(`Expected ${pattern} to be thrown`);
+}
