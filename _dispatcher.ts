@@ -7,8 +7,7 @@
 import { setLongTimeout } from "./_deadline.ts";
 import { TimeoutError, WorkerExitError } from "./_errors.ts";
 import { type CopyMode, isLimit, type Job, Task } from "./_jobs.ts";
-import type { Core } from "./_ring.ts";
-import { shareValues } from "./_share.ts";
+import { type AnyCore, shareValues } from "./_share.ts";
 import { ArrayTaskQueue, type TaskQueue } from "./_task_queue.ts";
 import type { Backend, SubmitOptions, WorkerPermissions } from "./_types.ts";
 import {
@@ -59,7 +58,7 @@ export interface DispatcherOptions {
   /** What each worker is told in INIT, but its name. */
   setup: Omit<WorkerSetup, "name">;
   /** The queues and pipes the initializer's arguments hold. */
-  initCores: Core[];
+  initCores: AnyCore[];
   maxTasksPerChild: number | undefined;
   maxQueue: number | undefined;
   maxHeapMb: number | undefined;

@@ -4,7 +4,7 @@
 // of workers: they hand tasks to a `TaskRunner` (the dispatcher) and are
 // told each outcome through `settle`.
 import type { LongTimer } from "./_deadline.ts";
-import type { Core } from "./_ring.ts";
+import type { AnyCore } from "./_share.ts";
 import type { SubmitOptions } from "./_types.ts";
 import { describeValue } from "./_values.ts";
 import { type FunctionRef, MAP_CHUNK, type TaskKind } from "./_wire.ts";
@@ -54,7 +54,7 @@ export class Task<W = unknown> {
   /** The worker running it (state `"running"`). */
   worker: W | undefined = undefined;
   /** The queues and pipes its arguments hold, shared with its worker when sent. */
-  cores: Core[] | undefined = undefined;
+  cores: AnyCore[] | undefined = undefined;
   timer: LongTimer | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   constructor(

@@ -44,9 +44,11 @@ const LEASE = 11; // req, id: may this process put? (a reply says)
 const LEASE_NOW = 12; // id: this process puts (it could not wait to ask)
 const RELEASE = 13; // id: this process has sent all it put
 const SIZE = 14; // req, id: how many items are there now?
+const SYNC = 15; // payload: a lock's or event's operation (see _sync_link.ts)
 // Parent → child.
 const REPLY = 20; // req, status, block, count, qsize, at (when qsize was read)
 const CLOSED_NOTICE = 21; // id
+const SYNC_BACK = 22; // payload: a reply or notice about a lock or event
 
 /** At most this much is sent in one put batch. */
 const BATCH_BYTES = 256 * 1024;
@@ -113,13 +115,24 @@ function concatTaken(parts: Taken[]): Taken {
 /** The parent's end of one child's queue traffic. */
 export class ProxyLink {
   readonly #post: (message: unknown[]) => void;
+  readonly #onSync: ((payload: unknown[]) => void) | undefined;
   readonly #held = new Map<number, Held>();
   readonly #pending = new Map<number, AbortController>();
   #disposed = false;
 
-  // One link per child: what it holds and borrowed is tracked here.
-  constructor(post: (message: unknown[]) => void) {
+  // One link per child: what it holds and borrowed is tracked here. Lock
+  // and event traffic shares the channel, so it keeps its order with puts.
+  constructor(
+    post: (message: unknown[]) => void,
+    onSync?: (payload: unknown[]) => void,
+  ) {
     this.#post = post;
+    this.#onSync = onSync;
+  }
+
+  /** Sends the child a reply or notice of `_sync_link.ts`. */
+  sendSync(payload: unknown[]): void {
+    this.#send([QUEUE, SYNC_BACK, payload]);
   }
 
   /** Lets the child use these queues; call before sending their descriptors. */
@@ -315,6 +328,10 @@ export class ProxyLink {
         }
         case CANCEL:
           this.#pending.get(message[i + 1] as number)?.abort();
+          i += 2;
+          break;
+        case SYNC:
+          this.#onSync?.(message[i + 1] as unknown[]);
           i += 2;
           break;
         default:
@@ -586,6 +603,9 @@ class ParentChannel {
           at: message[i + 6] as number,
         });
         i += 7;
+      } else if (message[i] === SYNC_BACK) {
+        syncHandler?.(message[i + 1] as unknown[]);
+        i += 2;
       } else {
         this.cores.get(message[i + 1] as number)?.noticeClosed();
         i += 2;
@@ -595,6 +615,24 @@ class ParentChannel {
 }
 
 const parent = new ParentChannel();
+
+let syncHandler: ((payload: unknown[]) => void) | undefined;
+
+// _sync_link.ts registers here rather than being imported by this file.
+/** In a child process: who handles lock and event traffic from the parent. */
+export function onSyncFromParent(handler: (payload: unknown[]) => void): void {
+  syncHandler = handler;
+}
+
+/**
+ * In a child process: sends a lock or event operation to the parent, in
+ * order with queue operations; `urgent` sends it now rather than with the
+ * next batch.
+ */
+export function sendSyncToParent(payload: unknown[], urgent: boolean): void {
+  parent.push([SYNC, payload]);
+  if (urgent) parent.flush();
+}
 
 /**
  * Called by a child process's bootstrap: how queue operations are sent

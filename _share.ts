@@ -5,25 +5,44 @@
 // The worker swaps descriptors back for working handles.
 import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
+import {
+  isSyncCore,
+  SyncCore,
+  type SyncDescriptor,
+  type SyncOps,
+} from "./_sync_core.ts";
+import {
+  describeSync,
+  remoteSyncCore,
+  type RemoteSyncDescriptor,
+} from "./_sync_link.ts";
 import type { Backend } from "./_types.ts";
 
 /** Implemented by every queue and pipe end: what it is made of. */
 export const SHARE: unique symbol = Symbol.for("multiproc.share");
 
+/** A queue's core or a lock's (or other sync primitive's). */
+export type AnyCore = Core | SyncOps;
+
 /** A shareable object's parts: its class, its cores, its settings. */
 export interface SharedForm {
   type: string;
-  cores: Core[];
+  cores: AnyCore[];
   options: Record<string, unknown>;
+  /**
+   * Set for shared memory that no other process can reach: why passing it
+   * to a process worker fails, and what to do instead.
+   */
+  threadsOnly?: string;
 }
 
 /**
  * The cores a worker rebuilds a queue or pipe end around, handed to its
  * constructor as a value (never through a module variable).
  */
-export class Adoption {
+export class Adoption<C extends AnyCore = Core> {
   // The cores in the order the class's shared form lists them.
-  constructor(readonly cores: readonly (Core | undefined)[]) {}
+  constructor(readonly cores: readonly (C | undefined)[]) {}
 }
 
 /** An object that can be passed to workers. */
@@ -33,15 +52,21 @@ export interface Shareable {
 
 const MARK = "$multiproc.handle";
 
+type CoreDescriptor =
+  | RingDescriptor
+  | RemoteDescriptor
+  | SyncDescriptor
+  | RemoteSyncDescriptor;
+
 interface HandleDescriptor {
   type: string;
-  cores: (RingDescriptor | RemoteDescriptor)[];
+  cores: CoreDescriptor[];
   options: Record<string, unknown>;
 }
 
 /** How a worker rebuilds one shareable class from its parts. */
 export type Reviver = (
-  cores: Core[],
+  cores: AnyCore[],
   options: Record<string, unknown>,
 ) => unknown;
 /** The revivers of every shareable class, by the type its shared form names. */
@@ -184,10 +209,8 @@ export function holdsShareable(value: unknown): boolean {
 }
 
 // A thread shares the queue's memory; a child reaches it by id through us.
-function describeCore(
-  core: Core,
-  backend: Backend,
-): RingDescriptor | RemoteDescriptor {
+function describeCore(core: AnyCore, backend: Backend): CoreDescriptor {
+  if (isSyncCore(core)) return describeSync(core, backend);
   if (backend === "process") {
     return {
       id: coreId(core),
@@ -217,13 +240,16 @@ function describeCore(
 export function shareValues(
   values: unknown[],
   backend: Backend,
-): { values: unknown[]; cores: Core[] } {
-  const cores: Core[] = [];
+): { values: unknown[]; cores: AnyCore[] } {
+  const cores: AnyCore[] = [];
   if (!anyShared) return { values, cores };
   const swapped = replaceIn(
     values,
     (value) => {
       const form = (value as Shareable)[SHARE]();
+      if (form.threadsOnly !== undefined && backend === "process") {
+        throw new TypeError(form.threadsOnly);
+      }
       cores.push(...form.cores);
       const descriptor: HandleDescriptor = {
         type: form.type,
@@ -244,7 +270,9 @@ function isDescriptor(value: object): boolean {
 }
 
 // A descriptor with shared memory is a ring; one without, an id at the parent.
-function reviveCore(descriptor: RingDescriptor | RemoteDescriptor): Core {
+function reviveCore(descriptor: CoreDescriptor): AnyCore {
+  if ("sync" in descriptor) return new SyncCore(descriptor);
+  if ("syncId" in descriptor) return remoteSyncCore(descriptor);
   return "ctl" in descriptor
     ? new Ring(descriptor)
     : remoteCore(descriptor as RemoteDescriptor);

@@ -6,6 +6,9 @@ import process from "node:process";
 import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink } from "./_queue_link.ts";
+import type { AnyCore } from "./_share.ts";
+import { isSyncCore, type SyncCore } from "./_sync_core.ts";
+import { SyncLink } from "./_sync_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
 import { threadEnvironment } from "./_loaders.ts";
 import { guardedCommand } from "./_watchdog.ts";
@@ -61,11 +64,22 @@ export interface WorkerHandle {
   kill(signal: "SIGTERM" | "SIGKILL"): void;
   /** Lets the event loop exit while the worker idles, or holds it again. */
   setRef(ref: boolean): void;
-  /** Lets the worker use these queues; call before sending their descriptors. */
-  share(cores: readonly Core[]): void;
+  /** Lets the worker use these queues and locks; call before sending their descriptors. */
+  share(cores: readonly AnyCore[]): void;
 }
 
 const bootstrap = siblingUrl("_bootstrap");
+
+// Queues go to the queue link, locks and events to the sync link.
+function splitCores(cores: readonly AnyCore[]): [Core[], SyncCore[]] {
+  const queues: Core[] = [];
+  const syncs: SyncCore[] = [];
+  for (const core of cores) {
+    if (isSyncCore(core)) syncs.push(core as SyncCore);
+    else queues.push(core);
+  }
+  return [queues, syncs];
+}
 
 /** How long a kill waits for a thread to finish loading its modules. */
 const LOAD_GRACE_MS = 2_000;
@@ -113,6 +127,8 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   let error: unknown;
+  // What the thread may hold: released if it dies holding it.
+  const syncs = new Set<SyncCore>();
   // Node leaks the file descriptors of the modules a thread is loading when
   // it is terminated then: until the bootstrap's first message, and from
   // INIT to LOADED while it imports the task module, a kill waits.
@@ -136,6 +152,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     clearTimeout(fallback);
     // A thread stopped in the middle of a queue operation left its lock.
     markDead(liveness.token);
+    // Its locks are released and a barrier it may never reach breaks.
+    const abnormally = exitCode !== 0 || error !== undefined;
+    for (const core of syncs) core.died(liveness.token, abnormally);
     options.onExit({ exitCode, signal: null, error });
   });
   return {
@@ -159,8 +178,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
       if (ref) worker.ref();
       else worker.unref();
     },
-    share(): void {
-      // Threads share the queues' memory itself.
+    share(cores: readonly AnyCore[]): void {
+      // Threads share the memory itself; locks are noted for their release.
+      for (const core of splitCores(cores)[1]) syncs.add(core);
     },
   };
 }
@@ -184,7 +204,11 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   } catch (error) {
     throw withPermissionHint(error);
   }
-  const link = new ProxyLink((message) => child.send(message));
+  const sync = new SyncLink((payload) => link.sendSync(payload));
+  const link = new ProxyLink(
+    (message) => child.send(message),
+    (payload) => sync.receive(payload),
+  );
   child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);
     else options.onMessage(message);
@@ -203,6 +227,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     clearTimeout(grace);
     // What the child fetched ahead and did not read goes back first.
     link.dispose();
+    // What it held is released; a barrier it may never reach breaks.
+    sync.dispose(exitCode !== 0 || signal !== null);
     options.onExit({
       exitCode,
       signal,
@@ -244,8 +270,10 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
         channel?.unref?.();
       }
     },
-    share(cores: readonly Core[]): void {
-      link.share(cores);
+    share(cores: readonly AnyCore[]): void {
+      const [queues, syncs] = splitCores(cores);
+      link.share(queues);
+      sync.share(syncs);
     },
   };
 }

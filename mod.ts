@@ -11,6 +11,11 @@
  * - {@linkcode Queue}, {@linkcode JoinableQueue}, {@linkcode SimpleQueue} and
  *   {@linkcode Pipe}: pass them to tasks and processes (threads or OS
  *   processes alike) and they work there as here.
+ * - {@linkcode Lock}, {@linkcode RLock}, {@linkcode Semaphore},
+ *   {@linkcode BoundedSemaphore}, {@linkcode Event}, {@linkcode Condition},
+ *   {@linkcode Barrier}, {@linkcode Value} and {@linkcode SharedArray}:
+ *   Python's synchronization primitives and shared memory; they cross to
+ *   workers like queues, and a lock whose owner died is released.
  * - {@linkcode run}, {@linkcode call}, {@linkcode checkCall},
  *   {@linkcode checkOutput} and {@linkcode Popen} start commands given as
  *   argv arrays (or one string with `shell: true`), capture or stream their
@@ -47,3 +52,4 @@ export * from "./pool.ts";
 export * from "./process.ts";
 export * from "./queue.ts";
 export * from "./subprocess.ts";
+export * from "./sync.ts";

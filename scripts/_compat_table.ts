@@ -33,6 +33,15 @@ const columns: [title: string, suite: RegExp][] = [
   ["queues · one thread", /^Queue in one thread/],
   ["queues · worker", /^Queues with the worker backend/],
   ["queues · process", /^Queues with the process backend/],
+  [
+    "sync · one thread",
+    /^(Lock and RLock|Semaphore and|Event$|Condition$|Barrier$|Value and)/,
+  ],
+  [
+    "sync · worker",
+    /^(Sync primitives with the worker backend|Shared memory with the worker)/,
+  ],
+  ["sync · process", /^Sync primitives with the process backend/],
   ["permissions", /^Permissions/],
   ["tour examples", /^examples/],
 ];

@@ -60,7 +60,7 @@ const packageJson = {
   name: "multiproc",
   version: config.version,
   description:
-    "Python's multiprocessing and subprocess for Node, Deno and Bun: process pools, processes, subprocesses, queues and pipes",
+    "Python's multiprocessing and subprocess for Node, Deno and Bun: process pools, processes, subprocesses, queues, pipes, locks and shared memory",
   license: config.license,
   type: "module",
   main: "./esm/mod.js",
@@ -89,6 +89,7 @@ const packageJson = {
     "pool",
     "worker",
     "queue",
+    "lock",
     "redis",
     "distributed",
     "deno",

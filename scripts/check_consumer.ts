@@ -57,6 +57,7 @@ import { Pool } from "multiproc/pool";
 import { Process } from "multiproc/process";
 import { Queue } from "multiproc/queue";
 import { call } from "multiproc/subprocess";
+import { Lock, Value } from "multiproc/sync";
 
 const result: CompletedProcess<string> = await run(["echo", "consumer"], { capture: true, text: true });
 const bytes: Uint8Array = await checkOutput(["printf", "x"]);
@@ -73,11 +74,24 @@ const q = new Queue<number>();
 await threads.apply(async (q: Queue<number>) => await q.put(1), [q]);
 await processes.apply(async (q: Queue<number>) => await q.put(2), [q]);
 const fromWorkers: number[] = [await q.get(), await q.get()];
+// A lock crosses to both kinds of worker, a Value to threads.
+const lock = new Lock();
+const counter = new Value("i32", 0);
+// (No await using inside: tsc lowers it to helpers an inline task lacks.)
+await threads.apply(async (lock: Lock, counter: Value<"i32">) => {
+  await lock.acquire();
+  counter.value += 1;
+  lock.release();
+}, [lock, counter]);
+const locked: boolean = await processes.apply(
+  async (lock: Lock) => await lock.acquire({ timeout: 5000 }),
+  [lock],
+);
 await Promise.all([threads.terminate(), processes.terminate()]);
 const child = new Process({ target: () => {} , backend: "process" });
 child.start();
 await child.join();
-console.log(JSON.stringify([result.stdout, bytes.length, sorted, code, squares, cubes, child.exitCode, fromWorkers]));
+console.log(JSON.stringify([result.stdout, bytes.length, sorted, code, squares, cubes, child.exitCode, fromWorkers, counter.value, locked]));
 `;
 const expected = JSON.stringify([
   "consumer\n",
@@ -88,6 +102,8 @@ const expected = JSON.stringify([
   [1, 8, 27],
   0,
   [1, 2],
+  1,
+  true,
 ]);
 
 /** What users install: the runtime files, never tests, examples or scripts. */

@@ -68,6 +68,7 @@ const publicFiles = [
   "queue.ts",
   "redis.ts",
   "subprocess.ts",
+  "sync.ts",
   "worker.ts",
 ];
 

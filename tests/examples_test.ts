@@ -157,6 +157,33 @@ describe("examples: the classic tour", () => {
   });
 });
 
+describe("examples: locks, events and shared memory", () => {
+  test("4 threads × 10,000 increments of a Value under its lock: 40000", async () => {
+    equal(await runExample("sync_counter"), "40000\n");
+  });
+
+  test("a Lock keeps each process's two lines together", async () => {
+    const lines = (await runExample("sync_print_lock")).trimEnd().split("\n");
+    equal(lines.length, 20);
+    const seen = new Set<string>();
+    for (let i = 0; i < lines.length; i += 2) {
+      const id = lines[i].match(/^hello world (\d)$/)?.[1];
+      ok(id !== undefined, lines.join("\n"));
+      equal(lines[i + 1], `goodbye world ${id}`);
+      seen.add(id);
+    }
+    equal(seen.size, 10);
+  });
+
+  test("an Event stops two worker loops", async () => {
+    const out = await runExample("sync_event_stop");
+    match(
+      out,
+      /^setting the event\nworker 1 stopped after \d+ rounds\nworker 2 stopped after \d+ rounds\n$/,
+    );
+  });
+});
+
 describe("examples: progress on long work", () => {
   test("off a terminal, a plain line at every tenth of imapUnordered's tasks", async () => {
     const result = await runScript("../examples/progress", "10");

@@ -1,0 +1,864 @@
+// The shared state of one synchronization primitive (a lock, a semaphore, an
+// event, a condition or a barrier): a few words and a table of waiter slots
+// in a growable SharedArrayBuffer, used by every thread of the process that
+// made it. A short guard lock protects the words; a waiter takes a slot with
+// a ticket and sleeps on it with `Atomics.waitAsync`, so nothing spins, and
+// a release hands the primitive straight to the waiter with the lowest
+// ticket, so wake-ups are first in, first out. Every operation names its
+// owner: a thread's liveness token, or the token a parent gave a child
+// process it acts for (see `_sync_link.ts`). When an owner dies, `died`
+// releases what it held and tells the next holder so.
+import { hold, release } from "./_keep_alive.ts";
+import { isDead, threadToken } from "./_liveness.ts";
+
+/** What kind of primitive a core is. */
+export const LOCK = 1;
+export const RLOCK = 2;
+export const SEMAPHORE = 3;
+export const BOUNDED_SEMAPHORE = 4;
+export const EVENT = 5;
+export const CONDITION = 6;
+export const BARRIER = 7;
+export type Kind =
+  | typeof LOCK
+  | typeof RLOCK
+  | typeof SEMAPHORE
+  | typeof BOUNDED_SEMAPHORE
+  | typeof EVENT
+  | typeof CONDITION
+  | typeof BARRIER;
+
+/** Outcomes: acquired (1), acquired from an owner that died (2), a barrier index (>= 0), or one of these. */
+export const ACQUIRED = 1;
+export const OWNER_DIED = 2;
+export const TIMED_OUT = -1;
+export const ABORTED = -2;
+export const BROKEN = -3;
+export const NOT_HELD = -4;
+export const OVER_BOUND = -5;
+/** A barrier's last arrival, which runs the action before the others pass. */
+export const LAST = -6;
+
+// Header words.
+const GUARD = 0;
+const GUARD_WAITERS = 1;
+const KIND = 2;
+/** Lock, RLock: the owner's token, 0 when free. */
+const OWNER = 3;
+/** RLock: the recursion depth; semaphore: the value; barrier: arrivals. */
+const COUNT = 4;
+/** Bounded semaphore: the start value; barrier: the parties. */
+const LIMIT = 5;
+/** Event: set; barrier: broken. */
+const FLAG = 6;
+const NEXT_TICKET = 7;
+const SLOTS = 8;
+/** Slots in the WAITING state. */
+const WAITING = 9;
+/** A dead owner's hold was released with nobody waiting: the next acquirer learns it. */
+const DIED_PENDING = 10;
+/** Bumped on every change that a watcher in another process mirrors. */
+const CHANGES = 11;
+/** Threads sleeping on `CHANGES`. */
+const WATCHERS = 12;
+const HEADER = 16;
+
+// Slot words and states.
+const S_STATE = 0;
+const S_TICKET = 1;
+const S_TOKEN = 2;
+const S_ARG = 3;
+const SLOT_WORDS = 4;
+const FREE = 0;
+const WAITING_STATE = 1;
+const GRANTED = 2;
+/** A semaphore's record of how many units one owner holds. */
+const HOLDS = 3;
+
+const INITIAL_SLOTS = 4;
+const MAX_SLOTS = 1 << 14;
+/** How long to wait for the guard before asking whether its holder died. */
+const GUARD_CHECK_MS = 20;
+
+/** Waits until `deadline` (a `performance.now()` time) or an abort. */
+export interface SyncWait {
+  deadline?: number;
+  signal?: AbortSignal;
+  /** Whether the wait holds the event loop. @default {true} */
+  hold?: boolean;
+}
+
+/** What crosses to a worker thread: the memory itself. */
+export interface SyncDescriptor {
+  sync: SharedArrayBuffer;
+}
+
+/** A snapshot of a core's state, mirrored by other processes. */
+export interface SyncState {
+  owner: number;
+  count: number;
+  flag: number;
+}
+
+/** The brand that tells a sync core from a queue's. */
+export const SYNC_CORE: unique symbol = Symbol.for("multiproc.syncCore");
+
+/**
+ * What a primitive's handle calls, whether the core is here (shared memory)
+ * or in a parent process (through `_sync_link.ts`). `owner` is ignored by a
+ * remote core: the parent knows which child asks.
+ */
+export interface SyncOps {
+  readonly [SYNC_CORE]: true;
+  readonly kind: Kind;
+  /** Takes a lock or semaphore if that needs no wait here: `ACQUIRED`, `OWNER_DIED`, or 0. */
+  tryAcquire(owner: number): number;
+  /** Acquires a lock or semaphore: `ACQUIRED`, `OWNER_DIED`, `TIMED_OUT` or `ABORTED`. */
+  acquire(owner: number, wait: SyncWait): Promise<number>;
+  /** Releases `n` units: 0, `NOT_HELD` or `OVER_BOUND`. */
+  release(owner: number, n: number): number;
+  /** Whether `owner` holds this lock (any owner, for `undefined`). */
+  held(owner: number | undefined): boolean;
+  set(): void;
+  clear(): void;
+  isSet(): boolean;
+  /** Waits for the event: `ACQUIRED`, `TIMED_OUT` or `ABORTED`. */
+  waitSet(owner: number, wait: SyncWait): Promise<number>;
+  /** A condition's wait: releases `lock`, waits for a notify, takes `lock` back. */
+  waitNotify(owner: number, lock: SyncOps, wait: SyncWait): Promise<number>;
+  notify(n: number): void;
+  /** A barrier's wait: the arrival index, `LAST` (then call `pass`), `BROKEN` or `ABORTED`. */
+  arrive(owner: number, wait: SyncWait, hasAction: boolean): Promise<number>;
+  /** After `LAST`: lets the generation pass, or breaks the barrier. */
+  pass(broken: boolean): void;
+  reset(): void;
+  abort(): void;
+  count(): number;
+  limit(): number;
+}
+
+/** The memory of one primitive, shared by the threads of its process. */
+export class SyncCore implements SyncOps {
+  readonly [SYNC_CORE] = true as const;
+  /** The waiter slots (and the header): tracks the memory as it grows. */
+  readonly ints: Int32Array;
+  /**
+   * The header alone, a fixed-length view: V8 and JavaScriptCore run
+   * `Atomics` on a length-tracking view several times slower.
+   */
+  readonly head: Int32Array;
+  readonly kind: Kind;
+  /** Slots taken by the last arrival of a barrier generation, passed once its action ran. */
+  #passing: { slot: number; ticket: number }[] = [];
+
+  // A worker thread rebuilds the core around the memory it was sent.
+  constructor(descriptor: SyncDescriptor) {
+    this.ints = new Int32Array(descriptor.sync);
+    this.head = new Int32Array(descriptor.sync, 0, HEADER);
+    this.kind = this.head[KIND] as Kind;
+  }
+
+  // Growable: a primitive nobody waits on stays small.
+  /** A new core of `kind` with `count` in COUNT and `limit` in LIMIT. */
+  static create(kind: Kind, count = 0, limit = 0): SyncCore {
+    const bytes = (HEADER + INITIAL_SLOTS * SLOT_WORDS) * 4;
+    const buffer = new SharedArrayBuffer(bytes, {
+      maxByteLength: (HEADER + MAX_SLOTS * SLOT_WORDS) * 4,
+    });
+    const head = new Int32Array(buffer, 0, HEADER);
+    head[KIND] = kind;
+    head[COUNT] = count;
+    head[LIMIT] = limit;
+    head[SLOTS] = INITIAL_SLOTS;
+    return new SyncCore({ sync: buffer });
+  }
+
+  // A worker thread gets the memory itself; structured clone shares it.
+  descriptor(): SyncDescriptor {
+    return { sync: this.ints.buffer as SharedArrayBuffer };
+  }
+
+  // ---- the guard ---------------------------------------------------------
+
+  /**
+   * Takes the guard. It is held only for a few words, so waiting for it
+   * spins a little and then sleeps; a holder that died is found out.
+   */
+  #lock(): void {
+    const me = threadToken();
+    // Deno lets a terminated thread run on until it yields (denoland/deno
+    // #35657); others may already have released what it held.
+    if (isDead(me)) {
+      throw new Error(
+        "Cannot use the lock: this worker thread was stopped; use the process backend for tasks that must be stopped while they compute",
+      );
+    }
+    if (Atomics.compareExchange(this.head, GUARD, 0, me) === 0) return;
+    for (let spin = 0; spin < 2000; spin++) {
+      if (
+        Atomics.load(this.head, GUARD) === 0 &&
+        Atomics.compareExchange(this.head, GUARD, 0, me) === 0
+      ) return;
+    }
+    Atomics.add(this.head, GUARD_WAITERS, 1);
+    try {
+      for (;;) {
+        const holder = Atomics.load(this.head, GUARD);
+        if (holder === 0) {
+          if (Atomics.compareExchange(this.head, GUARD, 0, me) === 0) return;
+          continue;
+        }
+        const woke = Atomics.wait(this.head, GUARD, holder, GUARD_CHECK_MS);
+        if (
+          woke === "timed-out" && isDead(holder) &&
+          Atomics.compareExchange(this.head, GUARD, holder, me) === holder
+        ) return;
+      }
+    } finally {
+      Atomics.sub(this.head, GUARD_WAITERS, 1);
+    }
+  }
+
+  // Notifies only a counted sleeper: an uncontended unlock stays cheap.
+  #unlock(): void {
+    Atomics.store(this.head, GUARD, 0);
+    if (Atomics.load(this.head, GUARD_WAITERS) > 0) {
+      Atomics.notify(this.head, GUARD, 1);
+    }
+  }
+
+  // Other processes mirror the state: their watchers wake on a change.
+  #changed(): void {
+    Atomics.add(this.head, CHANGES, 1);
+    if (Atomics.load(this.head, WATCHERS) > 0) {
+      Atomics.notify(this.head, CHANGES);
+    }
+  }
+
+  /** The state other processes mirror. */
+  state(): SyncState {
+    return {
+      owner: Atomics.load(this.head, OWNER),
+      count: Atomics.load(this.head, COUNT),
+      flag: Atomics.load(this.head, FLAG),
+    };
+  }
+
+  /**
+   * Resolves once the state changed after `seen` (a value of `changes()`),
+   * without holding the event loop.
+   */
+  async changedSince(seen: number): Promise<void> {
+    Atomics.add(this.head, WATCHERS, 1);
+    try {
+      while (Atomics.load(this.head, CHANGES) === seen) {
+        const wait = Atomics.waitAsync(this.head, CHANGES, seen);
+        if (wait.async) await wait.value;
+      }
+    } finally {
+      Atomics.sub(this.head, WATCHERS, 1);
+    }
+  }
+
+  /** The change counter, for `changedSince`. */
+  changes(): number {
+    return Atomics.load(this.head, CHANGES);
+  }
+
+  // ---- slots -------------------------------------------------------------
+
+  // Slots never move, so a waiter's index stays valid while the table grows.
+  /** Takes a free slot (growing the table if none); the guard is held. */
+  #take(state: number, token: number, arg: number): number {
+    const ints = this.ints;
+    let slots = this.head[SLOTS];
+    let found = -1;
+    for (let i = 0; i < slots; i++) {
+      if (ints[HEADER + i * SLOT_WORDS + S_STATE] === FREE) {
+        found = i;
+        break;
+      }
+    }
+    if (found < 0) {
+      if (slots >= MAX_SLOTS) {
+        throw new RangeError(
+          `Cannot wait on a primitive that "${slots}" waiters or holders already use: use fewer waiters at once`,
+        );
+      }
+      const grown = Math.min(slots * 2, MAX_SLOTS);
+      (ints.buffer as SharedArrayBuffer).grow(
+        (HEADER + grown * SLOT_WORDS) * 4,
+      );
+      found = slots;
+      this.head[SLOTS] = slots = grown;
+    }
+    const at = HEADER + found * SLOT_WORDS;
+    ints[at + S_TICKET] = this.head[NEXT_TICKET]++;
+    ints[at + S_TOKEN] = token;
+    ints[at + S_ARG] = arg;
+    Atomics.store(ints, at + S_STATE, state);
+    if (state === WAITING_STATE) this.head[WAITING]++;
+    return found;
+  }
+
+  /** The waiting slot with the lowest ticket, or -1; the guard is held. */
+  #first(): number {
+    const ints = this.ints;
+    if (this.head[WAITING] === 0) return -1;
+    let best = -1;
+    let bestTicket = 0;
+    const slots = this.head[SLOTS];
+    for (let i = 0; i < slots; i++) {
+      const at = HEADER + i * SLOT_WORDS;
+      if (ints[at + S_STATE] !== WAITING_STATE) continue;
+      const ticket = ints[at + S_TICKET];
+      // Tickets wrap: compare their difference.
+      if (best < 0 || ((ticket - bestTicket) | 0) < 0) {
+        best = i;
+        bestTicket = ticket;
+      }
+    }
+    return best;
+  }
+
+  /** Wakes the waiter in `slot` with `arg`; the guard is held. */
+  #grant(slot: number, arg: number): void {
+    const ints = this.ints;
+    const at = HEADER + slot * SLOT_WORDS;
+    ints[at + S_ARG] = arg;
+    this.head[WAITING]--;
+    Atomics.store(ints, at + S_STATE, GRANTED);
+    Atomics.notify(ints, at + S_STATE);
+  }
+
+  /** Wakes every waiter, each with `arg` (or its own arg when `undefined`). */
+  #grantAll(arg: number | undefined): void {
+    const ints = this.ints;
+    const slots = this.head[SLOTS];
+    for (let i = 0; i < slots && this.head[WAITING] > 0; i++) {
+      const at = HEADER + i * SLOT_WORDS;
+      if (ints[at + S_STATE] === WAITING_STATE) {
+        this.#grant(i, arg ?? ints[at + S_ARG]);
+      }
+    }
+  }
+
+  // Semaphores remember who holds units, so a dead holder's can come back.
+  /** Adds `n` (may be negative) to what `token` holds; the guard is held. */
+  #addHolds(token: number, n: number): void {
+    const ints = this.ints;
+    const slots = this.head[SLOTS];
+    let any = -1;
+    for (let i = 0; i < slots; i++) {
+      const at = HEADER + i * SLOT_WORDS;
+      if (ints[at + S_STATE] !== HOLDS) continue;
+      if (ints[at + S_TOKEN] === token) {
+        this.#changeHolds(i, n);
+        return;
+      }
+      any = i;
+    }
+    if (n > 0) this.#take(HOLDS, token, n);
+    // Released by another owner than the one that acquired: count it
+    // against some holder, so that a death later gives back no more than
+    // is out.
+    else if (any >= 0) this.#changeHolds(any, n);
+  }
+
+  // A record that reaches zero frees its slot.
+  #changeHolds(slot: number, n: number): void {
+    const at = HEADER + slot * SLOT_WORDS;
+    const held = this.ints[at + S_ARG] + n;
+    if (held > 0) this.ints[at + S_ARG] = held;
+    else Atomics.store(this.ints, at + S_STATE, FREE);
+  }
+
+  // ---- waiting -------------------------------------------------------------
+
+  /**
+   * Sleeps in `slot` until it is granted, the deadline passes or the signal
+   * aborts. Returns the grant's argument, or `TIMED_OUT` / `ABORTED` once
+   * the slot is given up (a grant that came first wins).
+   */
+  async #await(slot: number, ticket: number, wait: SyncWait): Promise<number> {
+    const ints = this.ints;
+    const at = HEADER + slot * SLOT_WORDS;
+    const { deadline, signal } = wait;
+    const wake = (): void => void Atomics.notify(ints, at + S_STATE);
+    signal?.addEventListener("abort", wake, { once: true });
+    const holds = wait.hold !== false;
+    if (holds) hold();
+    try {
+      while (
+        Atomics.load(ints, at + S_STATE) === WAITING_STATE &&
+        Atomics.load(ints, at + S_TICKET) === ticket && !signal?.aborted
+      ) {
+        const left = deadline === undefined
+          ? undefined
+          : deadline - performance.now();
+        if (left !== undefined && left <= 0) break;
+        const sleep = Atomics.waitAsync(
+          ints,
+          at + S_STATE,
+          WAITING_STATE,
+          left,
+        );
+        if (sleep.async) await sleep.value;
+      }
+    } finally {
+      signal?.removeEventListener("abort", wake);
+      if (holds) release();
+    }
+    this.#lock();
+    try {
+      if (ints[at + S_TICKET] !== ticket) return ABORTED;
+      const state = ints[at + S_STATE];
+      if (state === GRANTED) {
+        Atomics.store(ints, at + S_STATE, FREE);
+        return ints[at + S_ARG];
+      }
+      if (state === WAITING_STATE) {
+        this.head[WAITING]--;
+        Atomics.store(ints, at + S_STATE, FREE);
+      }
+      return signal?.aborted ? ABORTED : TIMED_OUT;
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // Python's acquire(timeout=0) and a signal already aborted never wait.
+  #cannotWait(wait: SyncWait): number | undefined {
+    if (wait.signal?.aborted) return ABORTED;
+    if (wait.deadline !== undefined && wait.deadline <= performance.now()) {
+      return TIMED_OUT;
+    }
+    return undefined;
+  }
+
+  // ---- locks and semaphores ------------------------------------------------
+
+  /** Takes the primitive if it is free and nobody waits; the guard is held. */
+  #tryAcquire(owner: number): number {
+    switch (this.kind) {
+      case RLOCK:
+        if (this.head[OWNER] === owner) {
+          this.head[COUNT]++;
+          return ACQUIRED;
+        }
+      // falls through
+      case LOCK:
+        if (this.head[OWNER] !== 0 || this.head[WAITING] > 0) return 0;
+        Atomics.store(this.head, OWNER, owner);
+        this.head[COUNT] = 1;
+        this.#changed();
+        return this.#diedPending();
+      default:
+        if (this.head[COUNT] === 0 || this.head[WAITING] > 0) return 0;
+        this.head[COUNT]--;
+        this.#addHolds(owner, 1);
+        this.#changed();
+        return this.#diedPending();
+    }
+  }
+
+  // The first holder after a dead one's release learns of it, once.
+  #diedPending(): number {
+    if (this.head[DIED_PENDING] === 0) return ACQUIRED;
+    this.head[DIED_PENDING] = 0;
+    return OWNER_DIED;
+  }
+
+  // The uncontended path, without a promise.
+  tryAcquire(owner: number): number {
+    this.#lock();
+    try {
+      return this.#tryAcquire(owner);
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // Free: at once; else a slot, handed the primitive by a release.
+  async acquire(owner: number, wait: SyncWait): Promise<number> {
+    let slot: number;
+    let ticket: number;
+    this.#lock();
+    try {
+      const got = this.#tryAcquire(owner);
+      if (got !== 0) return got;
+      const refused = this.#cannotWait(wait);
+      if (refused !== undefined) return refused;
+      slot = this.#take(WAITING_STATE, owner, 0);
+      ticket = this.ints[HEADER + slot * SLOT_WORDS + S_TICKET];
+    } finally {
+      this.#unlock();
+    }
+    const got = await this.#await(slot, ticket, wait);
+    // Granted as the signal fired: the caller gets the abort, so give back.
+    if (got > 0 && wait.signal?.aborted) {
+      this.release(owner, 1);
+      return ABORTED;
+    }
+    return got;
+  }
+
+  /** Hands the lock (or one unit) to the first waiter, else frees it; the guard is held. */
+  #handOff(arg: number): void {
+    const ints = this.ints;
+    const next = this.#first();
+    if (this.kind === LOCK || this.kind === RLOCK) {
+      if (next < 0) {
+        Atomics.store(this.head, OWNER, 0);
+        this.head[COUNT] = 0;
+        if (arg === OWNER_DIED) this.head[DIED_PENDING] = 1;
+      } else {
+        Atomics.store(
+          this.head,
+          OWNER,
+          ints[HEADER + next * SLOT_WORDS + S_TOKEN],
+        );
+        this.head[COUNT] = 1;
+        this.#grant(next, arg);
+      }
+    } else if (next < 0) {
+      this.head[COUNT]++;
+      if (arg === OWNER_DIED) this.head[DIED_PENDING] = 1;
+    } else {
+      this.#addHolds(ints[HEADER + next * SLOT_WORDS + S_TOKEN], 1);
+      this.#grant(next, arg);
+    }
+    this.#changed();
+  }
+
+  // Python's release(); a lock only by its owner (a robust mutex).
+  release(owner: number, n: number): number {
+    this.#lock();
+    try {
+      if (this.kind === LOCK || this.kind === RLOCK) {
+        if (this.head[OWNER] !== owner) return NOT_HELD;
+        if (this.kind === RLOCK && --this.head[COUNT] > 0) return 0;
+        this.#handOff(ACQUIRED);
+        return 0;
+      }
+      if (
+        this.kind === BOUNDED_SEMAPHORE &&
+        this.head[COUNT] + n > this.head[LIMIT]
+      ) {
+        return OVER_BOUND;
+      }
+      for (let i = 0; i < n; i++) {
+        this.#addHolds(owner, -1);
+        this.#handOff(ACQUIRED);
+      }
+      return 0;
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /** Whether `owner` holds this lock (or anyone, for `undefined`). */
+  held(owner: number | undefined): boolean {
+    const holder = Atomics.load(this.head, OWNER);
+    return owner === undefined ? holder !== 0 : holder === owner;
+  }
+
+  /**
+   * RLock, for a condition's wait: gives up every level `owner` holds and
+   * returns how many there were (0 when it holds none).
+   */
+  #releaseAll(owner: number): number {
+    this.#lock();
+    try {
+      if (this.head[OWNER] !== owner) return 0;
+      const depth = this.head[COUNT];
+      this.#handOff(ACQUIRED);
+      return depth;
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /** RLock, after a condition's wait: sets the depth taken back. */
+  #restore(depth: number): void {
+    this.#lock();
+    this.head[COUNT] = depth;
+    this.#unlock();
+  }
+
+  // ---- events --------------------------------------------------------------
+
+  // Python's Event.set(): every waiter wakes.
+  set(): void {
+    this.#lock();
+    try {
+      if (this.head[FLAG] === 1) return;
+      Atomics.store(this.head, FLAG, 1);
+      this.#grantAll(ACQUIRED);
+      this.#changed();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // Python's Event.clear().
+  clear(): void {
+    this.#lock();
+    try {
+      if (this.head[FLAG] === 0) return;
+      Atomics.store(this.head, FLAG, 0);
+      this.#changed();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // Read without the guard: one word.
+  isSet(): boolean {
+    return Atomics.load(this.head, FLAG) === 1;
+  }
+
+  // Python's Event.wait(): true at once when set.
+  async waitSet(owner: number, wait: SyncWait): Promise<number> {
+    let slot: number;
+    let ticket: number;
+    this.#lock();
+    try {
+      if (this.head[FLAG] === 1) return ACQUIRED;
+      const refused = this.#cannotWait(wait);
+      if (refused !== undefined) return refused;
+      slot = this.#take(WAITING_STATE, owner, 0);
+      ticket = this.ints[HEADER + slot * SLOT_WORDS + S_TICKET];
+    } finally {
+      this.#unlock();
+    }
+    return await this.#await(slot, ticket, wait);
+  }
+
+  // ---- conditions ------------------------------------------------------------
+
+  /**
+   * Python's Condition.wait(): `ACQUIRED` when notified, `TIMED_OUT`,
+   * `ABORTED`, or `NOT_HELD` (the caller does not hold the lock). The lock
+   * is held again when it returns, except for `NOT_HELD`.
+   */
+  async waitNotify(
+    owner: number,
+    lock: SyncOps,
+    wait: SyncWait,
+  ): Promise<number> {
+    const core = lock as SyncCore;
+    if (!core.held(owner)) return NOT_HELD;
+    let slot: number;
+    let ticket: number;
+    // In line before the lock is let go: a notify after it finds us.
+    this.#lock();
+    try {
+      slot = this.#take(WAITING_STATE, owner, 0);
+      ticket = this.ints[HEADER + slot * SLOT_WORDS + S_TICKET];
+    } finally {
+      this.#unlock();
+    }
+    const depth = core.#releaseAll(owner);
+    const got = await this.#await(slot, ticket, wait);
+    // Python takes the lock back without a timeout, whatever happened.
+    await core.acquire(owner, {});
+    if (core.kind === RLOCK) core.#restore(depth);
+    return got;
+  }
+
+  // Python's notify(n): the n longest waiters wake.
+  notify(n: number): void {
+    this.#lock();
+    try {
+      for (let i = 0; i < n; i++) {
+        const next = this.#first();
+        if (next < 0) break;
+        this.#grant(next, ACQUIRED);
+      }
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // ---- barriers --------------------------------------------------------------
+
+  /**
+   * Python's Barrier.wait(): the arrival index once all parties came,
+   * `LAST` for the last arrival when there is an action to run first (then
+   * call `pass`), `BROKEN`, or `ABORTED`. A timeout or an abort breaks the
+   * barrier, as a timeout does in Python.
+   */
+  async arrive(
+    owner: number,
+    wait: SyncWait,
+    hasAction: boolean,
+  ): Promise<number> {
+    const ints = this.ints;
+    let slot: number;
+    let ticket: number;
+    this.#lock();
+    try {
+      if (this.head[FLAG] === 1) return BROKEN;
+      const index = this.head[COUNT]++;
+      if (index + 1 === this.head[LIMIT]) {
+        this.#changed();
+        if (!hasAction) {
+          this.#release();
+          return index;
+        }
+        this.#passing = this.#waiters();
+        this.head[COUNT] = 0;
+        return LAST;
+      }
+      const refused = this.#cannotWait(wait);
+      if (refused !== undefined) {
+        this.#break();
+        return refused === ABORTED ? ABORTED : BROKEN;
+      }
+      slot = this.#take(WAITING_STATE, owner, index);
+      ticket = ints[HEADER + slot * SLOT_WORDS + S_TICKET];
+      this.#changed();
+    } finally {
+      this.#unlock();
+    }
+    const got = await this.#await(slot, ticket, wait);
+    if (got === TIMED_OUT || got === ABORTED) {
+      this.#lock();
+      this.#break();
+      this.#unlock();
+      return got === ABORTED ? ABORTED : BROKEN;
+    }
+    return got;
+  }
+
+  /** The waiting slots with their tickets; the guard is held. */
+  #waiters(): { slot: number; ticket: number }[] {
+    const ints = this.ints;
+    const found: { slot: number; ticket: number }[] = [];
+    for (let i = 0; i < this.head[SLOTS]; i++) {
+      const at = HEADER + i * SLOT_WORDS;
+      if (ints[at + S_STATE] === WAITING_STATE) {
+        found.push({ slot: i, ticket: ints[at + S_TICKET] });
+      }
+    }
+    return found;
+  }
+
+  /** Lets every waiter of this generation pass with its index; the guard is held. */
+  #release(): void {
+    this.#grantAll(undefined);
+    this.head[COUNT] = 0;
+    this.#changed();
+  }
+
+  /** Breaks the barrier: every waiter gets `BROKEN`; the guard is held. */
+  #break(): void {
+    Atomics.store(this.head, FLAG, 1);
+    this.#grantAll(BROKEN);
+    this.head[COUNT] = 0;
+    this.#changed();
+  }
+
+  // After the action: only the slots of that generation, if still waiting.
+  pass(broken: boolean): void {
+    const ints = this.ints;
+    const passing = this.#passing;
+    this.#passing = [];
+    this.#lock();
+    try {
+      if (broken) return this.#break();
+      for (const { slot, ticket } of passing) {
+        const at = HEADER + slot * SLOT_WORDS;
+        if (
+          ints[at + S_STATE] === WAITING_STATE && ints[at + S_TICKET] === ticket
+        ) this.#grant(slot, ints[at + S_ARG]);
+      }
+      this.#changed();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // Python's reset(): waiters get BrokenBarrierError, the barrier is new.
+  reset(): void {
+    this.#lock();
+    try {
+      this.#grantAll(BROKEN);
+      Atomics.store(this.head, FLAG, 0);
+      this.head[COUNT] = 0;
+      this.#changed();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // Python's abort(): broken until reset.
+  abort(): void {
+    this.#lock();
+    try {
+      this.#break();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  // A barrier's arrivals, a semaphore's value.
+  count(): number {
+    return Atomics.load(this.head, COUNT);
+  }
+
+  // A barrier's parties, a bounded semaphore's start value.
+  limit(): number {
+    return this.head[LIMIT];
+  }
+
+  // ---- deaths ------------------------------------------------------------------
+
+  /**
+   * `token`'s thread or process ended: its waits are dropped, what it held
+   * is released (the next holder learns the owner died), and a barrier it
+   * could still arrive at breaks when it ended `abnormally`.
+   */
+  died(token: number, abnormally: boolean): void {
+    const ints = this.ints;
+    this.#lock();
+    try {
+      let wasWaiting = false;
+      let units = 0;
+      for (let i = 0; i < this.head[SLOTS]; i++) {
+        const at = HEADER + i * SLOT_WORDS;
+        const state = ints[at + S_STATE];
+        if (state === FREE || ints[at + S_TOKEN] !== token) continue;
+        if (state === WAITING_STATE) {
+          wasWaiting = true;
+          this.head[WAITING]--;
+        }
+        if (state === HOLDS) units += ints[at + S_ARG];
+        Atomics.store(ints, at + S_STATE, FREE);
+        // A proxy wait in a parent may still be asleep on it.
+        Atomics.notify(ints, at + S_STATE);
+      }
+      switch (this.kind) {
+        case LOCK:
+        case RLOCK:
+          if (this.head[OWNER] === token) this.#handOff(OWNER_DIED);
+          break;
+        case SEMAPHORE:
+        case BOUNDED_SEMAPHORE:
+          for (let i = 0; i < units; i++) this.#handOff(OWNER_DIED);
+          break;
+        case BARRIER:
+          if (wasWaiting || abnormally) this.#break();
+          break;
+      }
+    } finally {
+      this.#unlock();
+    }
+  }
+}
+
+/** Whether `core` is a sync primitive's core (else a queue's). */
+export function isSyncCore(core: object): core is SyncOps {
+  return SYNC_CORE in core;
+}

@@ -1,0 +1,473 @@
+// Locks, semaphores, events, conditions and barriers across processes. A
+// child process holds a `RemoteSyncCore` per primitive; its operations travel
+// over the worker channel (beside the queue traffic, in order with it) to a
+// `SyncLink` in the parent, which performs them on the primitive's shared
+// memory in the name of the child: the link's token is the child's owner
+// token. When the child ends, the link drops its waits and releases what it
+// held, so the next holder of a lock learns that its owner died.
+import { markDead, newThreadToken } from "./_liveness.ts";
+import { onSyncFromParent, sendSyncToParent } from "./_queue_link.ts";
+import {
+  ABORTED,
+  BARRIER,
+  EVENT,
+  type Kind,
+  LOCK,
+  NOT_HELD,
+  RLOCK,
+  SYNC_CORE,
+  type SyncCore,
+  type SyncDescriptor,
+  type SyncOps,
+  type SyncState,
+  type SyncWait,
+} from "./_sync_core.ts";
+
+// Child → parent, each `[op, req, id, ...args]` (req 0: no reply wanted).
+const ACQUIRE = 0; // timeout
+const RELEASE = 1; // n
+const SET = 2;
+const CLEAR = 3;
+const WAIT_SET = 4; // timeout
+const WAIT_NOTIFY = 5; // lockId, timeout
+const NOTIFY = 6; // n
+const ARRIVE = 7; // timeout
+const RESET = 8;
+const ABORT = 9;
+const CANCEL = 10;
+// Parent → child.
+const REPLY = 20; // req, result, id, owner, count, flag
+const STATE = 21; // id, owner, count, flag: an event or barrier changed
+const FAILED = 22; // id, result: an operation sent without reply failed
+
+/** What a primitive looks like on its way to a child process. */
+export interface RemoteSyncDescriptor {
+  syncId: number;
+  kind: Kind;
+  limit: number;
+  state: SyncState;
+}
+
+// ---- the parent side --------------------------------------------------
+
+let nextId = 0;
+const ids = new WeakMap<SyncCore, number>();
+const cores = new Map<number, WeakRef<SyncCore>>();
+const forget = new FinalizationRegistry<number>((id) => cores.delete(id));
+
+// A child cannot hold the memory: it names the primitive by this id.
+function syncCoreId(core: SyncCore): number {
+  let id = ids.get(core);
+  if (id === undefined) {
+    id = ++nextId;
+    ids.set(core, id);
+    cores.set(id, new WeakRef(core));
+    forget.register(core, id);
+  }
+  return id;
+}
+
+// A thread shares the memory; a child reaches it by id through us.
+/**
+ * How a primitive's core travels to a worker of `backend`.
+ *
+ * @throws {TypeError} for a primitive that came from another process.
+ */
+export function describeSync(
+  core: SyncOps,
+  backend: "worker" | "process",
+): SyncDescriptor | RemoteSyncDescriptor {
+  if (core instanceof RemoteSyncCore) {
+    throw new TypeError(
+      `Cannot pass a lock, semaphore, event, condition or barrier that came from another process on to another worker: create it in the process that starts the workers`,
+    );
+  }
+  const local = core as SyncCore;
+  if (backend === "worker") return local.descriptor();
+  return {
+    syncId: syncCoreId(local),
+    kind: local.kind,
+    limit: local.limit(),
+    state: local.state(),
+  };
+}
+
+// A timeout crosses as a number (negative for none); cores wait by deadline.
+function deadlineOf(timeout: number): number | undefined {
+  return timeout < 0 ? undefined : performance.now() + timeout;
+}
+
+/** The parent's end of one child's lock and event traffic. */
+export class SyncLink {
+  /** The child's owner token: what it holds is held under it. */
+  readonly token: number = newThreadToken();
+  readonly #send: (payload: unknown[]) => void;
+  readonly #held = new Map<number, SyncCore>();
+  readonly #pending = new Map<number, AbortController>();
+  #disposed = false;
+
+  // One link per child, beside its queue link.
+  constructor(send: (payload: unknown[]) => void) {
+    this.#send = send;
+  }
+
+  /** Lets the child use these primitives; call before sending their descriptors. */
+  share(shared: readonly SyncCore[]): void {
+    for (const core of shared) {
+      const id = syncCoreId(core);
+      if (this.#held.has(id)) continue;
+      this.#held.set(id, core);
+      // A child reads isSet(), broken and nWaiting without asking.
+      if (core.kind === EVENT || core.kind === BARRIER) this.#watch(id, core);
+    }
+  }
+
+  // Mirrors an event or barrier into the child while the child lives.
+  async #watch(id: number, core: SyncCore): Promise<void> {
+    while (!this.#disposed) {
+      const seen = core.changes();
+      await core.changedSince(seen);
+      if (this.#disposed) return;
+      const state = core.state();
+      this.#post([STATE, id, state.owner, state.count, state.flag]);
+    }
+  }
+
+  // Posting to a child that just died must not throw into lock code.
+  #post(payload: unknown[]): void {
+    if (this.#disposed) return;
+    try {
+      this.#send(payload);
+    } catch {
+      // The child is gone; its exit disposes of this link.
+    }
+  }
+
+  // A child's wait may be cancelled, and must not hold our event loop.
+  #wait(req: number, timeout: number): SyncWait {
+    const controller = new AbortController();
+    this.#pending.set(req, controller);
+    return {
+      deadline: deadlineOf(timeout),
+      signal: controller.signal,
+      hold: false,
+    };
+  }
+
+  // Every reply carries the state, so the child's mirror stays close.
+  #reply(req: number, result: number, id: number, core: SyncCore): void {
+    this.#pending.delete(req);
+    const state = core.state();
+    this.#post([REPLY, req, result, id, state.owner, state.count, state.flag]);
+  }
+
+  // Waits answer when they end; the rest fail loudly in the child only.
+  async #answer(
+    req: number,
+    id: number,
+    core: SyncCore,
+    result: Promise<number>,
+  ): Promise<void> {
+    this.#reply(req, await result, id, core);
+  }
+
+  /** Handles one operation from the child. */
+  receive(payload: unknown[]): void {
+    const [op, req, id] = payload as number[];
+    if (op === CANCEL) {
+      this.#pending.get(req)?.abort();
+      return;
+    }
+    const core = this.#held.get(id);
+    if (core === undefined || this.#disposed) return;
+    const token = this.token;
+    switch (op) {
+      case ACQUIRE:
+        this.#answer(
+          req,
+          id,
+          core,
+          core.acquire(token, this.#wait(req, payload[3] as number)),
+        );
+        break;
+      case RELEASE: {
+        const result = core.release(token, payload[3] as number);
+        if (result < 0) this.#post([FAILED, id, result]);
+        break;
+      }
+      case SET:
+        core.set();
+        break;
+      case CLEAR:
+        core.clear();
+        break;
+      case WAIT_SET:
+        this.#answer(
+          req,
+          id,
+          core,
+          core.waitSet(token, this.#wait(req, payload[3] as number)),
+        );
+        break;
+      case WAIT_NOTIFY: {
+        const lock = this.#held.get(payload[3] as number);
+        if (lock === undefined) return this.#reply(req, NOT_HELD, id, core);
+        this.#answer(
+          req,
+          id,
+          core,
+          core.waitNotify(token, lock, this.#wait(req, payload[4] as number)),
+        );
+        break;
+      }
+      case NOTIFY:
+        core.notify(payload[3] as number);
+        break;
+      case ARRIVE:
+        this.#answer(
+          req,
+          id,
+          core,
+          core.arrive(token, this.#wait(req, payload[3] as number), false),
+        );
+        break;
+      case RESET:
+        core.reset();
+        break;
+      case ABORT:
+        core.abort();
+        break;
+      default:
+        throw new Error(`Unknown lock operation "${op}" from a worker`);
+    }
+  }
+
+  /**
+   * The child is gone: its waits end, what it held is released (the next
+   * holder learns its owner died), and a barrier it shared breaks when it
+   * ended `abnormally` (killed, crashed or failed).
+   */
+  dispose(abnormally: boolean): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const controller of this.#pending.values()) controller.abort();
+    this.#pending.clear();
+    for (const core of this.#held.values()) core.died(this.token, abnormally);
+    this.#held.clear();
+    markDead(this.token);
+  }
+}
+
+// ---- the child side ---------------------------------------------------
+
+const remote = new Map<number, RemoteSyncCore>();
+const requests = new Map<number, (result: number) => void>();
+let nextReq = 0;
+let listening = false;
+
+// The parent's replies and notices about every primitive of this process.
+function receiveFromParent(payload: unknown[]): void {
+  const op = payload[0] as number;
+  if (op === REPLY) {
+    const [, req, result, id, owner, count, flag] = payload as number[];
+    remote.get(id)?.learn({ owner, count, flag });
+    const settle = requests.get(req);
+    requests.delete(req);
+    settle?.(result);
+  } else if (op === STATE) {
+    const [, id, owner, count, flag] = payload as number[];
+    remote.get(id)?.learn({ owner, count, flag });
+  } else if (op === FAILED) {
+    remote.get(payload[1] as number)?.failed(payload[2] as number);
+  }
+}
+
+/** Sends a request and resolves with the parent's result. */
+function request(
+  payload: unknown[],
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const req = ++nextReq;
+  payload[1] = req;
+  return new Promise((resolve) => {
+    const onAbort = (): void => sendSyncToParent([CANCEL, req], true);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    requests.set(req, (result) => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(result);
+    });
+    sendSyncToParent(payload, true);
+  });
+}
+
+// Clocks differ between processes: the parent gets the time left.
+function timeoutOf(wait: SyncWait): number {
+  return wait.deadline === undefined
+    ? -1
+    : Math.max(0, wait.deadline - performance.now());
+}
+
+/** A primitive of the parent process, seen from a child. */
+class RemoteSyncCore implements SyncOps {
+  readonly [SYNC_CORE] = true as const;
+  readonly kind: Kind;
+  readonly #id: number;
+  readonly #limit: number;
+  #state: SyncState;
+  /** Lock, RLock: how deep this process holds it. */
+  #depth = 0;
+  /** An operation sent without reply failed in the parent: the next call says so. */
+  #failure = 0;
+
+  // One per primitive per process (remoteSyncCore): handles share it.
+  constructor(descriptor: RemoteSyncDescriptor) {
+    this.#id = descriptor.syncId;
+    this.kind = descriptor.kind;
+    this.#limit = descriptor.limit;
+    this.#state = descriptor.state;
+  }
+
+  /** The state the parent reported last. */
+  learn(state: SyncState): void {
+    this.#state = state;
+  }
+
+  /** An operation sent without a reply failed with `result`. */
+  failed(result: number): void {
+    this.#failure = result;
+  }
+
+  // Requests carry the id; the req is filled in by request().
+  #op(op: number, ...args: unknown[]): unknown[] {
+    return [op, 0, this.#id, ...args];
+  }
+
+  // Only the parent can tell: always ask.
+  tryAcquire(): number {
+    return 0;
+  }
+
+  // A wait in the parent, in the name of this process.
+  async acquire(_owner: number, wait: SyncWait): Promise<number> {
+    const result = await request(
+      this.#op(ACQUIRE, timeoutOf(wait)),
+      wait.signal,
+    );
+    if (result <= 0) return result;
+    this.#depth++;
+    // Granted as the signal fired: the caller gets the abort, so give back.
+    if (wait.signal?.aborted) {
+      this.release(0, 1);
+      return ABORTED;
+    }
+    return result;
+  }
+
+  // Checked here, so that the mistake throws at once; sent without a reply.
+  release(_owner: number, n: number): number {
+    if (this.#failure !== 0) {
+      const failure = this.#failure;
+      this.#failure = 0;
+      return failure;
+    }
+    if (this.kind === LOCK || this.kind === RLOCK) {
+      if (this.#depth === 0) return NOT_HELD;
+      // Free as far as this process knows, until the parent says more.
+      if (--this.#depth === 0) this.#state = { ...this.#state, owner: 0 };
+    }
+    sendSyncToParent(this.#op(RELEASE, n), true);
+    return 0;
+  }
+
+  // Only this process's own holding is known for sure.
+  held(owner: number | undefined): boolean {
+    return this.#depth > 0 || (owner === undefined && this.#state.owner !== 0);
+  }
+
+  // Mirrored at once here; the parent's waiters wake when it arrives.
+  set(): void {
+    this.#state = { ...this.#state, flag: 1 };
+    sendSyncToParent(this.#op(SET), true);
+  }
+
+  // As set().
+  clear(): void {
+    this.#state = { ...this.#state, flag: 0 };
+    sendSyncToParent(this.#op(CLEAR), true);
+  }
+
+  // The mirror: as of the last reply or notice.
+  isSet(): boolean {
+    return this.#state.flag === 1;
+  }
+
+  // Asked even when the mirror says set: the parent knows best.
+  waitSet(_owner: number, wait: SyncWait): Promise<number> {
+    return request(this.#op(WAIT_SET, timeoutOf(wait)), wait.signal);
+  }
+
+  // The parent releases and takes back the lock for us.
+  waitNotify(_owner: number, lock: SyncOps, wait: SyncWait): Promise<number> {
+    const other = lock as RemoteSyncCore;
+    if (other.#depth === 0) return Promise.resolve(NOT_HELD);
+    return request(
+      this.#op(WAIT_NOTIFY, other.#id, timeoutOf(wait)),
+      wait.signal,
+    );
+  }
+
+  // Sent without a reply, in order with our other operations.
+  notify(n: number): void {
+    sendSyncToParent(this.#op(NOTIFY, n), true);
+  }
+
+  // An action never crosses, so the parent never answers LAST.
+  arrive(_owner: number, wait: SyncWait): Promise<number> {
+    return request(this.#op(ARRIVE, timeoutOf(wait)), wait.signal);
+  }
+
+  // Only the process that made a barrier with an action runs it.
+  pass(): void {}
+
+  // As set().
+  reset(): void {
+    this.#state = { ...this.#state, flag: 0, count: 0 };
+    sendSyncToParent(this.#op(RESET), true);
+  }
+
+  // As set().
+  abort(): void {
+    this.#state = { ...this.#state, flag: 1, count: 0 };
+    sendSyncToParent(this.#op(ABORT), true);
+  }
+
+  // The mirror: as of the last reply or notice.
+  count(): number {
+    return this.#state.count;
+  }
+
+  // Fixed when made.
+  limit(): number {
+    return this.#limit;
+  }
+}
+
+// A primitive sent again (with a later task) reuses its core and state.
+/** The core for a descriptor received from the parent process. */
+export function remoteSyncCore(descriptor: RemoteSyncDescriptor): SyncOps {
+  if (!listening) {
+    listening = true;
+    onSyncFromParent(receiveFromParent);
+  }
+  let core = remote.get(descriptor.syncId);
+  if (core === undefined) {
+    core = new RemoteSyncCore(descriptor);
+    remote.set(descriptor.syncId, core);
+  } else core.learn(descriptor.state);
+  return core;
+}
+
+/** Whether `core` lives in a parent process. */
+export function isRemoteSync(core: SyncOps): boolean {
+  return core instanceof RemoteSyncCore;
+}

@@ -1,0 +1,93 @@
+/**
+ * The lock benchmark: acquire+release of an uncontended `Lock` in one
+ * thread, and a `Lock` that two worker threads or two worker processes take
+ * turns on, for multiproc on Deno (sources) and Node (npm build), beside
+ * Python's `multiprocessing.Lock` in one run. Writes the "sync" section of
+ * BENCHMARKS.md.
+ *
+ * Run with `npm run bench` (or `deno run -A scripts/bench_sync.ts`); `BENCH_ROUNDS` (default 5)
+ * tunes it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  buildNpm,
+  type CaseResult,
+  groupOf,
+  machineLine,
+  runEverywhere,
+  table,
+  type Unit,
+  writeSection,
+} from "./_bench_report.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const rounds = Deno.env.get("BENCH_ROUNDS") ?? "5";
+Deno.env.set("BENCH_ROUNDS", rounds);
+const UNCONTENDED = 1_000_000;
+const TURNS = 10_000;
+
+await buildNpm(root);
+
+console.error("Running the lock cases on Deno, Node and Python…");
+const all: CaseResult[] = await runEverywhere(root, "sync");
+
+function group(prefix: string): CaseResult[] {
+  return groupOf(all, prefix);
+}
+
+function rate(count: number): Unit {
+  return {
+    title: "acquire+release/s",
+    convert: (ms: number) => count / (ms / 1000),
+    higherIsBetter: true,
+  };
+}
+
+function isPython(result: CaseResult): boolean {
+  return result.runtime.startsWith("Python");
+}
+
+const report = `## Sync
+
+Made by \`deno run -A scripts/bench_sync.ts\` on ${machineLine()}.
+Each figure is the median of ${rounds} rounds (cases interleaved), with min and max; the last column compares
+with Python's \`multiprocessing.Lock\` in the same situation (between processes for the thread case too, as
+Python's threads share its GIL).
+
+### Uncontended: ${
+  UNCONTENDED.toLocaleString("en")
+} \`await lock.acquire(); lock.release()\` in one thread
+
+${table(group("uncontended"), rate(UNCONTENDED), isPython, false)}
+
+### Contended: two worker threads share one lock, ${
+  TURNS.toLocaleString("en")
+} pairs each
+
+${
+  table(
+    [...group("thread"), ...group("process").filter(isPython)],
+    rate(2 * TURNS),
+    isPython,
+    false,
+  )
+}
+
+### Contended: two worker processes share one lock, ${
+  TURNS.toLocaleString("en")
+} pairs each
+
+${table(group("process"), rate(2 * TURNS), isPython, false)}
+
+Each worker acquires and releases in a loop: a worker thread mostly finds the lock free (a few \`Atomics\`
+operations on shared memory) and, when not, sleeps in \`Atomics.waitAsync\` until the release hands it the
+lock (wake-ups are first in, first out). A process has no shared memory with its parent: every acquire is a
+round trip through the parent's IPC channel, which is why the process case trails Python's by two orders of
+magnitude: Python's processes share a POSIX semaphore in shared memory. Closing that gap needs memory shared
+between processes (a native addon or a file-backed mapping), which the runtimes do not offer to JavaScript.
+`;
+await writeSection(join(root, "BENCHMARKS.md"), "sync", report);
+console.log(report);

@@ -1,0 +1,527 @@
+import { describe, test } from "node:test";
+import {
+  deepEqual,
+  equal,
+  match,
+  ok,
+  rejects,
+  throws,
+} from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type Backend,
+  Barrier,
+  BoundedSemaphore,
+  BrokenBarrierError,
+  Condition,
+  Event,
+  Lock,
+  Pool,
+  Process,
+  Queue,
+  RLock,
+  Semaphore,
+  SharedArray,
+  TimeoutError,
+  Value,
+} from "../mod.ts";
+import { delay, fixtureUrl, runScript, runtime } from "./_helpers.ts";
+
+type Tasks = typeof import("./fixtures/sync_tasks.ts");
+const tasks = fixtureUrl("sync_tasks");
+
+describe("Lock and RLock in one thread", () => {
+  test("acquire, release, locked; a second acquire waits its timeout", async () => {
+    const lock = new Lock();
+    equal(lock.locked(), false);
+    equal(await lock.acquire(), true);
+    equal(lock.locked(), true);
+    equal(await lock.acquire({ timeout: 0 }), false);
+    equal(await lock.acquire({ timeout: 20 }), false);
+    lock.release();
+    equal(lock.locked(), false);
+    // The acquire that timed out left the lock usable.
+    equal(await lock.acquire({ timeout: 0 }), true);
+    lock.release();
+  });
+
+  test("release without acquire throws a clear error", async () => {
+    const lock = new Lock();
+    throws(() => lock.release(), (error: Error) => {
+      match(error.message, /^Cannot release the lock: .*does not hold it/);
+      return true;
+    });
+    const rlock = new RLock();
+    await rlock.acquire();
+    rlock.release();
+    throws(() => rlock.release(), /Cannot release the RLock/);
+  });
+
+  test("waiters are served first in, first out", async () => {
+    const lock = new Lock();
+    await lock.acquire();
+    const order: number[] = [];
+    const waiters = [0, 1, 2, 3].map(async (i) => {
+      await lock.acquire();
+      order.push(i);
+      await delay(1);
+      lock.release();
+    });
+    await delay(10);
+    lock.release();
+    await Promise.all(waiters);
+    deepEqual(order, [0, 1, 2, 3]);
+  });
+
+  test("a signal stops the wait with its reason; the lock stays usable", async () => {
+    const lock = new Lock();
+    await lock.acquire();
+    const controller = new AbortController();
+    const waiting = lock.acquire({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("enough")), 10);
+    await rejects(waiting, /enough/);
+    await rejects(
+      lock.acquire({ signal: AbortSignal.abort(new Error("already")) }),
+      /already/,
+    );
+    lock.release();
+    equal(await lock.acquire({ timeout: 0 }), true);
+    lock.release();
+  });
+
+  test("hold() releases at the end of the block; a timeout is a TimeoutError", async () => {
+    const lock = new Lock();
+    {
+      await using held = await lock.hold();
+      equal(held.ownerDied, false);
+      equal(lock.locked(), true);
+      await rejects(lock.hold({ timeout: 10 }), TimeoutError);
+    }
+    equal(lock.locked(), false);
+  });
+
+  test("an RLock counts its owner's levels", async () => {
+    const lock = new RLock();
+    await lock.acquire();
+    equal(await lock.acquire({ timeout: 0 }), true);
+    lock.release();
+    equal(lock.locked(), true);
+    lock.release();
+    equal(lock.locked(), false);
+  });
+
+  test("a negative timeout is a RangeError", async () => {
+    await rejects(new Lock().acquire({ timeout: -1 }), RangeError);
+  });
+});
+
+describe("Semaphore and BoundedSemaphore", () => {
+  test("a value of units; acquire waits at zero; release(n)", async () => {
+    const s = new Semaphore(2);
+    equal(s.getValue(), 2);
+    equal(await s.acquire(), true);
+    equal(await s.acquire(), true);
+    equal(await s.acquire({ timeout: 10 }), false);
+    const waiting = s.acquire();
+    s.release(2);
+    equal(await waiting, true);
+    equal(s.getValue(), 1);
+    {
+      await using _held = await s.hold();
+      equal(s.getValue(), 0);
+    }
+    equal(s.getValue(), 1);
+  });
+
+  test("a signal stops the wait", async () => {
+    const s = new Semaphore(0);
+    const controller = new AbortController();
+    const waiting = s.acquire({ signal: controller.signal });
+    controller.abort(new Error("no more"));
+    await rejects(waiting, /no more/);
+    s.release();
+    equal(await s.acquire({ timeout: 0 }), true);
+  });
+
+  test("a bounded semaphore refuses a release past its start value", async () => {
+    const s = new BoundedSemaphore(1);
+    await s.acquire();
+    s.release();
+    throws(() => s.release(), (error: Error) => {
+      ok(error instanceof RangeError);
+      match(error.message, /past its start value "1"/);
+      return true;
+    });
+  });
+
+  test("bad values are RangeErrors that quote the value", () => {
+    throws(
+      () => new Semaphore(-1),
+      /Cannot make a semaphore with value "-1": pass a whole number >= 0/,
+    );
+    throws(() => new Semaphore(1.5), RangeError);
+    throws(() => new Semaphore(1).release(0), /release of "0"/);
+  });
+});
+
+describe("Event", () => {
+  test("set, clear, isSet; wait returns at once when set, false on timeout", async () => {
+    const e = new Event();
+    equal(e.isSet(), false);
+    equal(await e.wait({ timeout: 10 }), false);
+    const waiting = [e.wait(), e.wait()];
+    e.set();
+    deepEqual(await Promise.all(waiting), [true, true]);
+    equal(await e.wait(), true);
+    e.clear();
+    equal(e.isSet(), false);
+    const controller = new AbortController();
+    const aborted = e.wait({ signal: controller.signal });
+    controller.abort(new Error("stop"));
+    await rejects(aborted, /stop/);
+  });
+});
+
+describe("Condition", () => {
+  test("wait gives up the lock until notified; notify wakes the longest waiter", async () => {
+    const c = new Condition(new Lock());
+    const woke: number[] = [];
+    const waiters = [0, 1].map(async (i) => {
+      await using _held = await c.hold();
+      equal(await c.wait(), true);
+      woke.push(i);
+    });
+    await delay(10);
+    {
+      await using _held = await c.hold();
+      c.notify();
+    }
+    await delay(10);
+    deepEqual(woke, [0]);
+    {
+      await using _held = await c.hold();
+      c.notifyAll();
+    }
+    await Promise.all(waiters);
+    deepEqual(woke, [0, 1]);
+  });
+
+  test("waitFor checks its predicate; wait times out; the lock is held again after", async () => {
+    const c = new Condition();
+    let ready = false;
+    setTimeout(async () => {
+      await using _held = await c.hold();
+      ready = true;
+      c.notifyAll();
+    }, 10);
+    await using _held = await c.hold();
+    equal(await c.waitFor(() => ready), true);
+    equal(await c.wait({ timeout: 10 }), false);
+    equal(await c.waitFor(() => false, { timeout: 10 }), false);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("cancelled")), 10);
+    await rejects(c.wait({ signal: controller.signal }), /cancelled/);
+    // Still held after every way out of wait: notify needs it.
+    c.notify();
+  });
+
+  test("wait and notify without the lock are errors", async () => {
+    const c = new Condition();
+    await rejects(c.wait(), /does not hold its lock/);
+    throws(() => c.notify(), /does not hold its lock/);
+    throws(() => new Condition("lock" as unknown as Lock), TypeError);
+  });
+});
+
+describe("Barrier", () => {
+  test("parties wait for each other and get distinct indexes; the action runs once per generation", async () => {
+    let actions = 0;
+    const b = new Barrier(3, { action: () => actions++ });
+    equal(b.parties, 3);
+    for (let round = 0; round < 2; round++) {
+      const first = b.wait();
+      await delay(1);
+      equal(b.nWaiting, 1);
+      const indexes = await Promise.all([first, b.wait(), b.wait()]);
+      deepEqual(indexes.sort(), [0, 1, 2]);
+    }
+    equal(actions, 2);
+    equal(b.nWaiting, 0);
+  });
+
+  test("a timeout breaks the barrier for everyone; reset mends it", async () => {
+    const b = new Barrier(3);
+    const other = b.wait();
+    await rejects(b.wait({ timeout: 10 }), BrokenBarrierError);
+    await rejects(other, BrokenBarrierError);
+    equal(b.broken, true);
+    await rejects(b.wait(), BrokenBarrierError);
+    b.reset();
+    equal(b.broken, false);
+    const waiting = b.wait();
+    b.abort();
+    await rejects(waiting, BrokenBarrierError);
+  });
+
+  test("a failing action breaks the barrier; a signal stops a wait", async () => {
+    const b = new Barrier(1, {
+      action: () => {
+        throw new Error("action failed");
+      },
+    });
+    await rejects(b.wait(), BrokenBarrierError);
+    const c = new Barrier(2);
+    await rejects(
+      c.wait({ signal: AbortSignal.abort(new Error("aborted")) }),
+      /aborted/,
+    );
+  });
+
+  test("bad parties are RangeErrors; a barrier with an action stays here", async () => {
+    throws(
+      () => new Barrier(0),
+      /Cannot make a barrier for parties numbering "0": pass a whole number >= 1/,
+    );
+    throws(() => new Barrier(-2), RangeError);
+    await using pool = new Pool({ processes: 1, backend: "worker" });
+    await rejects(
+      pool.apply((b: Barrier) => b.parties, [new Barrier(2, { action() {} })]),
+      /Cannot pass a barrier with an action to a worker/,
+    );
+  });
+});
+
+describe("Value and SharedArray", () => {
+  test("typed values, with bigints for 64 bits", () => {
+    const v = new Value("f64", 1.5);
+    v.value *= 2;
+    equal(v.value, 3);
+    equal(new Value("u8", 300).value, 44);
+    equal(new Value("i64", -5n).value, -5n);
+    equal(new Value("i32").value, 0);
+    const xs = new SharedArray("i16", [1, 2, 3]);
+    equal(xs.length, 3);
+    deepEqual([...xs], [1, 2, 3]);
+    deepEqual(new SharedArray("u64", 2).toArray(), [0n, 0n]);
+  });
+
+  test("bad input: unknown type code, wrong kind of init, bad length", () => {
+    throws(
+      () => new Value("int" as "i32", 0),
+      /Unknown type code "int": use one of "i8", "u8"/,
+    );
+    throws(
+      () => new Value("i64", 5 as unknown as bigint),
+      /pass a bigint, such as 5n/,
+    );
+    throws(() => new Value("i32", 5n as unknown as number), TypeError);
+    throws(() => new SharedArray("f64", -1), /length "-1"/);
+    throws(() => new SharedArray("f64", 2.5), RangeError);
+    throws(
+      () => new SharedArray("i32", [1, "2" as unknown as number]),
+      TypeError,
+    );
+  });
+
+  test("a value cannot go to a process worker: the error names the alternatives", async () => {
+    await using pool = new Pool({ processes: 1, backend: "process" });
+    await rejects(
+      pool.apply((v: Value<"i32">) => v.value, [new Value("i32", 1)]),
+      (error: Error) => {
+        ok(error instanceof TypeError);
+        match(error.message, /backend: "worker", or a Manager value/);
+        return true;
+      },
+    );
+    throws(
+      () =>
+        new Process({
+          target: (xs: SharedArray<"f64">) => xs.length,
+          args: [new SharedArray("f64", 1)],
+          backend: "process",
+        }).start(),
+      /A SharedArray cannot be passed to a process worker/,
+    );
+  });
+});
+
+describe("Shared memory with the worker backend", () => {
+  test("4 threads × 10,000 increments of a Value under its lock: exactly 40,000", async () => {
+    const counter = new Value("i32", 0);
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 4,
+      backend: "worker",
+    });
+    await pool.starmap("increment", [0, 1, 2, 3].map(() => [counter, 10_000]));
+    equal(counter.value, 40_000);
+  });
+
+  test("a shared array is the same memory in every thread", async () => {
+    const xs = new SharedArray("f64", 4);
+    await using pool = new Pool({ processes: 2, backend: "worker" });
+    await pool.starmap((xs: SharedArray<"f64">, i: number) => {
+      xs.array[i] = i * 10;
+    }, [0, 1, 2, 3].map((i) => [xs, i]));
+    deepEqual(xs.toArray(), [0, 10, 20, 30]);
+  });
+});
+
+for (const backend of ["worker", "process"] as const satisfies Backend[]) {
+  describe(`Sync primitives with the ${backend} backend`, () => {
+    test("4 workers under one Lock: no update lost", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "multiproc-sync-"));
+      try {
+        const path = join(dir, "count");
+        writeFileSync(path, "0");
+        const lock = new Lock();
+        await using pool = new Pool<Tasks>(tasks, {
+          processes: 4,
+          backend,
+          // Deno's children get a partial grant only when named.
+          permissions: runtime === "deno" && backend === "process"
+            ? { read: [dir], write: [dir] }
+            : undefined,
+        });
+        await pool.starmap(
+          "incrementFile",
+          [0, 1, 2, 3].map(() => [lock, path, 50]),
+        );
+        equal(readFileSync(path, "utf8"), "200");
+        equal(lock.locked(), false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("timeouts and signals on acquire in a worker; the lock stays usable", async () => {
+      const lock = new Lock();
+      const semaphore = new Semaphore(0);
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      await lock.acquire();
+      equal(await pool.apply("tryAcquire", [lock, 20]), false);
+      equal(await pool.apply("acquireAborted", [lock, 20]), "stop waiting");
+      equal(await pool.apply("tryAcquire", [semaphore, 20]), false);
+      equal(
+        await pool.apply("acquireAborted", [semaphore, 20]),
+        "stop waiting",
+      );
+      lock.release();
+      equal(await pool.apply("tryAcquire", [lock, 5_000]), true);
+      equal(lock.locked(), false);
+      equal(
+        await pool.apply("releaseUnheld", [lock]),
+        "Cannot release the lock: this thread or process does not hold it; call release() once for each acquire() that resolved true",
+      );
+    });
+
+    test("an RLock re-enters in a worker; a bounded semaphore's over-release is caught", async () => {
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const lock = new RLock();
+      equal(await pool.apply("reenter", [lock, 3]), true);
+      equal(await lock.acquire({ timeout: 5_000 }), true);
+      lock.release();
+      equal(
+        await pool.apply("overRelease", [new BoundedSemaphore(1)]),
+        "RangeError",
+      );
+    });
+
+    test("an Event stops a worker's loop; a worker's set wakes waiters here", async () => {
+      const stop = new Event();
+      const started = new Queue<string>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 2, backend });
+      const rounds = pool.apply("loopUntil", [stop, started]);
+      equal(await started.get(), "looping");
+      stop.set();
+      ok(await rounds >= 1);
+      const ready = new Event();
+      const waiting = ready.wait({ timeout: 20_000 });
+      equal(await pool.apply("waitEvent", [ready, 10]), false);
+      await pool.apply("setEvent", [ready]);
+      equal(await waiting, true);
+      equal(await pool.apply("waitEvent", [ready]), true);
+    });
+
+    test("a Condition's waiter in a worker is notified from here", async () => {
+      const condition = new Condition();
+      const flag = new Event();
+      const started = new Queue<string>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 2, backend });
+      const waiter = pool.apply("waitForFlag", [condition, flag, started]);
+      equal(await started.get(), "waiting");
+      await pool.apply("notifyAll", [condition, flag]);
+      equal(await waiter, true);
+      equal(await pool.apply("waitNotified", [condition, 10]), false);
+    });
+
+    test("a Barrier across workers and this thread", async () => {
+      const barrier = new Barrier(3);
+      await using pool = new Pool<Tasks>(tasks, { processes: 2, backend });
+      const parties = pool.map("arrive", [barrier, barrier]);
+      const mine = await barrier.wait();
+      const theirs = await parties;
+      deepEqual([mine, ...theirs].sort(), [0, 1, 2]);
+      equal(await pool.apply("arrive", [barrier, 10]), "BrokenBarrierError");
+      equal(barrier.broken, true);
+    });
+
+    test("a holder killed while holding: the next acquirer gets the lock and learns the owner died", async () => {
+      const lock = new Lock();
+      const started = new Queue<string>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const held = pool.apply("holdForever", [lock, started], { timeout: 300 });
+      equal(await started.get(), "holding");
+      equal(lock.locked(), true);
+      equal(await lock.acquire({ timeout: 20 }), false);
+      // The task's timeout kills its worker while a waiter waits here.
+      const next = lock.acquire({ timeout: 20_000 });
+      await rejects(held, TimeoutError);
+      equal(await next, true);
+      equal(lock.ownerDied, true);
+      lock.release();
+      equal(await lock.acquire(), true);
+      equal(lock.ownerDied, false);
+      lock.release();
+    });
+
+    test("a semaphore unit of a killed Process comes back, flagged", async () => {
+      const semaphore = new Semaphore(1);
+      const started = new Queue<string>();
+      const p = new Process({
+        target: "holdForever",
+        module: tasks,
+        args: [semaphore, started],
+        backend,
+      });
+      p.start();
+      equal(await started.get(), "holding");
+      equal(semaphore.getValue(), 0);
+      p.kill();
+      await p.join();
+      // Nobody waited: the next acquirer learns it.
+      equal(await semaphore.acquire({ timeout: 20_000 }), true);
+      equal(semaphore.ownerDied, true);
+    });
+
+    test("a barrier with a killed party breaks for the rest", async () => {
+      const barrier = new Barrier(3);
+      const started = new Queue<string>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 2, backend });
+      const waiter = pool.apply("arrive", [barrier]);
+      const doomed = pool.apply("hang", [started, barrier], { timeout: 300 });
+      equal(await started.get(), "started");
+      await rejects(barrier.wait({ timeout: 20_000 }), BrokenBarrierError);
+      equal(await waiter, "BrokenBarrierError");
+      await rejects(doomed, TimeoutError);
+    });
+  });
+}
+
+test("programs that use every primitive exit on their own", async () => {
+  const result = await runScript("fixtures/sync_exits");
+  equal(result.stderr, "");
+  equal(result.stdout, "done\n");
+  equal(result.returncode, 0);
+});
