@@ -64,6 +64,7 @@ import {
   type SyncWait,
   TIMED_OUT,
 } from "./_sync_core.ts";
+import { defineInspect } from "./_inspect.ts";
 
 /** Options of a wait: {@linkcode Lock.acquire}, {@linkcode Event.wait} and the like. */
 export interface AcquireOptions {
@@ -345,6 +346,11 @@ export class Lock {
   get ownerDied(): boolean {
     return this.#ownerDied;
   }
+
+  // Printed with its state, as queues are.
+  static {
+    defineInspect(this, (lock) => ({ locked: lock.locked() }));
+  }
 }
 
 /**
@@ -550,6 +556,11 @@ export class Semaphore {
   get ownerDied(): boolean {
     return this.#ownerDied;
   }
+
+  // Printed with its value.
+  static {
+    defineInspect(this, (semaphore) => ({ value: semaphore.getValue() }));
+  }
 }
 
 /**
@@ -681,6 +692,11 @@ export class Event {
   async wait(options?: AcquireOptions): Promise<boolean> {
     const got = await this.#core.waitSet(threadToken(), waitOf(options));
     return acquireResult(got, options).acquired;
+  }
+
+  // Printed with its flag.
+  static {
+    defineInspect(this, (event) => ({ isSet: event.isSet() }));
   }
 }
 
@@ -1161,6 +1177,15 @@ export class Barrier {
   get parties(): number {
     return this.#core.limit();
   }
+
+  // Printed with its parties and who waits.
+  static {
+    defineInspect(this, (barrier) => ({
+      parties: barrier.parties,
+      nWaiting: barrier.nWaiting,
+      broken: barrier.broken,
+    }));
+  }
 }
 
 // Counts are whole numbers in a 32-bit word.
@@ -1384,6 +1409,11 @@ export class Value<C extends TypeCode = TypeCode> {
   getLock(): RLock {
     return this.#lock;
   }
+
+  // Printed with its type and value.
+  static {
+    defineInspect(this, (value) => ({ type: value.type, value: value.value }));
+  }
 }
 
 /**
@@ -1584,5 +1614,13 @@ export class SharedArray<C extends TypeCode = TypeCode>
     return (this.#array as unknown as Iterable<ValueOf<C>>)[
       Symbol.iterator
     ]();
+  }
+
+  // Printed with its type and length.
+  static {
+    defineInspect(
+      this,
+      (array) => ({ type: array.type, length: array.length }),
+    );
   }
 }

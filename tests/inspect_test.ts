@@ -12,6 +12,16 @@ import {
   run,
   SimpleQueue,
 } from "../mod.ts";
+import {
+  Barrier,
+  Event,
+  Lock,
+  RLock,
+  Semaphore,
+  SharedArray,
+  Value,
+} from "../sync.ts";
+import { AsyncResult, Pool } from "../pool.ts";
 import { bare, defineInspect, type InspectBody, marker } from "../_inspect.ts";
 
 const isDeno = "Deno" in globalThis;
@@ -173,6 +183,43 @@ describe("readable objects", () => {
     for (const printed of printsAll(q, { colors: false })) {
       ok(!printed.includes("\x1b"), printed);
     }
+  });
+
+  test("locks, semaphores, events, barriers and shared memory show their state", async () => {
+    const lock = new Lock();
+    await lock.acquire();
+    prints(lock, "Lock { locked: true }");
+    lock.release();
+    prints(lock, "Lock { locked: false }");
+    prints(new RLock(), "RLock { locked: false }");
+    prints(new Semaphore(3), "Semaphore { value: 3 }");
+    const event = new Event();
+    event.set();
+    prints(event, "Event { isSet: true }");
+    prints(
+      new Barrier(2),
+      "Barrier { parties: 2, nWaiting: 0, broken: false }",
+    );
+    prints(new Value("i32", 5), "Value { type: 'i32', value: 5 }");
+    prints(new SharedArray("f64", 4), "SharedArray { type: 'f64', length: 4 }");
+  });
+
+  test("an AsyncResult shows its result as a promise does; a Pool its counts", async () => {
+    await using pool = new Pool({ processes: 1 });
+    prints(
+      pool,
+      "Pool {\n  backend: 'worker',\n  processes: 1,\n  state: 'running',\n  running: 0,\n  queued: 0\n}",
+    );
+    const result = pool.applyAsync((x: number) => x * x, [4]);
+    ok(result instanceof AsyncResult);
+    prints(result, "AsyncResult { <pending> }");
+    await result;
+    prints(result, "AsyncResult { 16 }");
+    const failed = pool.applyAsync(() => {
+      throw new RangeError("no");
+    });
+    await failed.wait();
+    ok(/^AsyncResult \{\n  <rejected> RangeError: no/.test(inspect(failed)));
   });
 
   test("a body without keys prints as a promise's does", () => {
