@@ -15,6 +15,7 @@ import {
 } from "./_redis_client.ts";
 import {
   encodeTask,
+  ensureGroup,
   fieldsOf,
   GROUP,
   type PoolKeys,
@@ -437,7 +438,7 @@ export class RedisDriver implements PoolEngine {
     }
     const links = { commands, reader };
     try {
-      await this.#ensureGroup(commands);
+      await ensureGroup(commands, this.keys);
       await this.#heartbeat(commands);
     } catch (error) {
       commands.destroy();
@@ -452,22 +453,6 @@ export class RedisDriver implements PoolEngine {
     );
     this.#every(scan, () => this.#scan(commands));
     return links;
-  }
-
-  // Hosts may start after the driver: the group reads from the start.
-  async #ensureGroup(commands: RedisConnection): Promise<void> {
-    try {
-      await commands.call([
-        "XGROUP",
-        "CREATE",
-        this.keys.tasks,
-        GROUP,
-        "0",
-        "MKSTREAM",
-      ]);
-    } catch (error) {
-      if (!String((error as Error).message).includes("BUSYGROUP")) throw error;
-    }
   }
 
   // Hosts drop the tasks of a driver silent this long (and tell it, should
@@ -501,7 +486,7 @@ export class RedisDriver implements PoolEngine {
       ],
     ]);
     if (this.#beats++ === 0 || previous !== null) return;
-    await this.#ensureGroup(commands);
+    await ensureGroup(commands, this.keys);
     for (const task of [...this.#byEntry.values()]) {
       await this.#redeliver(task, commands, false);
     }

@@ -17,6 +17,7 @@ import {
   untilAnswered,
 } from "./_redis_client.ts";
 import {
+  ensureGroup,
   fieldsOf,
   GROUP,
   type Outcome,
@@ -131,7 +132,7 @@ export class Host {
       const subscriber = await connectRedis(this.#options.url, label);
       opened.push(subscriber);
       this.#links = { commands, reader, subscriber };
-      await this.#ensureGroup();
+      await ensureGroup(this.#links.commands, this.keys);
       await subscriber.subscribe(
         this.keys.cancel,
         (message) => this.#onCancel(message),
@@ -234,7 +235,7 @@ export class Host {
       } catch (error) {
         if (this.#stopping) return;
         if (isReplyError(error) && /NOGROUP/.test(String(error))) {
-          await this.#ensureGroup().catch(() => {});
+          await ensureGroup(this.#links.commands, this.keys).catch(() => {});
         } else await delay(RETRY_MS);
         continue;
       }
@@ -436,22 +437,6 @@ export class Host {
   }
 
   // ---- upkeep -----------------------------------------------------------
-
-  // Hosts may start before any driver: the group reads from the start.
-  async #ensureGroup(): Promise<void> {
-    try {
-      await this.#links.commands.call([
-        "XGROUP",
-        "CREATE",
-        this.keys.tasks,
-        GROUP,
-        "0",
-        "MKSTREAM",
-      ]);
-    } catch (error) {
-      if (!String((error as Error).message).includes("BUSYGROUP")) throw error;
-    }
-  }
 
   // The host list shows who lives; long-silent hosts are forgotten.
   async #heartbeat(): Promise<void> {

@@ -3,7 +3,7 @@
 // this file and nothing else of each other's.
 import { encodeOne, RecordReader } from "./_codec.ts";
 import { TimeoutError, WorkerExitError } from "./_errors.ts";
-import type { Reply } from "./_redis_client.ts";
+import type { RedisConnection, Reply } from "./_redis_client.ts";
 import { decodeError, encodeError } from "./_wire.ts";
 import type { FunctionRef, TaskKind } from "./_wire.ts";
 
@@ -25,6 +25,27 @@ export interface PoolKeys {
 
 /** The consumer group of the hosts on a pool's task stream. */
 export const GROUP = "hosts";
+
+// Drivers and hosts start in any order, and a Redis that lost its data has
+// no group: whoever comes makes it, reading the stream from its start.
+/** Makes the hosts' group on a pool's task stream unless it exists. */
+export async function ensureGroup(
+  commands: RedisConnection,
+  keys: PoolKeys,
+): Promise<void> {
+  try {
+    await commands.call([
+      "XGROUP",
+      "CREATE",
+      keys.tasks,
+      GROUP,
+      "0",
+      "MKSTREAM",
+    ]);
+  } catch (error) {
+    if (!String((error as Error).message).includes("BUSYGROUP")) throw error;
+  }
+}
 
 // Names become keys; a brace would break the hash tag.
 /**
