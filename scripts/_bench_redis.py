@@ -210,10 +210,13 @@ def main():
         cases[f"queue: redis-py {redis.__version__} LPUSH/BRPOP"] = lambda: list_round(url)
     except ImportError as error:
         skipped["redis-py"] = f"{error}: install Debian's python3-redis"
-    try:
-        celery_cases(url, cases, cleanup)
-    except ImportError as error:
-        skipped["Celery"] = f"{error}: install Debian's python3-celery"
+    if redis is None:
+        skipped["Celery"] = "its Redis broker needs redis-py: install Debian's python3-redis"
+    else:
+        try:
+            celery_cases(url, cases, cleanup)
+        except ImportError as error:
+            skipped["Celery"] = f"{error}: install Debian's python3-celery"
     for name, reason in skipped.items():
         print(f"{name} skipped: {reason}", file=sys.stderr)
     chosen = {name: case for name, case in cases.items() if only.search(name)}
