@@ -68,7 +68,7 @@ def p50(call, settle):
 
 def start_celery_workers(url):
     """Two worker processes, prefork with 2 children each; the kernel ends them with us."""
-    env = dict(os.environ, BENCH_REDIS_URL=url)
+    env = dict(os.environ, BENCH_REDIS_URL=url, PYTHONDONTWRITEBYTECODE="1")
     workers = []
     for i in range(HOSTS):
         argv = [sys.executable, "-W", "ignore", "-m", "celery", "-A", "_bench_redis_celery", "worker",
@@ -96,6 +96,7 @@ def stop(workers):
 def celery_cases(url, cases, cleanup):
     os.environ["BENCH_REDIS_URL"] = url
     sys.path.insert(0, HERE)
+    sys.dont_write_bytecode = True  # no __pycache__ in scripts/
     import celery
     from _bench_redis_celery import app, noop, square
 
