@@ -5,6 +5,7 @@
 // one whose getter died goes back to the head of the queue. Lua scripts make
 // each put and each count check one step.
 import { encodeOne, RecordReader, UncopyableError } from "./_codec.ts";
+import { setLongTimeout } from "./_deadline.ts";
 import {
   connectRedis,
   isReplyError,
@@ -112,6 +113,9 @@ export class QueueLink {
   #putWaits: Promise<RedisConnection> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #putTail: Promise<void> = Promise.resolve();
+  #getTail: Promise<unknown> = Promise.resolve();
+  /** Whether an earlier get of this handle may have left an item in its taking list. */
+  #takingMayHold = false;
   #puts = 0;
   #ended = false;
 
@@ -205,18 +209,59 @@ export class QueueLink {
 
   // ---- gets -------------------------------------------------------------
 
+  // One get at a time per handle, as the handle has one taking list: a get
+  // that looked in it while another's item was there would take that item
+  // too. A get still waiting for its turn gives up on its timeout or
+  // signal; once its turn has come, it does so itself, so that an item it
+  // took is never dropped.
+  /** Takes the next item's bytes, waiting until `deadline` unless `nowait`. */
+  get(
+    deadline: number,
+    signal: AbortSignal | undefined,
+    nowait: boolean,
+  ): Promise<Uint8Array> {
+    let started = false;
+    let gaveUp = false;
+    const work = this.#getTail.then(() => {
+      if (gaveUp) return undefined;
+      started = true;
+      return this.#getNow(deadline, signal, nowait);
+    });
+    this.#getTail = work.catch(() => {});
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const waiting = Number.isFinite(deadline) && !nowait
+        ? setLongTimeout(
+          () => giveUp(new QueueRefusal("empty")),
+          Math.max(0, deadline - Date.now()),
+        )
+        : undefined;
+      const onAbort = (): void => giveUp(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      function giveUp(reason: unknown): void {
+        if (started) return;
+        gaveUp = true;
+        reject(reason);
+      }
+      work.then((bytes) => {
+        if (bytes !== undefined) resolve(bytes);
+      }, reject).finally(() => {
+        waiting?.clear();
+        signal?.removeEventListener("abort", onAbort);
+      });
+    });
+  }
+
   // Blocking reads wait a slice at a time, to notice close, signal and
   // clock; a lost connection is waited out, and the item it may have moved
   // for this handle is found in the handle's taking list.
-  /** Takes the next item's bytes, waiting until `deadline` unless `nowait`. */
-  async get(
+  async #getNow(
     deadline: number,
     signal: AbortSignal | undefined,
     nowait: boolean,
   ): Promise<Uint8Array> {
     const commands = await this.#connection();
     const mine = this.keys.taking(this.getter);
-    let lookInTaking = true;
+    let lookInTaking = this.#takingMayHold;
     while (true) {
       signal?.throwIfAborted();
       if (this.#ended) throw disconnected();
@@ -225,6 +270,7 @@ export class QueueLink {
           const stranded = await commands.call(["LPOP", mine]);
           if (stranded instanceof Uint8Array) return stranded;
           lookInTaking = false;
+          this.#takingMayHold = false;
         }
         const left = deadline - Date.now();
         const blocking = nowait ? commands : await this.#blockingGets();
@@ -250,6 +296,7 @@ export class QueueLink {
             signal.throwIfAborted();
           }
           await this.#acknowledge(commands, mine);
+          this.#takingMayHold = false;
           return reply;
         }
         const closed = await this.#closedAndEmpty();
@@ -265,6 +312,7 @@ export class QueueLink {
         // The connection was lost: once back, this handle's taking list
         // holds what the lost reply carried, if anything.
         lookInTaking = true;
+        this.#takingMayHold = true;
         await sleep(100, signal);
       }
     }
@@ -282,7 +330,10 @@ export class QueueLink {
       steps.push(["LTRIM", this.keys.space, String(-SPACE_TOKENS), "-1"]);
     }
     await untilAnswered(
-      () => commands.atomically(steps),
+      () =>
+        steps.length === 1
+          ? commands.call(steps[0]!)
+          : commands.atomically(steps),
       () => this.#ended,
     );
   }

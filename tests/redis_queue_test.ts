@@ -58,6 +58,26 @@ describe("redis Queue: the local queue's API by name", () => {
     equal(await b.empty(), true);
   });
 
+  test("many gets at once on one handle: each item to one get", async () => {
+    const name = queueName();
+    await using producer = new Queue<number>({ redis: server.url, name });
+    await using consumer = new Queue<number>({ redis: server.url, name });
+    const gets = Array.from({ length: 300 }, () => consumer.get());
+    for (let i = 0; i < 300; i++) await producer.put(i);
+    const got = await Promise.all(gets);
+    deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
+    equal(await consumer.qsize(), 0);
+    // A get waiting for its turn keeps its own timeout and signal.
+    const blocked = consumer.get();
+    await rejects(consumer.get({ timeout: 50 }), QueueEmptyError);
+    const controller = new AbortController();
+    const aborted = consumer.get({ signal: controller.signal });
+    controller.abort(new Error("no more"));
+    await rejects(aborted, /no more/);
+    await producer.put(7);
+    equal(await blocked, 7);
+  });
+
   test("items are copied when put", async () => {
     await using q = new Queue<number[]>({
       redis: server.url,
@@ -235,7 +255,8 @@ describe("redis Queue: processes, dead getters and restarts", () => {
         undefined,
         false,
       );
-      // As if BLMOVE ran but its reply was lost with the connection.
+      // As if BLMOVE ran but its reply was lost with the connection: the
+      // item is in the taking list, and the get's connection drops.
       await server.command(
         "LMOVE",
         link.keys.items,
@@ -243,7 +264,10 @@ describe("redis Queue: processes, dead getters and restarts", () => {
         "LEFT",
         "RIGHT",
       );
-      const bytes = await link.get(Date.now() + 5000, undefined, false);
+      const getting = link.get(Date.now() + 20_000, undefined, false);
+      await delay(200);
+      await server.command("CLIENT", "KILL", "TYPE", "normal");
+      const bytes = await getting;
       equal(new TextDecoder().decode(bytes.subarray(5)), "x");
       equal(await link.qsize(), 0);
       equal(
