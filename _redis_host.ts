@@ -47,6 +47,8 @@ interface Held {
   controller: AbortController;
   claimedAt: number;
   takenAt: number;
+  /** Its entry left the stream: its task went out again, or ended. */
+  withdrawn: boolean;
 }
 
 interface Links {
@@ -88,6 +90,8 @@ export class Host {
   #drivers = new Map<string, { alive: boolean; at: number }>();
   /** Cancellations by "<driver> <task>", oldest first, with when they came. */
   #cancelled = new Map<string, number>();
+  /** Drivers that said they were terminated ("<driver> *"), oldest first. */
+  #terminated = new Set<string>();
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopping = false;
   #reading: Promise<void> | undefined;
@@ -272,6 +276,7 @@ export class Host {
       controller: new AbortController(),
       claimedAt: Date.now(),
       takenAt: Date.now(),
+      withdrawn: false,
     };
     this.#held.set(entry, held);
     if (!await this.#driverAlive(task.driver)) {
@@ -332,12 +337,20 @@ export class Host {
   async #finish(held: Held, outcome: Outcome, value: unknown): Promise<void> {
     if (!this.#held.has(held.entry)) return;
     const results = this.keys.results(held.task.driver);
+    // Only a result someone waits for is written: not the failure of a
+    // withdrawn entry (its task went out again, and the new delivery's
+    // result counts), nor anything for a driver that was terminated (its
+    // results stream, deleted, would be made again for resultTtl).
+    const unwanted = (held.withdrawn && outcome !== "ok") ||
+      this.#terminated.has(held.task.driver);
     const fields = resultFields(held.task.task, outcome, value, this.consumer);
     try {
       await this.#retry(() =>
         this.#links.commands.atomically([
-          ["XADD", results, "*", ...fields],
-          ["PEXPIRE", results, String(held.task.resultTtl)],
+          ...(unwanted ? [] : [
+            ["XADD", results, "*", ...fields],
+            ["PEXPIRE", results, String(held.task.resultTtl)],
+          ]),
           ["XACK", this.keys.tasks, GROUP, held.entry],
           ["XDEL", this.keys.tasks, held.entry],
         ])
@@ -410,6 +423,7 @@ export class Host {
     for (const held of due) {
       held.claimedAt = now;
       if (!kept.has(held.entry)) {
+        held.withdrawn = true;
         held.controller.abort(new Error("The driver withdrew the task"));
       }
     }
@@ -422,6 +436,10 @@ export class Host {
     const [driver, task] = message.split(" ") as [string, string];
     if (task === "*") {
       this.#drivers.set(driver, { alive: false, at: Date.now() });
+      this.#terminated.add(driver);
+      if (this.#terminated.size > 1000) {
+        this.#terminated.delete(this.#terminated.values().next().value!);
+      }
     } else {
       this.#cancelled.set(message, Date.now());
       for (const [key, at] of this.#cancelled) {

@@ -71,8 +71,25 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local moved = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
 redis.call('SREM', KEYS[4], ARGV[1])
-redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1], ARGV[1] .. ':ack')
 return moved`;
+
+/**
+ * Takes the item in hand out of the getter's taking list: 1 if it was
+ * there (or this very acknowledgement, sent again after a lost reply, took
+ * it), 0 if a rescue gave it back to the queue meanwhile (the getter was
+ * taken for dead). The getter's last acknowledgement is noted beside its
+ * last put.
+ */
+const ACK = `
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then return 1 end
+if not redis.call('LPOP', KEYS[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('RPUSH', KEYS[3], '1')
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1)
+end
+return 1`;
 
 /** How long one blocking read waits before looking at `closed` and the clock, in seconds. */
 const SLICE_S = 0.25;
@@ -117,6 +134,7 @@ export class QueueLink {
   /** Whether an earlier get of this handle may have left an item in its taking list. */
   #takingMayHold = false;
   #puts = 0;
+  #acks = 0;
   #ended = false;
 
   // Nothing connects until the first operation.
@@ -274,16 +292,25 @@ export class QueueLink {
         }
         const left = deadline - Date.now();
         const blocking = nowait ? commands : await this.#blockingGets();
-        const reply = await blocking.call(
-          nowait ? ["LMOVE", this.keys.items, mine, "LEFT", "RIGHT"] : [
-            "BLMOVE",
-            this.keys.items,
-            mine,
-            "LEFT",
-            "RIGHT",
-            String(Math.max(0.01, Math.min(SLICE_S, left / 1000))),
-          ],
-        );
+        // Registered as a live getter in the same round trip, just before
+        // the move: a handle a rescue took for dead (paused 30 s or more)
+        // is one again before anything can be moved for it.
+        const [, reply] = await Promise.all([
+          blocking.atomically([
+            ["SET", this.keys.alive(this.getter), "1", "PX", String(ALIVE_MS)],
+            ["SADD", this.keys.getters, this.getter],
+          ]),
+          blocking.call(
+            nowait ? ["LMOVE", this.keys.items, mine, "LEFT", "RIGHT"] : [
+              "BLMOVE",
+              this.keys.items,
+              mine,
+              "LEFT",
+              "RIGHT",
+              String(Math.max(0.01, Math.min(SLICE_S, left / 1000))),
+            ],
+          ),
+        ]);
         if (reply instanceof Uint8Array) {
           if (signal?.aborted) {
             await commands.call([
@@ -295,9 +322,12 @@ export class QueueLink {
             ]);
             signal.throwIfAborted();
           }
-          await this.#acknowledge(commands, mine);
+          const ours = await this.#acknowledge(commands, mine);
           this.#takingMayHold = false;
-          return reply;
+          if (ours) return reply;
+          // A rescue gave it back to the queue while this handle was taken
+          // for dead: it is another getter's now.
+          continue;
         }
         const closed = await this.#closedAndEmpty();
         if (closed) throw new QueueRefusal("closed");
@@ -320,22 +350,28 @@ export class QueueLink {
 
   // The item in hand leaves the taking list, however often the connection
   // drops meanwhile (only this handle uses that list); a waiting put may go on.
+  /** Whether the item was still this handle's to take. */
   async #acknowledge(
     commands: RedisConnection,
     mine: string,
-  ): Promise<void> {
-    const steps: (string | Uint8Array)[][] = [["LPOP", mine]];
-    if (this.#maxsize > 0) {
-      steps.push(["RPUSH", this.keys.space, "1"]);
-      steps.push(["LTRIM", this.keys.space, String(-SPACE_TOKENS), "-1"]);
-    }
-    await untilAnswered(
+  ): Promise<boolean> {
+    const id = String(++this.#acks);
+    const taken = await untilAnswered(
       () =>
-        steps.length === 1
-          ? commands.call(steps[0]!)
-          : commands.atomically(steps),
+        commands.call([
+          "EVAL",
+          ACK,
+          "3",
+          mine,
+          this.keys.producers,
+          this.keys.space,
+          `${this.getter}:ack`,
+          id,
+          String(this.#maxsize > 0 ? SPACE_TOKENS : 0),
+        ]),
       () => this.#ended,
     );
+    return taken !== 0;
   }
 
   /** Whether the queue was closed and nothing is left in it. */
@@ -430,7 +466,7 @@ export class QueueLink {
       commands.atomically([
         ["DEL", this.keys.alive(this.getter)],
         ["SREM", this.keys.getters, this.getter],
-        ["HDEL", this.keys.producers, this.getter],
+        ["HDEL", this.keys.producers, this.getter, `${this.getter}:ack`],
       ]).catch(() => {}),
       sleep(GOODBYE_MS, undefined),
     ]);

@@ -306,6 +306,10 @@ describe("redis Queue: processes, dead getters and restarts", () => {
     const name = queueName();
     await using producer = new Queue<number>({ redis: server.url, name });
     await using consumer = new Queue<number>({ redis: server.url, name });
+    // Both connected before the fault: a first connection that fails is an
+    // error (a wrong URL looks the same), later losses are waited out.
+    await producer.qsize();
+    await consumer.qsize();
     const taken: number[] = [];
     const consuming = (async () => {
       while (taken.length < 400) taken.push(await consumer.get());

@@ -156,12 +156,18 @@ describe("redis Pool: hosts that die, stop and restart", () => {
       visibilityTimeout: 1500,
     });
     const items = Array.from({ length: 24 }, (_, i) => i);
-    const pending = pool.map("sleep", items.map(() => 200), { chunksize: 1 });
-    await delay(300);
+    const pending = pool.map("sleep", items.map(() => 500), { chunksize: 1 });
+    // Killed while it holds tasks (its heartbeat says so), so that they
+    // must go out again.
+    ok(
+      await until(async () =>
+        (await pool.stats()).hosts.some((h) => h.pid === a.pid && h.running > 0)
+      ),
+    );
     a.signal("SIGKILL");
     const results = await pending;
     equal(results.length, 24);
-    ok(results.every((r) => r === 200));
+    ok(results.every((r) => r === 500));
     await b.waitFor(/redelivered task \d+/);
     ok((await pool.stats()).redelivered >= 1);
     // Nothing is left in the stream.
