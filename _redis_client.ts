@@ -6,6 +6,7 @@ import { Buffer } from "node:buffer";
 // @ts-types="./_redis_client_types.d.ts"
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
 import { hold as keepAlive, release as letGo } from "./_keep_alive.ts";
+import type { TlsSettings } from "./_redis_tls.ts";
 
 /** A reply: bulk strings are bytes, simple strings text, arrays nested. */
 export type Reply = null | number | string | Uint8Array | Reply[];
@@ -102,9 +103,46 @@ export function redactUrl(url: string): string {
   }
 }
 
+// What to do about a first connection that failed, by its reason.
+const HINTS: [RegExp, string][] = [
+  [
+    /NOAUTH|WRONGPASS|invalid (username|password)|AUTH\b/i,
+    "give the right password in the URL, e.g. redis://:password@host:6379 (redis://user:password@host:6379 for an ACL user)",
+  ],
+  [
+    /alert (certificate required|handshake failure|bad certificate)|peer did not return a certificate/i,
+    "the server asks for a client certificate: pass the tls option's cert and key (--tls-cert FILE --tls-key FILE for multiproc-worker)",
+  ],
+  [
+    /certificate|self[- ]signed|unable to (get|verify)|CERT_|Hostname\/IP/i,
+    "pass the CA that signed the server's certificate as the tls option's ca (--tls-ca FILE for multiproc-worker), and a servername if the URL's host is not on the certificate",
+  ],
+  [
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|timeout/i,
+    "check that the server runs and that the URL's host and port are right",
+  ],
+];
+
+// Sentence case, the URL quoted without its password, the reason without
+// its own trailing period, and what to do.
+function connectError(url: string, error: unknown): Error {
+  const reason = ((error as Error)?.message || String(error)).trim()
+    .replace(/[.:\s]+$/, "");
+  const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1] ??
+    "check that the server runs and that the URL (host, port, password, rediss:// for TLS) is right";
+  return new Error(
+    `Cannot connect to Redis at ${
+      JSON.stringify(redactUrl(url))
+    } (${reason}): ${hint}`,
+    { cause: error },
+  );
+}
+
 // The first connection fails loudly; later losses are retried forever.
 /**
  * Connects to `url`; `label` names the connection to the server (CLIENT LIST).
+ * With `tls` (checked settings; the URL is then rediss://), the connection
+ * uses them instead of the default trust.
  *
  * @throws {Error} naming the server (without its password) and the reason,
  * when it cannot be reached or refuses the credentials.
@@ -113,6 +151,7 @@ export async function connectRedis(
   url: string,
   label: string,
   events: ConnectionEvents = {},
+  tls?: TlsSettings,
 ): Promise<RedisConnection> {
   let connected = false;
   let lost = false;
@@ -122,6 +161,7 @@ export async function connectRedis(
     name: label,
     RESP: 2,
     socket: {
+      ...(tls && { tls: true, ...tls }),
       connectTimeout: CONNECT_TIMEOUT_MS,
       reconnectStrategy(retries: number, cause: Error): number | Error {
         if (!connected) return cause;
@@ -143,18 +183,13 @@ export async function connectRedis(
     await client.connect();
   } catch (error) {
     client.destroy();
-    throw new Error(
-      `Cannot connect to Redis at ${redactUrl(url)}: ${
-        (error as Error).message || String(error)
-      }: check that the server runs and that the URL (host, port, password, rediss:// for TLS) is right`,
-      { cause: error },
-    );
+    throw connectError(url, error);
   }
   connected = true;
   // A connection never holds the program by itself: a command waiting for
   // its reply does, and its owner while it waits for something.
   client.unref();
-  return wrap(client as unknown as Client, url, label, events);
+  return wrap(client as unknown as Client, url, label, events, tls);
 }
 
 // Only the few methods used here, whatever the client's type parameters.
@@ -179,6 +214,7 @@ function wrap(
   url: string,
   label: string,
   events: ConnectionEvents,
+  tls: TlsSettings | undefined,
 ): RedisConnection {
   return {
     async call(command: Command, background = false): Promise<Reply> {
@@ -215,7 +251,7 @@ function wrap(
       }
     },
     duplicate(): Promise<RedisConnection> {
-      return connectRedis(url, label, events);
+      return connectRedis(url, label, events, tls);
     },
     async close(): Promise<void> {
       if (!client.isOpen) return;

@@ -15,6 +15,12 @@ export interface ClientOptions {
   name?: string;
   RESP?: 2 | 3;
   socket?: {
+    tls?: boolean;
+    ca?: string;
+    cert?: string;
+    key?: string;
+    rejectUnauthorized?: boolean;
+    servername?: string;
     connectTimeout?: number;
     reconnectStrategy?(retries: number, cause: Error): number | Error;
   };

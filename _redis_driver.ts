@@ -13,6 +13,7 @@ import {
   type Reply,
   untilAnswered,
 } from "./_redis_client.ts";
+import type { TlsSettings } from "./_redis_tls.ts";
 import {
   encodeTask,
   ensureGroup,
@@ -34,6 +35,7 @@ import { type FunctionRef, MAP_CHUNK, type TaskKind } from "./_wire.ts";
 /** What a driver is told by its pool. */
 export interface DriverOptions {
   url: string;
+  tls: TlsSettings | undefined;
   name: string;
   visibilityTimeout: number;
   maxDeliveries: number;
@@ -428,7 +430,12 @@ export class RedisDriver implements PoolEngine {
   // The driver's key exists before its first task, so hosts keep its work.
   async #connect(): Promise<Links> {
     const label = `multiproc-driver:${this.#options.name}`;
-    const commands = await connectRedis(this.#options.url, label);
+    const commands = await connectRedis(
+      this.#options.url,
+      label,
+      {},
+      this.#options.tls,
+    );
     let reader: RedisConnection;
     try {
       reader = await commands.duplicate();

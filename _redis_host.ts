@@ -16,6 +16,7 @@ import {
   type Reply,
   untilAnswered,
 } from "./_redis_client.ts";
+import type { TlsSettings } from "./_redis_tls.ts";
 import {
   ensureGroup,
   fieldsOf,
@@ -34,6 +35,7 @@ import { APPLY } from "./_wire.ts";
 /** What a host is told by `serve()`. */
 export interface HostOptions extends PoolOptions {
   url: string;
+  tls: TlsSettings | undefined;
   name: string;
   allowInline: boolean;
   log: (line: string) => void;
@@ -129,11 +131,12 @@ export class Host {
     let commands: RedisConnection | undefined;
     const opened: RedisConnection[] = [];
     try {
-      commands = await connectRedis(this.#options.url, label, events);
+      const { url, tls } = this.#options;
+      commands = await connectRedis(url, label, events, tls);
       opened.push(commands);
-      const reader = await connectRedis(this.#options.url, label);
+      const reader = await connectRedis(url, label, {}, tls);
       opened.push(reader);
-      const subscriber = await connectRedis(this.#options.url, label);
+      const subscriber = await connectRedis(url, label, {}, tls);
       opened.push(subscriber);
       this.#links = { commands, reader, subscriber };
       await ensureGroup(this.#links.commands, this.keys);

@@ -13,6 +13,7 @@ import {
   type Reply,
   untilAnswered,
 } from "./_redis_client.ts";
+import type { TlsSettings } from "./_redis_tls.ts";
 import { checkName, text } from "./_redis_wire.ts";
 import { copyValues } from "./_values.ts";
 
@@ -124,6 +125,7 @@ export class QueueLink {
   readonly keys: QueueKeys;
   readonly getter: string = crypto.randomUUID();
   #url: string;
+  #tls: TlsSettings | undefined;
   #maxsize: number;
   #commands: Promise<RedisConnection> | undefined;
   #blocking: Promise<RedisConnection> | undefined;
@@ -138,10 +140,16 @@ export class QueueLink {
   #ended = false;
 
   // Nothing connects until the first operation.
-  constructor(url: string, name: unknown, maxsize: number) {
+  constructor(
+    url: string,
+    name: unknown,
+    maxsize: number,
+    tls: TlsSettings | undefined,
+  ) {
     this.keys = queueKeys(name);
     this.name = name as string;
     this.#url = url;
+    this.#tls = tls;
     this.#maxsize = maxsize;
   }
 
@@ -492,7 +500,12 @@ export class QueueLink {
   }
 
   async #connect(): Promise<RedisConnection> {
-    const commands = await connectRedis(this.#url, "multiproc-queue");
+    const commands = await connectRedis(
+      this.#url,
+      "multiproc-queue",
+      {},
+      this.#tls,
+    );
     const replies = await commands.atomically([
       ["HSETNX", this.keys.meta, "maxsize", String(this.#maxsize)],
       ["HGET", this.keys.meta, "maxsize"],

@@ -42,6 +42,7 @@ import { RedisDriver } from "./_redis_driver.ts";
 import { Host } from "./_redis_host.ts";
 import { decodeItem, QueueLink, QueueRefusal } from "./_redis_queue.ts";
 import { text } from "./_redis_wire.ts";
+import { checkTls, checkTlsUrl, type TlsSettings } from "./_redis_tls.ts";
 import { QueueClosedError, QueueEmptyError, QueueFullError } from "./queue.ts";
 import type { AnyFunction } from "./_values.ts";
 import { MAP_CHUNK, STARMAP_CHUNK } from "./_wire.ts";
@@ -63,6 +64,66 @@ export type * from "./pool.ts";
 export { TimeoutError, WorkerExitError } from "./_errors.ts";
 export { QueueClosedError, QueueEmptyError, QueueFullError } from "./queue.ts";
 
+/**
+ * TLS settings of a `rediss://` connection, as node-redis's
+ * `socket: { tls: true, … }` and `node:tls` take them. Certificates and
+ * keys are PEM text (a string, or bytes such as `await readFile(path)`), not
+ * paths: read the files first (`multiproc-worker` reads them for its
+ * `--tls-ca`, `--tls-cert` and `--tls-key` flags). A `tls` option with a
+ * `redis://` URL is a `TypeError`, as in node-redis: write `rediss://`.
+ *
+ * @example PEM text, not a path
+ * ```ts
+ * import { Queue } from "@multiproc/multiproc/redis";
+ * import { throws } from "node:assert/strict";
+ *
+ * const redis = "rediss://redis.internal:6380";
+ * // As it should be: tls: { ca: await readFile("ca.pem") }, and for mutual
+ * // TLS cert: await readFile("client.pem"), key: await readFile("client.key").
+ * throws(
+ *   () => new Queue({ redis, name: "jobs", tls: { ca: "ca.pem" } }),
+ *   /Expected tls.ca to hold a PEM certificate .* it looks like a path/,
+ * );
+ * ```
+ */
+export interface RedisTlsOptions {
+  /**
+   * The CA certificates (PEM) to trust, instead of the runtime's default
+   * ones, e.g. a private CA that signed the server's certificate.
+   *
+   * @default {undefined} (the runtime's trusted CAs, plus NODE_EXTRA_CA_CERTS)
+   */
+  ca?: string | Uint8Array;
+  /**
+   * A client certificate (PEM), for a server that asks for one
+   * (`tls-auth-clients yes`); with `key`.
+   *
+   * @default {undefined} (none)
+   */
+  cert?: string | Uint8Array;
+  /**
+   * The client certificate's private key (PEM, not encrypted); with `cert`.
+   *
+   * @default {undefined} (none)
+   */
+  key?: string | Uint8Array;
+  /**
+   * Whether a server certificate that the CAs do not vouch for (or that
+   * names another host) fails the connection. `false` is for tests only:
+   * anyone on the network could then read and change the traffic.
+   *
+   * @default {true}
+   */
+  rejectUnauthorized?: boolean;
+  /**
+   * The host name the server's certificate must carry (and the TLS SNI), when
+   * the URL's host is not on it, e.g. an IP address.
+   *
+   * @default {the URL's host when it is a name, none for an IP address}
+   */
+  servername?: string;
+}
+
 /** Where a Redis pool or host connects, and which pool it is. */
 export interface RedisOptions {
   /**
@@ -72,6 +133,13 @@ export interface RedisOptions {
    * @default {the REDIS_URL environment variable, else "redis://127.0.0.1:6379"}
    */
   redis?: string;
+  /**
+   * TLS settings for a `rediss://` URL: the CA to trust, a client
+   * certificate. A `rediss://` URL without them trusts the runtime's CAs.
+   *
+   * @default {undefined}
+   */
+  tls?: RedisTlsOptions;
   /** The pool's name: drivers and hosts with the same name work together. */
   name: string;
 }
@@ -196,6 +264,13 @@ function redisUrl(url: unknown): string {
   return url;
 }
 
+// TLS settings go with a rediss:// URL only, as node-redis has them.
+function tlsFor(tls: unknown, url: string): TlsSettings | undefined {
+  const settings = checkTls(tls);
+  if (settings !== undefined) checkTlsUrl(url, "the tls option");
+  return settings;
+}
+
 /**
  * A pool whose workers are on other machines: Python's `multiprocessing.Pool`
  * over Redis, with the local {@linkcode import("./pool.ts").Pool}'s methods,
@@ -234,18 +309,20 @@ export class Pool<M extends object = UntypedTasks> implements AsyncDisposable {
    * Connects to Redis in the background.
    *
    * @param options Where, which pool, and how deliveries are retried.
-   * @throws {TypeError} when `name` or `redis` is not valid.
+   * @throws {TypeError} when `name`, `redis` or `tls` is not valid.
    * @throws {RangeError} when a count or duration is not a whole number >= 1.
    */
   constructor(options: RedisPoolOptions) {
     const name = options?.name;
     const url = redisUrl(options?.redis);
+    const tls = tlsFor(options.tls, url);
     checkPositive(options.visibilityTimeout, "visibilityTimeout");
     checkPositive(options.maxDeliveries, "maxDeliveries");
     checkPositive(options.maxQueue, "maxQueue");
     checkPositive(options.resultTtl, "resultTtl");
     this.#driver = new RedisDriver({
       url,
+      tls,
       name,
       visibilityTimeout: options.visibilityTimeout ?? 30_000,
       maxDeliveries: options.maxDeliveries ?? 3,
@@ -876,6 +953,7 @@ export class WorkerHost implements AsyncDisposable {
     const host = new Host(module, {
       ...options,
       url,
+      tls: tlsFor(options.tls, url),
       name: options.name,
       allowInline: options.allowInline ?? false,
       log,
@@ -1086,7 +1164,7 @@ export class Queue<T = unknown> implements AsyncIterable<T>, AsyncDisposable {
    * Makes a handle of the queue `name`; nothing connects until its first use.
    *
    * @param options Where, which queue, and its bound.
-   * @throws {TypeError} when `name` or `redis` is not valid.
+   * @throws {TypeError} when `name`, `redis` or `tls` is not valid.
    * @throws {RangeError} when `maxsize` is not a whole number >= 0.
    */
   constructor(options: RedisQueueOptions) {
@@ -1098,10 +1176,12 @@ export class Queue<T = unknown> implements AsyncIterable<T>, AsyncDisposable {
         }": pass 0 (no limit) or more`,
       );
     }
+    const url = redisUrl(options?.redis);
     this.#link = new QueueLink(
-      redisUrl(options?.redis),
+      url,
       options?.name,
       maxsize,
+      tlsFor(options.tls, url),
     );
     links.set(this, this.#link);
   }

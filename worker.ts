@@ -25,8 +25,10 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
 import { isMainModule } from "./process.ts";
-import type { ServeOptions, WorkerHost } from "./redis.ts";
+import type { RedisTlsOptions, ServeOptions, WorkerHost } from "./redis.ts";
+import { checkTlsUrl, type PemKind, pemText } from "./_redis_tls.ts";
 
 const USAGE = `Usage: multiproc-worker [options] <task-module>
 
@@ -36,6 +38,11 @@ fed with the tasks of every Pool (from multiproc/redis) with the same name.
 Options:
   --redis URL                 Redis server (default: $REDIS_URL, else redis://127.0.0.1:6379);
                               credentials in the URL, rediss:// for TLS
+  --tls-ca FILE               with rediss://: trust the CA certificates in FILE (PEM)
+                              instead of the runtime's default ones
+  --tls-cert FILE             with rediss://: the client certificate (PEM), for a server
+                              that asks for one (tls-auth-clients); with --tls-key
+  --tls-key FILE              the client certificate's private key (PEM, not encrypted)
   --name NAME                 the pool's name (required)
   --processes N               local workers (default: one per CPU)
   --backend worker|process    worker threads or child processes (default: worker)
@@ -160,6 +167,9 @@ function parse(
     strict: true,
     options: {
       redis: { type: "string" },
+      "tls-ca": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
       name: { type: "string" },
       processes: { type: "string" },
       backend: { type: "string" },
@@ -196,6 +206,7 @@ function parse(
     module: positionals[0],
     serve: {
       redis: values.redis,
+      tls: tlsFiles(values),
       name: values.name,
       processes: count(values.processes, "--processes"),
       backend,
@@ -207,6 +218,59 @@ function parse(
       log: (line: string) => log(`${new Date().toISOString()} ${line}`),
     },
   };
+}
+
+// The --tls-* files are read here, so that a bad one is named by its flag.
+function tlsFiles(
+  values: {
+    redis?: string;
+    "tls-ca"?: string;
+    "tls-cert"?: string;
+    "tls-key"?: string;
+  },
+): RedisTlsOptions | undefined {
+  const flags = (["tls-ca", "tls-cert", "tls-key"] as const)
+    .filter((flag) => values[flag] !== undefined);
+  if (flags.length === 0) return undefined;
+  checkTlsUrl(
+    values.redis ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    `--${flags[0]}`,
+  );
+  if (
+    (values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)
+  ) {
+    throw new TypeError(
+      `Expected --tls-cert and --tls-key together, got only ${
+        values["tls-cert"] === undefined ? "--tls-key" : "--tls-cert"
+      }: a client certificate needs its private key`,
+    );
+  }
+  return {
+    ca: pemFile(values["tls-ca"], "--tls-ca", "certificate"),
+    cert: pemFile(values["tls-cert"], "--tls-cert", "certificate"),
+    key: pemFile(values["tls-key"], "--tls-key", "private key"),
+  };
+}
+
+// A file that cannot be read or holds no PEM says which flag gave it.
+function pemFile(
+  path: string | undefined,
+  flag: string,
+  kind: PemKind,
+): string | undefined {
+  if (path === undefined) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new Error(
+      `Cannot read ${flag} ${JSON.stringify(path)} (${
+        (error as Error).message.replace(/[.\s]+$/, "")
+      }): pass the path of a readable PEM file with the ${kind}`,
+      { cause: error },
+    );
+  }
+  return pemText(bytes, `${flag} ${JSON.stringify(path)}`, kind);
 }
 
 // Counts arrive as text and must be whole and positive.
