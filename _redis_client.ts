@@ -110,7 +110,7 @@ const HINTS: [RegExp, string][] = [
     "give the right password in the URL, e.g. redis://:password@host:6379 (redis://user:password@host:6379 for an ACL user)",
   ],
   [
-    /alert (certificate required|handshake failure|bad certificate)|peer did not return a certificate/i,
+    /certificate[ _]?required|peer did not return a certificate|alert bad certificate|BadCertificate/i,
     "the server asks for a client certificate: pass the tls option's cert and key (--tls-cert FILE --tls-key FILE for multiproc-worker)",
   ],
   [

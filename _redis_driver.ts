@@ -35,7 +35,7 @@ import { type FunctionRef, MAP_CHUNK, type TaskKind } from "./_wire.ts";
 /** What a driver is told by its pool. */
 export interface DriverOptions {
   url: string;
-  tls: TlsSettings | undefined;
+  tls?: TlsSettings;
   name: string;
   visibilityTimeout: number;
   maxDeliveries: number;

@@ -35,7 +35,7 @@ import { APPLY } from "./_wire.ts";
 /** What a host is told by `serve()`. */
 export interface HostOptions extends PoolOptions {
   url: string;
-  tls: TlsSettings | undefined;
+  tls?: TlsSettings;
   name: string;
   allowInline: boolean;
   log: (line: string) => void;

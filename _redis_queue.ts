@@ -144,7 +144,7 @@ export class QueueLink {
     url: string,
     name: unknown,
     maxsize: number,
-    tls: TlsSettings | undefined,
+    tls?: TlsSettings,
   ) {
     this.keys = queueKeys(name);
     this.name = name as string;

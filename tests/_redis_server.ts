@@ -12,7 +12,8 @@
 // that died without exiting are removed by the next start.
 //
 // With `tls`, the server speaks only TLS (rediss://), with a throwaway CA
-// and server certificate made by `openssl` in its directory.
+// and server certificate made by `openssl` in its directory; with
+// `tls: "mutual"` it also wants a client certificate, which is made too.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
   mkdtempSync,
@@ -50,14 +51,23 @@ export interface StartRedisOptions {
    */
   requirepass?: string;
   /**
-   * Speak TLS only (`--tls-port`, `--port 0`, clients not asked for a
-   * certificate), with a CA and a server certificate for 127.0.0.1 made by
-   * `openssl` in the server's directory: {@linkcode RedisServer.url} is then
-   * `rediss://…`, and clients must trust {@linkcode RedisServer.ca}.
+   * Speak TLS only (`--tls-port`, `--port 0`), with a CA and a server
+   * certificate for 127.0.0.1 made by `openssl` in the server's directory:
+   * {@linkcode RedisServer.url} is then `rediss://…`, and clients must trust
+   * {@linkcode RedisServer.ca}. With `"mutual"` clients must also show a
+   * certificate of that CA (`--tls-auth-clients yes`):
+   * {@linkcode RedisServer.clientCert} and its key.
    *
    * @default {false}
    */
-  tls?: boolean;
+  tls?: boolean | "mutual";
+  /**
+   * How long {@linkcode RedisServer.stop} waits for a SIGTERMed server to
+   * exit before it sends SIGKILL, in ms.
+   *
+   * @default {10000}
+   */
+  stopTimeout?: number;
 }
 
 /** A running `redis-server` started by {@linkcode startRedis}. */
@@ -77,11 +87,19 @@ export interface RedisServer {
    * `undefined`.
    */
   readonly ca: string | undefined;
+  /**
+   * With `tls: "mutual"`, the paths of a client certificate the CA signed
+   * and of its key (PEM); otherwise `undefined`.
+   */
+  readonly clientCert: { cert: string; key: string } | undefined;
   /** The server process's pid; `undefined` once killed or stopped. */
   readonly pid: number | undefined;
   /** Sends one command over a new raw connection; a Redis error rejects. */
   command(...args: string[]): Promise<RespValue>;
-  /** Ends it (SIGTERM), waits for it to exit and removes its directory; idempotent. */
+  /**
+   * Ends it (SIGTERM, then SIGKILL after `stopTimeout`), waits for it to
+   * exit and removes its directory; idempotent.
+   */
   stop(): Promise<void>;
   /** Kills it (SIGKILL) and waits for it to exit; the directory stays for a restart. */
   kill(): Promise<void>;
@@ -96,7 +114,7 @@ export interface RedisServer {
 
 /** How long a server may take to answer PING before starting fails. */
 const START_MS = 30_000;
-/** How long a SIGTERMed server may take to exit before it is killed. */
+/** How long a SIGTERMed server may take to exit before it is killed, by default. */
 const STOP_MS = 10_000;
 /** How often a starting server is asked whether it is ready. */
 const POLL_MS = 20;
@@ -261,16 +279,23 @@ function parseReply(
  * @param port The server's loopback port.
  * @param commands The commands, each as its words: `[["SET", "k", "v"]]`.
  * @param options `password` to authenticate with; `timeout` in ms (default
- * 10 000); `ca`, the PEM text of the CA to trust, to speak TLS.
+ * 10 000); `ca`, the PEM text of the CA to trust, to speak TLS, with
+ * `cert` and `key` (PEM text) for a server that wants a client certificate.
  * @returns The replies, in order.
  * @throws {Error} Redis's error reply, or the connection's error.
  */
 export function redisCommands(
   port: number,
   commands: string[][],
-  options: { password?: string; timeout?: number; ca?: string } = {},
+  options: {
+    password?: string;
+    timeout?: number;
+    ca?: string;
+    cert?: string;
+    key?: string;
+  } = {},
 ): Promise<RespValue[]> {
-  const { password, timeout = 10_000, ca } = options;
+  const { password, timeout = 10_000, ca, cert, key } = options;
   const all = password === undefined
     ? commands
     : [["AUTH", password], ...commands];
@@ -279,7 +304,7 @@ export function redisCommands(
     const replies: RespValue[] = [];
     const socket: Socket = ca === undefined
       ? createConnection({ host: "127.0.0.1", port })
-      : connectTls({ host: "127.0.0.1", port, ca });
+      : connectTls({ host: "127.0.0.1", port, ca, cert, key });
     // Ends the exchange once: the socket is always closed.
     const finish = (error?: Error): void => {
       socket.destroy();
@@ -392,16 +417,18 @@ function openssl(dir: string, args: string[]): void {
   }
 }
 
-/** A TLS server's certificate files. */
+/** A TLS server's certificate files, and a client's when it wants one. */
 interface TlsFiles {
   ca: string;
   cert: string;
   key: string;
+  client: { cert: string; key: string } | undefined;
 }
 
 // A throwaway CA (P-256, two days) and a certificate it signs for
-// 127.0.0.1 and localhost, as a TLS client checks them; returns the files.
-function makeCertificates(dir: string): TlsFiles {
+// 127.0.0.1 and localhost, as a TLS client checks them (and, for mutual
+// TLS, a client certificate); returns the files.
+function makeCertificates(dir: string, mutual: boolean): TlsFiles {
   const days = "2";
   const curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
   openssl(dir, [
@@ -422,50 +449,75 @@ function makeCertificates(dir: string): TlsFiles {
     "-addext",
     "keyUsage=critical,keyCertSign,cRLSign",
   ]);
-  openssl(dir, [
-    "req",
-    "-new",
-    ...curve,
-    "-nodes",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    "-subj",
-    "/CN=127.0.0.1",
+  // A certificate of the CA for `name`, with `extensions`.
+  const sign = (name: string, subject: string, extensions: string[]): void => {
+    openssl(dir, [
+      "req",
+      "-new",
+      ...curve,
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      subject,
+    ]);
+    writeFileSync(join(dir, `${name}.ext`), [...extensions, ""].join("\n"));
+    openssl(dir, [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.crt`,
+      "-days",
+      days,
+      "-extfile",
+      `${name}.ext`,
+    ]);
+  };
+  const leaf = [
+    "basicConstraints=critical,CA:FALSE",
+    "keyUsage=critical,digitalSignature,keyEncipherment",
+  ];
+  sign("server", "/CN=127.0.0.1", [
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ...leaf,
+    "extendedKeyUsage=serverAuth",
   ]);
-  writeFileSync(
-    join(dir, "server.ext"),
-    [
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "basicConstraints=critical,CA:FALSE",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      "extendedKeyUsage=serverAuth",
-      "",
-    ].join("\n"),
-  );
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "server.crt",
-    "-days",
-    days,
-    "-extfile",
-    "server.ext",
-  ]);
+  if (mutual) {
+    sign("client", "/CN=multiproc test client", [
+      ...leaf,
+      "extendedKeyUsage=clientAuth",
+    ]);
+  }
   return {
     ca: join(dir, "ca.crt"),
     cert: join(dir, "server.crt"),
     key: join(dir, "server.key"),
+    client: mutual
+      ? { cert: join(dir, "client.crt"), key: join(dir, "client.key") }
+      : undefined,
   };
+}
+
+// By pid, not ChildProcess.kill(): in Deno a second kill() of a child (the
+// SIGKILL after a SIGTERM) sends nothing. A run that exited is not
+// signalled: its pid may belong to another process by now.
+function signalRun(child: ChildProcess, signal: "SIGTERM" | "SIGKILL"): void {
+  if (child.pid === undefined) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(child.pid, signal);
+  } catch {
+    // Gone already.
+  }
 }
 
 // A port another program holds, which a new port may avoid.
@@ -476,10 +528,12 @@ class RedisProcess implements RedisServer {
   readonly url: string;
   readonly dir: string;
   readonly ca: string | undefined;
+  readonly clientCert: { cert: string; key: string } | undefined;
   #port = 0;
   #options: StartRedisOptions;
   #tls: TlsFiles | undefined;
   #caText: string | undefined;
+  #clientText: { cert: string; key: string } | undefined;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #watcher: ChildProcess | undefined;
@@ -496,7 +550,12 @@ class RedisProcess implements RedisServer {
     this.#options = options;
     this.#tls = tls;
     this.ca = tls?.ca;
+    this.clientCert = tls?.client;
     this.#caText = tls && readFileSync(tls.ca, "utf8");
+    this.#clientText = tls?.client && {
+      cert: readFileSync(tls.client.cert, "utf8"),
+      key: readFileSync(tls.client.key, "utf8"),
+    };
     const auth = options.requirepass === undefined
       ? ""
       : `:${encodeURIComponent(options.requirepass)}@`;
@@ -529,7 +588,7 @@ class RedisProcess implements RedisServer {
         "--tls-ca-cert-file",
         tls.ca,
         "--tls-auth-clients",
-        "no",
+        tls.client === undefined ? "no" : "yes",
       ]),
       "--bind",
       "127.0.0.1",
@@ -621,6 +680,7 @@ class RedisProcess implements RedisServer {
           password: this.#options.requirepass,
           timeout: 2_000,
           ca: this.#caText,
+          ...this.#clientText,
         },
       );
       const text = String(info);
@@ -632,23 +692,25 @@ class RedisProcess implements RedisServer {
     }
   }
 
-  // Sends `signal` to the current run and waits for it to exit.
+  // Sends `signal` to the current run and waits for it to exit; a SIGTERM
+  // it does not heed in time is followed by SIGKILL.
   async #end(signal: "SIGTERM" | "SIGKILL"): Promise<void> {
     const child = this.#child;
     if (child === undefined) return;
     // Waiting must keep the process alive until the exit is seen.
     child.ref();
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill(signal);
-    }
+    signalRun(child, signal);
     if (signal === "SIGTERM") {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<"late">((resolve) => {
-        timer = setTimeout(() => resolve("late"), STOP_MS);
+        timer = setTimeout(
+          () => resolve("late"),
+          this.#options.stopTimeout ?? STOP_MS,
+        );
       });
       const outcome = await Promise.race([this.#exited, late]);
       clearTimeout(timer);
-      if (outcome === "late") child.kill("SIGKILL");
+      if (outcome === "late") signalRun(child, "SIGKILL");
     }
     await this.#exited;
     this.#child = undefined;
@@ -671,6 +733,7 @@ class RedisProcess implements RedisServer {
     return redisCommands(this.#port, [args], {
       password: this.#options.requirepass,
       ca: this.#caText,
+      ...this.#clientText,
     }).then((replies) => replies[0]!);
   }
 
@@ -706,11 +769,7 @@ class RedisProcess implements RedisServer {
 
   // At exit, synchronously: no event loop is left to wait on.
   killNow(): void {
-    try {
-      this.#child?.kill("SIGKILL");
-    } catch {
-      // Gone already.
-    }
+    if (this.#child !== undefined) signalRun(this.#child, "SIGKILL");
     this.#stopWatcher();
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -757,7 +816,9 @@ export async function startRedis(
     const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     let server: RedisProcess | undefined;
     try {
-      const tls = options.tls ? makeCertificates(dir) : undefined;
+      const tls = options.tls
+        ? makeCertificates(dir, options.tls === "mutual")
+        : undefined;
       server = new RedisProcess(dir, await freePort(), options, tls);
       await server.start();
       return server;

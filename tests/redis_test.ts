@@ -377,7 +377,7 @@ describe("redis Pool: withdrawal, cancellation and errors", () => {
       await using pool = new Pool({ redis: "redis://127.0.0.1:1", name });
       await rejects(
         pool.apply("square", [1]),
-        /Cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/,
+        /Cannot connect to Redis at "redis:\/\/127\.0\.0\.1:1" \(.*ECONNREFUSED.*\): check that the server runs/,
       );
     }
     {
