@@ -127,6 +127,17 @@ describe("startRedis: a real redis-server for the tests", () => {
     ok(!existsSync(dir));
   });
 
+  test("stop() kills a server that does not end on SIGTERM (SIGKILL after stopTimeout), leaving no process", async () => {
+    const server = await startRedis({ stopTimeout: 200 });
+    const { pid, port } = server;
+    ok(pid !== undefined && processExists(pid));
+    // A stopped process does not act on SIGTERM; SIGKILL still ends it.
+    process.kill(pid, "SIGSTOP");
+    await server.stop();
+    equal(processExists(pid), false);
+    deepEqual(serving(port), []);
+  });
+
   test("restart() on a port another program took fails saying so, and leaves no process", async () => {
     await using server = await startRedis();
     const { port } = server;
