@@ -1,8 +1,17 @@
 // Worker hosts for the Redis tests: each a separate OS process running the
 // `multiproc-worker` command (worker.ts) with the runtime that runs the
-// tests, as on another machine. Their log lines are collected.
+// tests, as on another machine. Their log lines are collected. A host dies
+// with the test process, even a SIGKILLed one (_parent_guard.ts), and its
+// local workers with it (as any pool's workers die with their parent).
+import type { ChildProcess } from "node:child_process";
 import { PIPE, Popen } from "../subprocess.ts";
 import { delay, networkScriptCommand } from "./_helpers.ts";
+import {
+  canSetDeathSignal,
+  guarded,
+  stopWatcher,
+  watch,
+} from "./_parent_guard.ts";
 
 const typescript = import.meta.url.endsWith(".ts");
 
@@ -36,13 +45,17 @@ export class HostProcess implements AsyncDisposable {
   /** Resolves with its exit code, or `-N` when signal N ended it. */
   readonly exited: Promise<number>;
   #child: Popen;
+  #watcher: ChildProcess | undefined;
   #ended = false;
 
   // stderr is read line by line as it comes.
   constructor(argv: string[]) {
-    this.#child = new Popen(argv, { stderr: PIPE });
+    const guard = canSetDeathSignal();
+    this.#child = new Popen(guard ? guarded(argv) : argv, { stderr: PIPE });
+    if (!guard) this.#watcher = watch(this.#child.pid);
     const reading = this.#read(this.#child.stderr!);
     this.exited = this.#child.wait().then(async (code) => {
+      stopWatcher(this.#watcher);
       await reading;
       this.#ended = true;
       return code;

@@ -4,10 +4,8 @@
 // node: APIs only, and talks raw RESP so it needs no Redis client.
 //
 // Nothing is left behind: a server dies with the test process even if a
-// test forgets stop() or the process is SIGKILLed. On Linux the kernel ends
-// it (the parent-death signal, set by util-linux's `setpriv`, as
-// _watchdog.ts does for worker processes); elsewhere a small shell watcher
-// kills it once the test process is gone; a normal exit kills every server
+// test forgets stop() or the process is SIGKILLed (_parent_guard.ts: the
+// parent-death signal, or a watcher); a normal exit kills every server
 // left and removes its directory; and the directories of a test process
 // that died without exiting are removed by the next start.
 //
@@ -28,6 +26,12 @@ import { connect as connectTls } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import {
+  canSetDeathSignal,
+  guarded,
+  stopWatcher,
+  watch,
+} from "./_parent_guard.ts";
 
 /** One RESP reply; an error inside an array (a failed command of `EXEC`) is an `Error`. */
 export type RespValue = string | number | null | Error | RespValue[];
@@ -158,63 +162,6 @@ function findOnPath(command: string): string | undefined {
   }
   return undefined;
 }
-
-let deathSignal: boolean | undefined;
-
-// Whether `setpriv --pdeathsig` works here (Linux, util-linux 2.33+); probed once.
-function canSetDeathSignal(): boolean {
-  if (deathSignal !== undefined) return deathSignal;
-  deathSignal = false;
-  if (process.platform !== "linux") return false;
-  try {
-    const probe = spawnSync("setpriv", ["--pdeathsig", "KILL", "--", "true"], {
-      stdio: "ignore",
-    });
-    deathSignal = probe.status === 0;
-  } catch {
-    // Not there, or not allowed.
-  }
-  return deathSignal;
-}
-
-// The kernel kills the server when this process dies; the shell in between
-// catches a death before the signal was set (the server was reparented).
-function guarded(argv: string[]): string[] {
-  return [
-    "setpriv",
-    "--pdeathsig",
-    "KILL",
-    "--",
-    "/bin/sh",
-    "-c",
-    'if [ "$PPID" != "$1" ]; then exit 1; fi; shift; exec "$@"',
-    "redis-guard",
-    String(process.pid),
-    ...argv,
-  ];
-}
-
-// Without setpriv, a shell in its own process group polls this process and
-// kills the server once it is gone.
-function watch(serverPid: number): ChildProcess {
-  const watcher = spawn("/bin/sh", [
-    "-c",
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null',
-    "redis-watch",
-    String(process.pid),
-    String(serverPid),
-  ], {
-    stdio: "ignore",
-    detached: true,
-    env: { PATH: "/usr/bin:/bin" },
-  });
-  watcher.on("error", ignore);
-  watcher.unref();
-  return watcher;
-}
-
-// Errors of processes already handled elsewhere (exit) are not news.
-function ignore(_error: unknown): void {}
 
 // RESP's request form: an array of bulk strings.
 function encodeCommand(args: string[]): Uint8Array {
@@ -719,14 +666,8 @@ class RedisProcess implements RedisServer {
 
   // The watcher's whole process group: the shell and its sleep.
   #stopWatcher(): void {
-    const watcher = this.#watcher;
+    stopWatcher(this.#watcher);
     this.#watcher = undefined;
-    if (watcher?.pid === undefined) return;
-    try {
-      process.kill(-watcher.pid, "SIGKILL");
-    } catch {
-      // Gone already.
-    }
   }
 
   command(...args: string[]): Promise<RespValue> {
