@@ -14,7 +14,8 @@
  * a long task runs), and fails with `WorkerExitError` after `maxDeliveries`;
  * the caller gets each result once. Inline functions run only on hosts
  * started with `--allow-inline`. Credentials come from the URL (or
- * `REDIS_URL`); `rediss://` is TLS. All keys of a pool share the hash tag
+ * `REDIS_URL`); `rediss://` is TLS, with a private CA or a client
+ * certificate in the `tls` option. All keys of a pool share the hash tag
  * `{multiproc:<name>}`, so a Redis Cluster works.
  *
  * The client is the `redis` package (node-redis): in Node and Bun install it
