@@ -123,10 +123,15 @@ const HINTS: [RegExp, string][] = [
   ],
 ];
 
+const OPENSSL = /(?:^|:)error:[0-9A-Fa-f]+:SSL routines:[^:]*:([^:]+)/;
+
 // Sentence case, the URL quoted without its password, the reason without
 // its own trailing period, and what to do.
 function connectError(url: string, error: unknown): Error {
-  const reason = ((error as Error)?.message || String(error)).trim()
+  const message = ((error as Error)?.message || String(error)).trim();
+  // OpenSSL's "…:error:0A00045C:SSL routines:function:reason:file:line…"
+  // (Node, Bun) says the reason in its fifth field.
+  const reason = (OPENSSL.exec(message)?.[1] ?? message)
     .replace(/[.:\s]+$/, "");
   const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1] ??
     "check that the server runs and that the URL (host, port, password, rediss:// for TLS) is right";
