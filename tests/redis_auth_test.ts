@@ -133,7 +133,7 @@ describe("redis: TLS (rediss://) with the tls option", () => {
     await mutual?.stop();
   });
 
-  test("Pool with a worker host (--tls-ca), Queue and serve() over rediss:// with the CA passed as an option", async () => {
+  test("Pool with a worker host (--tls-ca), Queue and serve() over rediss:// with the CA passed as an option, or rejectUnauthorized: false", async () => {
     ok(server.url.startsWith("rediss://"), server.url);
     // The process does not trust the CA (the next test shows it fails).
     ok(process.env.NODE_EXTRA_CA_CERTS !== server.ca);
@@ -157,6 +157,14 @@ describe("redis: TLS (rediss://) with the tls option", () => {
     await using consumer = new Queue<string>({ redis: server.url, name, tls });
     await producer.put("over TLS");
     equal(await consumer.get({ timeout: 30_000 }), "over TLS");
+    // Without the CA, only by not checking the certificate.
+    await using unchecked = new Queue<string>({
+      redis: server.url,
+      name,
+      tls: { rejectUnauthorized: false },
+    });
+    await unchecked.put("unchecked");
+    equal(await consumer.get({ timeout: 30_000 }), "unchecked");
 
     const served = uniqueName();
     await using _served = await serve(tasksModule(), {
