@@ -184,6 +184,22 @@ describe("examples: locks, events and shared memory", () => {
   });
 });
 
+describe("examples: managers", () => {
+  test("a Manager dict filled by a process pool; Python's docs' Process edits a dict and a list", async () => {
+    equal(
+      await runExample("manager_dict"),
+      [
+        "0: 0, 1: 1, 2: 4, 3: 9, 4: 16, 5: 25, 6: 36, 7: 49, 8: 64, 9: 81",
+        "10 tasks",
+        "computed elsewhere",
+        '[[1,"1"],["2",2],[0.25,null]]',
+        "[9,8,7,6,5,4,3,2,1,0]",
+        "",
+      ].join("\n"),
+    );
+  });
+});
+
 describe("examples: progress on long work", () => {
   test("off a terminal, a plain line at every tenth of imapUnordered's tasks", async () => {
     const result = await runScript("../examples/progress", "10");
