@@ -50,6 +50,7 @@ import {
   SHARE,
   type SharedForm,
 } from "./_share.ts";
+import { defineInspect } from "./_inspect.ts";
 import { type AnyFunction, describeValue, functionSource } from "./_values.ts";
 
 export { ManagerShutdownError };
@@ -1351,5 +1352,9 @@ export class Manager {
   [Symbol.asyncDispose](): Promise<void> {
     this.shutdown();
     return Promise.resolve();
+  }
+
+  static {
+    defineInspect(this, (manager) => ({ ended: manager.ended }));
   }
 }

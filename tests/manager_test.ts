@@ -7,6 +7,7 @@ import {
   rejects,
   throws,
 } from "node:assert/strict";
+import { inspect, stripVTControlCharacters } from "node:util";
 import {
   type Backend,
   Lock,
@@ -192,11 +193,19 @@ describe("Manager in one thread", () => {
     const d = manager.dict({ a: 1 });
     const list = manager.list([1]);
     equal(manager.ended, false);
+    equal(
+      stripVTControlCharacters(inspect(manager)),
+      "Manager { ended: false }",
+    );
     {
       await using scoped = manager;
       void scoped;
     }
     equal(manager.ended, true);
+    equal(
+      stripVTControlCharacters(inspect(manager)),
+      "Manager { ended: true }",
+    );
     await rejects(d.get("a"), (error: Error) => {
       ok(error instanceof ManagerShutdownError);
       match(
