@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -42,6 +43,14 @@ function isPython(result: CaseResult): boolean {
   return result.runtime.startsWith("Python");
 }
 
+// Other jobs on the machine move these figures more than most: say so.
+const load = loadavg()[0]!;
+const loaded = load > cpus().length / 2
+  ? `\nThe machine was busy with other jobs during this run (load average ${
+    load.toFixed(1)
+  } on ${cpus().length} CPUs): round trips wait for a CPU, so the min and max columns spread wide, and the ratios move from run to run.\n`
+  : "";
+
 const report = `## Manager
 
 Made by \`deno run -A scripts/bench_manager.ts\` on ${machineLine()}.
@@ -67,6 +76,6 @@ process's later calls, lock releases, puts and results is kept), so a pair costs
 thread waits for the reply of each call, since its lock releases go through shared memory and could
 overtake a write on its way; the IPC channels of Deno and Node (V8 serialization in JavaScript) cost
 more per message than Python's pickled socket, which is what bounds both figures.
-`;
+${loaded}`;
 await writeSection(join(root, "BENCHMARKS.md"), "manager", report);
 console.log(report);
