@@ -131,6 +131,7 @@ describe("examples: the classic tour", () => {
       "Arguments are copies: ls[i] = i",
       "Pool(5).map(f, [1, 2, 3])",
       "with Pool(processes=4) as pool",
+      "Manager: a dict filled by a process pool",
       "Many machines: the Pool tour on two hosts over Redis",
     ]);
     match(out, /Now the pool is closed and the hosts have stopped\n$/);
