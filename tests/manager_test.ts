@@ -316,6 +316,11 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       const [name, message] = await result;
       equal(name, "ManagerShutdownError");
       match(message, /after the manager was shut down/);
+      // A write sent without waiting (from a process) learns it later: the
+      // next call rejects.
+      const [set, get] = await pool.apply("setThenGet", [d]);
+      ok(set[0] === "resolved" || set[0] === "ManagerShutdownError", set[0]);
+      equal(get[0], "ManagerShutdownError");
     });
 
     test("a worker killed mid-call loses nothing; the manager stays usable", async () => {
