@@ -18,7 +18,12 @@ import { holdsShareable, reviveValues } from "./_share.ts";
 import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { adoptThreadLoaders, loaderHint } from "./_loaders.ts";
-import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
+import {
+  compileFunction,
+  describeValue,
+  deserializeValues,
+  packNumbers,
+} from "./_values.ts";
 import {
   APPLY,
   DEFINE,
@@ -55,6 +60,11 @@ interface Endpoint {
 
 // The rest of the bootstrap talks to its parent alike, thread or process.
 function threadEndpoint(port: NonNullable<typeof parentPort>): Endpoint {
+  // Calls on a manager's objects travel the queue channel, as in a child.
+  connectToParent((message, sent) => {
+    port.postMessage(message);
+    sent();
+  });
   return {
     post: (message, transfer) => port.postMessage(message, transfer),
     listen: (handler) => port.on("message", handler),
@@ -89,33 +99,10 @@ const queue: unknown[] = [];
 let head = 0;
 let running = false;
 
-// Method shorthand's source is no expression: it needs "function" in front.
-/** Compiles an inline function from its source, as an expression or a method. */
-function compile(source: string): TaskFunction {
-  const attempts = [source, `function ${source}`];
-  if (source.startsWith("async ")) {
-    attempts.push(`async function ${source.slice(6)}`);
-  }
-  for (const attempt of attempts) {
-    try {
-      return new Function(
-        `"use strict"; return (${attempt});`,
-      )() as TaskFunction;
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-    }
-  }
-  throw new TypeError(
-    `Cannot rebuild the inline task function in the worker from its source "${
-      source.slice(0, 80)
-    }": pass a plain function or arrow function, or export it from a module`,
-  );
-}
-
 /** A function that cannot be compiled fails the tasks that use it, not the worker. */
 function compileOrThrower(source: string): TaskFunction {
   try {
-    return compile(source);
+    return compileFunction(source) as TaskFunction;
   } catch (error) {
     return () => {
       throw error;
@@ -365,7 +352,9 @@ function loadFunction(
   isSource: boolean,
 ): TaskFunction | undefined {
   if (source === undefined) return undefined;
-  return isSource ? compile(source) : exportedFunction(source);
+  return isSource
+    ? compileFunction(source) as TaskFunction
+    : exportedFunction(source);
 }
 
 // A module that fails names itself, and a kill held back is let go.

@@ -45,10 +45,12 @@ const LEASE_NOW = 12; // id: this process puts (it could not wait to ask)
 const RELEASE = 13; // id: this process has sent all it put
 const SIZE = 14; // req, id: how many items are there now?
 const SYNC = 15; // payload: a lock's or event's operation (see _sync_link.ts)
+const MANAGER = 16; // payload: a call on a manager's object (_manager_link.ts)
 // Parent → child.
 const REPLY = 20; // req, status, block, count, qsize, at (when qsize was read)
 const CLOSED_NOTICE = 21; // id
 const SYNC_BACK = 22; // payload: a reply or notice about a lock or event
+const MANAGER_BACK = 23; // payload: a manager's reply
 
 /** At most this much is sent in one put batch. */
 const BATCH_BYTES = 256 * 1024;
@@ -116,18 +118,27 @@ function concatTaken(parts: Taken[]): Taken {
 export class ProxyLink {
   readonly #post: (message: unknown[]) => void;
   readonly #onSync: ((payload: unknown[]) => void) | undefined;
+  readonly #onManager: ((payload: unknown[]) => void) | undefined;
   readonly #held = new Map<number, Held>();
   readonly #pending = new Map<number, AbortController>();
   #disposed = false;
 
   // One link per child: what it holds and borrowed is tracked here. Lock
-  // and event traffic shares the channel, so it keeps its order with puts.
+  // and event traffic shares the channel, so it keeps its order with puts;
+  // so do calls on a manager's objects.
   constructor(
     post: (message: unknown[]) => void,
     onSync?: (payload: unknown[]) => void,
+    onManager?: (payload: unknown[]) => void,
   ) {
     this.#post = post;
     this.#onSync = onSync;
+    this.#onManager = onManager;
+  }
+
+  /** Sends the child a reply of `_manager_link.ts`. */
+  sendManager(payload: unknown[]): void {
+    this.#send([QUEUE, MANAGER_BACK, payload]);
   }
 
   /** Sends the child a reply or notice of `_sync_link.ts`. */
@@ -332,6 +343,10 @@ export class ProxyLink {
           break;
         case SYNC:
           this.#onSync?.(message[i + 1] as unknown[]);
+          i += 2;
+          break;
+        case MANAGER:
+          this.#onManager?.(message[i + 1] as unknown[]);
           i += 2;
           break;
         default:
@@ -606,6 +621,9 @@ class ParentChannel {
       } else if (message[i] === SYNC_BACK) {
         syncHandler?.(message[i + 1] as unknown[]);
         i += 2;
+      } else if (message[i] === MANAGER_BACK) {
+        managerHandler?.(message[i + 1] as unknown[]);
+        i += 2;
       } else {
         this.cores.get(message[i + 1] as number)?.noticeClosed();
         i += 2;
@@ -634,8 +652,28 @@ export function sendSyncToParent(payload: unknown[], urgent: boolean): void {
   if (urgent) parent.flush();
 }
 
+let managerHandler: ((payload: unknown[]) => void) | undefined;
+
+// _manager_link.ts registers here rather than being imported by this file.
+/** In a worker: who handles the replies of manager calls. */
+export function onManagerFromParent(
+  handler: (payload: unknown[]) => void,
+): void {
+  managerHandler = handler;
+}
+
 /**
- * Called by a child process's bootstrap: how queue operations are sent
+ * In a worker: sends a call on a manager's object to the parent, in order
+ * with queue and lock operations; `urgent` sends it now rather than with the
+ * next batch.
+ */
+export function sendManagerToParent(payload: unknown[], urgent: boolean): void {
+  parent.push([MANAGER, payload]);
+  if (urgent) parent.flush();
+}
+
+/**
+ * Called by a worker's bootstrap: how queue operations are sent
  * (`sent` is called once a message is written).
  */
 export function connectToParent(

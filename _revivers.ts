@@ -4,6 +4,7 @@
 // (_bootstrap.ts), the one file that needs them, instead of being
 // registered as a side effect of importing queue.ts or sync.ts.
 import { Adoption, type AnyCore, type Revivers } from "./_share.ts";
+import { DictProxy, ListProxy, NamespaceProxy, ValueProxy } from "./manager.ts";
 import { Connection, JoinableQueue, Queue, SimpleQueue } from "./queue.ts";
 import {
   Barrier,
@@ -64,4 +65,8 @@ export const revivers: Revivers = {
   Value: (cores, options) => adopt(Value, cores, undefined, options),
   SharedArray: (cores, options) =>
     adopt(SharedArray, cores, undefined, options),
+  DictProxy: (cores, options) => adopt(DictProxy, cores, options),
+  ListProxy: (cores, options) => adopt(ListProxy, cores, options),
+  NamespaceProxy: (cores, options) => adopt(NamespaceProxy, cores, options),
+  ValueProxy: (cores, options) => adopt(ValueProxy, cores, options),
 };

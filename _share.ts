@@ -3,6 +3,12 @@
 // descriptor: its shared memory for a worker thread, an id for a child
 // process (which then reaches it through the parent, see `_queue_link.ts`).
 // The worker swaps descriptors back for working handles.
+import { isManagerCore, type ManagerOps } from "./_manager_core.ts";
+import {
+  describeManager,
+  remoteManagerCore,
+  type RemoteManagerDescriptor,
+} from "./_manager_link.ts";
 import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
 import {
@@ -21,8 +27,8 @@ import type { Backend } from "./_types.ts";
 /** Implemented by every queue and pipe end: what it is made of. */
 export const SHARE: unique symbol = Symbol.for("multiproc.share");
 
-/** A queue's core or a lock's (or other sync primitive's). */
-export type AnyCore = Core | SyncOps;
+/** A queue's core, a lock's (or other sync primitive's) or a manager's. */
+export type AnyCore = Core | SyncOps | ManagerOps;
 
 /** A shareable object's parts: its class, its cores, its settings. */
 export interface SharedForm {
@@ -56,7 +62,8 @@ type CoreDescriptor =
   | RingDescriptor
   | RemoteDescriptor
   | SyncDescriptor
-  | RemoteSyncDescriptor;
+  | RemoteSyncDescriptor
+  | RemoteManagerDescriptor;
 
 interface HandleDescriptor {
   type: string;
@@ -211,6 +218,7 @@ export function holdsShareable(value: unknown): boolean {
 // A thread shares the queue's memory; a child reaches it by id through us.
 function describeCore(core: AnyCore, backend: Backend): CoreDescriptor {
   if (isSyncCore(core)) return describeSync(core, backend);
+  if (isManagerCore(core)) return describeManager(core);
   if (backend === "process") {
     return {
       id: coreId(core),
@@ -273,6 +281,7 @@ function isDescriptor(value: object): boolean {
 function reviveCore(descriptor: CoreDescriptor): AnyCore {
   if ("sync" in descriptor) return new SyncCore(descriptor);
   if ("syncId" in descriptor) return remoteSyncCore(descriptor);
+  if ("managerId" in descriptor) return remoteManagerCore(descriptor);
   return "ctl" in descriptor
     ? new Ring(descriptor)
     : remoteCore(descriptor as RemoteDescriptor);

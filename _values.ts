@@ -171,6 +171,37 @@ export function functionSource(fn: AnyFunction): string {
   );
 }
 
+// Method shorthand's source is no expression: it needs "function" in front.
+/**
+ * Compiles an inline function from its source, as an expression or a
+ * method; `what` names it in the error.
+ *
+ * @throws {TypeError} when the source is not a function that can be rebuilt.
+ */
+export function compileFunction(
+  source: string,
+  what = "inline task function in the worker",
+): AnyFunction {
+  const attempts = [source, `function ${source}`];
+  if (source.startsWith("async ")) {
+    attempts.push(`async function ${source.slice(6)}`);
+  }
+  for (const attempt of attempts) {
+    try {
+      return new Function(
+        `"use strict"; return (${attempt});`,
+      )() as AnyFunction;
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+    }
+  }
+  throw new TypeError(
+    `Cannot rebuild the ${what} from its source "${
+      source.slice(0, 80)
+    }": pass a plain function or arrow function, or export it from a module`,
+  );
+}
+
 /** Below this many items a plain array costs less than packing. */
 const PACK_MIN = 16;
 

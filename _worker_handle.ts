@@ -5,6 +5,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { Worker } from "node:worker_threads";
 import { livenessSeed, markDead } from "./_liveness.ts";
+import { isManagerCore, type ManagerOps } from "./_manager_core.ts";
+import { ManagerLink } from "./_manager_link.ts";
 import { ProxyLink } from "./_queue_link.ts";
 import type { AnyCore } from "./_share.ts";
 import { isSyncCore, type SyncCore } from "./_sync_core.ts";
@@ -70,15 +72,20 @@ export interface WorkerHandle {
 
 const bootstrap = siblingUrl("_bootstrap");
 
-// Queues go to the queue link, locks and events to the sync link.
-function splitCores(cores: readonly AnyCore[]): [Core[], SyncCore[]] {
+// Queues go to the queue link, locks and events to the sync link,
+// managers to the manager link.
+function splitCores(
+  cores: readonly AnyCore[],
+): [Core[], SyncCore[], ManagerOps[]] {
   const queues: Core[] = [];
   const syncs: SyncCore[] = [];
+  const managers: ManagerOps[] = [];
   for (const core of cores) {
-    if (isSyncCore(core)) syncs.push(core as SyncCore);
-    else queues.push(core);
+    if (isManagerCore(core)) managers.push(core);
+    else if (isSyncCore(core)) syncs.push(core as SyncCore);
+    else queues.push(core as Core);
   }
-  return [queues, syncs];
+  return [queues, syncs, managers];
 }
 
 /** How long a kill waits for a thread to finish loading its modules. */
@@ -129,6 +136,13 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   let error: unknown;
   // What the thread may hold: released if it dies holding it.
   const syncs = new Set<SyncCore>();
+  // Its manager calls come over the queue channel, as a child's do.
+  const managers = new ManagerLink((payload) => link.sendManager(payload));
+  const link = new ProxyLink(
+    (message) => worker.postMessage(message),
+    undefined,
+    (payload) => managers.receive(payload),
+  );
   // Node leaks the file descriptors of the modules a thread is loading when
   // it is terminated then: until the bootstrap's first message, and from
   // INIT to LOADED while it imports the task module, a kill waits.
@@ -145,13 +159,15 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
       if (killed) return terminate();
       if (message[0] === LOADED) return;
     }
-    options.onMessage(message);
+    if (message[0] === QUEUE) link.receive(message);
+    else options.onMessage(message);
   });
   worker.on("error", (uncaught) => error = uncaught);
   worker.once("exit", (exitCode) => {
     clearTimeout(fallback);
     // A thread stopped in the middle of a queue operation left its lock.
     markDead(liveness.token);
+    managers.dispose();
     // Its locks are released and a barrier it may never reach breaks.
     const abnormally = exitCode !== 0 || error !== undefined;
     for (const core of syncs) core.died(liveness.token, abnormally);
@@ -180,7 +196,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     },
     share(cores: readonly AnyCore[]): void {
       // Threads share the memory itself; locks are noted for their release.
-      for (const core of splitCores(cores)[1]) syncs.add(core);
+      const [, shared, managed] = splitCores(cores);
+      for (const core of shared) syncs.add(core);
+      managers.share(managed);
     },
   };
 }
@@ -205,9 +223,11 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   const sync = new SyncLink((payload) => link.sendSync(payload));
+  const managers = new ManagerLink((payload) => link.sendManager(payload));
   const link = new ProxyLink(
     (message) => child.send(message),
     (payload) => sync.receive(payload),
+    (payload) => managers.receive(payload),
   );
   child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);
@@ -229,6 +249,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     link.dispose();
     // What it held is released; a barrier it may never reach breaks.
     sync.dispose(exitCode !== 0 || signal !== null);
+    managers.dispose();
     options.onExit({
       exitCode,
       signal,
@@ -271,9 +292,10 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
       }
     },
     share(cores: readonly AnyCore[]): void {
-      const [queues, syncs] = splitCores(cores);
+      const [queues, syncs, managed] = splitCores(cores);
       link.share(queues);
       sync.share(syncs);
+      managers.share(managed);
     },
   };
 }

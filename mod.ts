@@ -48,6 +48,7 @@
  *
  * @module
  */
+export * from "./manager.ts";
 export * from "./pool.ts";
 export * from "./process.ts";
 export * from "./queue.ts";

@@ -22,6 +22,7 @@ const sections: [string, string][] = [
   ["Arguments are copies: ls[i] = i", "pool_copy_semantics"],
   ["Pool(5).map(f, [1, 2, 3])", "pool_map"],
   ["with Pool(processes=4) as pool", "pool_tour"],
+  ["Manager: a dict filled by a process pool", "manager_dict"],
 ];
 
 /** The argv that runs example `name` in this same runtime, with `flags` in Deno. */

@@ -60,7 +60,7 @@ const packageJson = {
   name: "multiproc",
   version: config.version,
   description:
-    "Python's multiprocessing and subprocess for Node, Deno and Bun: process pools, processes, subprocesses, queues, pipes, locks and shared memory",
+    "Python's multiprocessing and subprocess for Node, Deno and Bun: process pools, processes, subprocesses, queues, pipes, locks, shared memory and managers",
   license: config.license,
   type: "module",
   main: "./esm/mod.js",
@@ -90,6 +90,7 @@ const packageJson = {
     "worker",
     "queue",
     "lock",
+    "manager",
     "redis",
     "distributed",
     "deno",

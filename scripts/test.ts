@@ -63,6 +63,7 @@ function nodeBinary(version: string): Promise<string> {
 
 const publicFiles = [
   "mod.ts",
+  "manager.ts",
   "pool.ts",
   "process.ts",
   "queue.ts",

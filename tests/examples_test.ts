@@ -131,6 +131,7 @@ describe("examples: the classic tour", () => {
       "Arguments are copies: ls[i] = i",
       "Pool(5).map(f, [1, 2, 3])",
       "with Pool(processes=4) as pool",
+      "Manager: a dict filled by a process pool",
       "Many machines: the Pool tour on two hosts over Redis",
     ]);
     match(out, /Now the pool is closed and the hosts have stopped\n$/);
@@ -180,6 +181,22 @@ describe("examples: locks, events and shared memory", () => {
     match(
       out,
       /^setting the event\nworker 1 stopped after \d+ rounds\nworker 2 stopped after \d+ rounds\n$/,
+    );
+  });
+});
+
+describe("examples: managers", () => {
+  test("a Manager dict filled by a process pool; Python's docs' Process edits a dict and a list", async () => {
+    equal(
+      await runExample("manager_dict"),
+      [
+        "0: 0, 1: 1, 2: 4, 3: 9, 4: 16, 5: 25, 6: 36, 7: 49, 8: 64, 9: 81",
+        "10 tasks",
+        "computed elsewhere",
+        '[[1,"1"],["2",2],[0.25,null]]',
+        "[9,8,7,6,5,4,3,2,1,0]",
+        "",
+      ].join("\n"),
     );
   });
 });
