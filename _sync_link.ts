@@ -5,10 +5,28 @@
 // memory in the name of the child: the link's token is the child's owner
 // token. When the child ends, the link drops its waits and releases what it
 // held, so the next holder of a lock learns that its owner died.
+//
+// A `Lock` that a child acquires while nobody waits for it is leased to the
+// child (biased ownership): the parent keeps it held in the child's name, and
+// the child's acquires and releases of it are local, without a message,
+// until the child hands the lease back with a RELEASE. It does so at a
+// release once the parent revoked the lease (a waiter came: any thread, this
+// process or another child), at once when revoked while it does not hold the
+// lock, when its event loop turns with the lock free, and when a task ends.
+// Waiters queue in the parent as before, so wake-ups stay first in, first
+// out. The parent cannot tell whether a child that dies with the lease held
+// the lock: it reports the owner died, which is right unless the child died
+// between a release and the end of that event-loop turn.
 import { markDead, newThreadToken } from "./_liveness.ts";
-import { onSyncFromParent, sendSyncToParent } from "./_queue_link.ts";
+import { setImmediate } from "node:timers";
+import {
+  onSettleSync,
+  onSyncFromParent,
+  sendSyncToParent,
+} from "./_queue_link.ts";
 import {
   ABORTED,
+  ACQUIRED,
   BARRIER,
   EVENT,
   type Kind,
@@ -36,9 +54,10 @@ const RESET = 8;
 const ABORT = 9;
 const CANCEL = 10;
 // Parent → child.
-const REPLY = 20; // req, result, id, owner, count, flag
+const REPLY = 20; // req, result, id, owner, count, flag, leased
 const STATE = 21; // id, owner, count, flag: an event or barrier changed
 const FAILED = 22; // id, result: an operation sent without reply failed
+const REVOKE = 23; // id: someone waits for a lock leased to the child
 
 /** What a primitive looks like on its way to a child process. */
 export interface RemoteSyncDescriptor {
@@ -104,6 +123,10 @@ export class SyncLink {
   readonly #send: (payload: unknown[]) => void;
   readonly #held = new Map<number, SyncCore>();
   readonly #pending = new Map<number, AbortController>();
+  /** Leased locks watched for waiters. */
+  readonly #watching = new Set<number>();
+  /** Leased locks whose lease was revoked. */
+  readonly #revoked = new Set<number>();
   #disposed = false;
 
   // One link per child, beside its queue link.
@@ -155,10 +178,59 @@ export class SyncLink {
   }
 
   // Every reply carries the state, so the child's mirror stays close.
-  #reply(req: number, result: number, id: number, core: SyncCore): void {
+  #reply(
+    req: number,
+    result: number,
+    id: number,
+    core: SyncCore,
+    leased = 0,
+  ): void {
     this.#pending.delete(req);
     const state = core.state();
-    this.#post([REPLY, req, result, id, state.owner, state.count, state.flag]);
+    this.#post([
+      REPLY,
+      req,
+      result,
+      id,
+      state.owner,
+      state.count,
+      state.flag,
+      leased,
+    ]);
+  }
+
+  // An acquire that found nobody else waiting leases the lock to the child.
+  async #answerAcquire(
+    req: number,
+    id: number,
+    core: SyncCore,
+    result: Promise<number>,
+  ): Promise<void> {
+    const got = await result;
+    if (got <= 0 || this.#disposed || !core.lease(this.token)) {
+      return this.#reply(req, got, id, core);
+    }
+    this.#revoked.delete(id);
+    if (!this.#watching.has(id)) this.#watchLease(id, core);
+    this.#reply(req, got, id, core, 1);
+  }
+
+  // Revokes a lease as soon as anyone waits for the lock; ends with it.
+  async #watchLease(id: number, core: SyncCore): Promise<void> {
+    this.#watching.add(id);
+    try {
+      while (!this.#disposed) {
+        const seen = core.changes();
+        if (!core.leasedTo(this.token)) return;
+        if (!this.#revoked.has(id) && core.wanted()) {
+          this.#revoked.add(id);
+          this.#post([REVOKE, id]);
+        }
+        await core.changedSince(seen);
+      }
+    } finally {
+      this.#watching.delete(id);
+    }
   }
 
   // Waits answer when they end; the rest fail loudly in the child only.
@@ -183,7 +255,7 @@ export class SyncLink {
     const token = this.token;
     switch (op) {
       case ACQUIRE:
-        this.#answer(
+        this.#answerAcquire(
           req,
           id,
           core,
@@ -269,8 +341,10 @@ let listening = false;
 function receiveFromParent(payload: unknown[]): void {
   const op = payload[0] as number;
   if (op === REPLY) {
-    const [, req, result, id, owner, count, flag] = payload as number[];
-    remote.get(id)?.learn({ owner, count, flag });
+    const [, req, result, id, owner, count, flag, leased] = payload as number[];
+    const core = remote.get(id);
+    core?.learn({ owner, count, flag });
+    if (leased === 1) core?.leased();
     const settle = requests.get(req);
     requests.delete(req);
     settle?.(result);
@@ -279,7 +353,14 @@ function receiveFromParent(payload: unknown[]): void {
     remote.get(id)?.learn({ owner, count, flag });
   } else if (op === FAILED) {
     remote.get(payload[1] as number)?.failed(payload[2] as number);
+  } else if (op === REVOKE) {
+    remote.get(payload[1] as number)?.revoke();
   }
+}
+
+// A task ended: leases of locks it left free go back before its result.
+function settleLeases(): void {
+  for (const core of remote.values()) core.idle();
 }
 
 /** Sends a request and resolves with the parent's result. */
@@ -318,6 +399,12 @@ class RemoteSyncCore implements SyncOps {
   #depth = 0;
   /** An operation sent without reply failed in the parent: the next call says so. */
   #failure = 0;
+  /** Lock: the parent holds it for this process; acquire and release are local. */
+  #leased = false;
+  /** Lock: someone waits for it; the lease goes back at the next release. */
+  #revoking = false;
+  /** Lock: a lease check is due when the event loop turns. */
+  #idleCheck = false;
 
   // One per primitive per process (remoteSyncCore): handles share it.
   constructor(descriptor: RemoteSyncDescriptor) {
@@ -342,13 +429,56 @@ class RemoteSyncCore implements SyncOps {
     return [op, 0, this.#id, ...args];
   }
 
-  // Only the parent can tell: always ask.
+  /** The parent leased the lock to this process (it holds it too). */
+  leased(): void {
+    this.#leased = true;
+    this.#revoking = false;
+  }
+
+  /** Someone waits: the lease goes back now, or at the next release. */
+  revoke(): void {
+    if (!this.#leased) return;
+    if (this.#depth === 0) this.#handBack();
+    else this.#revoking = true;
+  }
+
+  /** Hands the lease back if the lock is free here (a task ended, the event loop turned). */
+  idle(): void {
+    if (this.#leased && this.#depth === 0) this.#handBack();
+  }
+
+  // The parent releases the lock; its first waiter gets it.
+  #handBack(): void {
+    this.#leased = false;
+    this.#revoking = false;
+    this.#state = { ...this.#state, owner: 0 };
+    sendSyncToParent(this.#op(RELEASE, 1), true);
+  }
+
+  // A lease is for a burst of use: it goes back when the loop turns with
+  // the lock free, so a dead process is rarely taken for a dead holder.
+  #checkWhenIdle(): void {
+    if (this.#idleCheck) return;
+    this.#idleCheck = true;
+    setImmediate(() => {
+      this.#idleCheck = false;
+      this.idle();
+    });
+  }
+
+  // Only the parent can tell, unless it leased us the lock.
   tryAcquire(): number {
-    return 0;
+    if (!this.#leased || this.#revoking || this.#depth !== 0) return 0;
+    this.#depth = 1;
+    return ACQUIRED;
   }
 
   // A wait in the parent, in the name of this process.
   async acquire(_owner: number, wait: SyncWait): Promise<number> {
+    const local = this.tryAcquire();
+    if (local !== 0) return local;
+    // Held here under the lease: our wait in the parent revokes it.
+    if (this.#leased) this.#revoking = true;
     const result = await request(
       this.#op(ACQUIRE, timeoutOf(wait)),
       wait.signal,
@@ -372,6 +502,12 @@ class RemoteSyncCore implements SyncOps {
     }
     if (this.kind === LOCK || this.kind === RLOCK) {
       if (this.#depth === 0) return NOT_HELD;
+      if (this.#leased) {
+        this.#depth--;
+        if (this.#revoking) this.#handBack();
+        else this.#checkWhenIdle();
+        return 0;
+      }
       // Free as far as this process knows, until the parent says more.
       if (--this.#depth === 0) this.#state = { ...this.#state, owner: 0 };
     }
@@ -379,9 +515,10 @@ class RemoteSyncCore implements SyncOps {
     return 0;
   }
 
-  // Only this process's own holding is known for sure.
+  // Only this process's own holding is known for sure (all of it, leased).
   held(owner: number | undefined): boolean {
-    return this.#depth > 0 || (owner === undefined && this.#state.owner !== 0);
+    return this.#depth > 0 ||
+      (owner === undefined && !this.#leased && this.#state.owner !== 0);
   }
 
   // Mirrored at once here; the parent's waiters wake when it arrives.
@@ -410,6 +547,9 @@ class RemoteSyncCore implements SyncOps {
   waitNotify(_owner: number, lock: SyncOps, wait: SyncWait): Promise<number> {
     const other = lock as RemoteSyncCore;
     if (other.#depth === 0) return Promise.resolve(NOT_HELD);
+    // The parent lets go of the lock for us, and of its lease.
+    other.#leased = false;
+    other.#revoking = false;
     return request(
       this.#op(WAIT_NOTIFY, other.#id, timeoutOf(wait)),
       wait.signal,
@@ -458,6 +598,7 @@ export function remoteSyncCore(descriptor: RemoteSyncDescriptor): SyncOps {
   if (!listening) {
     listening = true;
     onSyncFromParent(receiveFromParent);
+    onSettleSync(settleLeases);
   }
   let core = remote.get(descriptor.syncId);
   if (core === undefined) {
