@@ -156,6 +156,11 @@ export class SyncCore implements SyncOps {
   readonly kind: Kind;
   /** Slots taken by the last arrival of a barrier generation, passed once its action ran. */
   #passing: { slot: number; ticket: number }[] = [];
+  /**
+   * Lock: told at once when a waiter of this thread queues while the lock
+   * is leased (set by the lease holder's link, in the thread that made it).
+   */
+  onWanted: (() => void) | undefined;
 
   // A worker thread rebuilds the core around the memory it was sent.
   constructor(descriptor: SyncDescriptor) {
@@ -501,6 +506,10 @@ export class SyncCore implements SyncOps {
       if (this.head[LEASE] !== 0) this.#changed();
     } finally {
       this.#unlock();
+    }
+    // In the link's thread it revokes now, before anything this thread does next.
+    if (this.onWanted !== undefined && Atomics.load(this.head, LEASE) !== 0) {
+      this.onWanted();
     }
     const got = await this.#await(slot, ticket, wait);
     // Granted as the signal fired: the caller gets the abort, so give back.

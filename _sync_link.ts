@@ -211,21 +211,28 @@ export class SyncLink {
       return this.#reply(req, got, id, core);
     }
     this.#revoked.delete(id);
+    core.onWanted = (): void => this.#revokeIfWanted(id, core);
     if (!this.#watching.has(id)) this.#watchLease(id, core);
     this.#reply(req, got, id, core, 1);
   }
 
-  // Revokes a lease as soon as anyone waits for the lock; ends with it.
+  // Once per lease: the child hands it back at its next release.
+  #revokeIfWanted(id: number, core: SyncCore): void {
+    if (
+      this.#revoked.has(id) || !core.leasedTo(this.token) || !core.wanted()
+    ) return;
+    this.#revoked.add(id);
+    this.#post([REVOKE, id]);
+  }
+
+  // Waiters of other threads are seen here, a moment later; ends with the lease.
   async #watchLease(id: number, core: SyncCore): Promise<void> {
     this.#watching.add(id);
     try {
       while (!this.#disposed) {
         const seen = core.changes();
         if (!core.leasedTo(this.token)) return;
-        if (!this.#revoked.has(id) && core.wanted()) {
-          this.#revoked.add(id);
-          this.#post([REVOKE, id]);
-        }
+        this.#revokeIfWanted(id, core);
         await core.changedSince(seen);
       }
     } finally {
@@ -324,7 +331,10 @@ export class SyncLink {
     this.#disposed = true;
     for (const controller of this.#pending.values()) controller.abort();
     this.#pending.clear();
-    for (const core of this.#held.values()) core.died(this.token, abnormally);
+    for (const core of this.#held.values()) {
+      if (core.leasedTo(this.token)) core.onWanted = undefined;
+      core.died(this.token, abnormally);
+    }
     this.#held.clear();
     markDead(this.token);
   }
