@@ -343,7 +343,7 @@ export class SyncLink {
 // ---- the child side ---------------------------------------------------
 
 const remote = new Map<number, RemoteSyncCore>();
-const requests = new Map<number, (result: number) => void>();
+const requests = new Map<number, (result: number, leased: boolean) => void>();
 let nextReq = 0;
 let listening = false;
 
@@ -352,12 +352,10 @@ function receiveFromParent(payload: unknown[]): void {
   const op = payload[0] as number;
   if (op === REPLY) {
     const [, req, result, id, owner, count, flag, leased] = payload as number[];
-    const core = remote.get(id);
-    core?.learn({ owner, count, flag });
-    if (leased === 1) core?.leased();
+    remote.get(id)?.learn({ owner, count, flag });
     const settle = requests.get(req);
     requests.delete(req);
-    settle?.(result);
+    settle?.(result, leased === 1);
   } else if (op === STATE) {
     const [, id, owner, count, flag] = payload as number[];
     remote.get(id)?.learn({ owner, count, flag });
@@ -377,14 +375,16 @@ function settleLeases(): void {
 function request(
   payload: unknown[],
   signal: AbortSignal | undefined,
+  onReply?: (result: number, leased: boolean) => void,
 ): Promise<number> {
   const req = ++nextReq;
   payload[1] = req;
   return new Promise((resolve) => {
     const onAbort = (): void => sendSyncToParent([CANCEL, req], true);
     signal?.addEventListener("abort", onAbort, { once: true });
-    requests.set(req, (result) => {
+    requests.set(req, (result, leased) => {
       signal?.removeEventListener("abort", onAbort);
+      onReply?.(result, leased);
       resolve(result);
     });
     sendSyncToParent(payload, true);
@@ -439,8 +439,11 @@ class RemoteSyncCore implements SyncOps {
     return [op, 0, this.#id, ...args];
   }
 
-  /** The parent leased the lock to this process (it holds it too). */
-  leased(): void {
+  // Before anything else that came with the reply (a revocation) is read.
+  #granted(result: number, leased: boolean): void {
+    if (result <= 0) return;
+    this.#depth++;
+    if (!leased) return;
     this.#leased = true;
     this.#revoking = false;
   }
@@ -492,9 +495,9 @@ class RemoteSyncCore implements SyncOps {
     const result = await request(
       this.#op(ACQUIRE, timeoutOf(wait)),
       wait.signal,
+      (result, leased) => this.#granted(result, leased),
     );
     if (result <= 0) return result;
-    this.#depth++;
     // Granted as the signal fired: the caller gets the abort, so give back.
     if (wait.signal?.aborted) {
       this.release(0, 1);

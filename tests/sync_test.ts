@@ -543,8 +543,8 @@ describe("Lock leases of process workers", () => {
           processes: 2,
           backend: "worker",
         });
-        const each = (n: number) =>
-          Array.from({ length: n }, () => [lock, path, times] as const);
+        const each = (n: number): [Lock, string, number][] =>
+          Array.from({ length: n }, () => [lock, path, times]);
         await Promise.all([
           children.starmap("incrementFileBursts", each(processes), {
             chunksize: 1,
