@@ -343,6 +343,8 @@ export class SyncLink {
 // ---- the child side ---------------------------------------------------
 
 const remote = new Map<number, RemoteSyncCore>();
+/** How soon after its release a process may take a leased lock again without asking. */
+const LEASE_BURST_MS = 1;
 const requests = new Map<number, (result: number, leased: boolean) => void>();
 let nextReq = 0;
 let listening = false;
@@ -415,6 +417,8 @@ class RemoteSyncCore implements SyncOps {
   #revoking = false;
   /** Lock: a lease check is due when the event loop turns. */
   #idleCheck = false;
+  /** Lock: when this process last released it under the lease. */
+  #releasedAt = 0;
 
   // One per primitive per process (remoteSyncCore): handles share it.
   constructor(descriptor: RemoteSyncDescriptor) {
@@ -479,9 +483,16 @@ class RemoteSyncCore implements SyncOps {
     });
   }
 
-  // Only the parent can tell, unless it leased us the lock.
+  // Only the parent can tell, unless it leased us the lock. A lease is for
+  // a burst: after a pause (a computation that kept the event loop busy, and
+  // waiters from reading the revocation), the lease goes back and the
+  // acquire queues behind them, so that no waiter starves.
   tryAcquire(): number {
     if (!this.#leased || this.#revoking || this.#depth !== 0) return 0;
+    if (performance.now() - this.#releasedAt > LEASE_BURST_MS) {
+      this.#handBack();
+      return 0;
+    }
     this.#depth = 1;
     return ACQUIRED;
   }
@@ -491,7 +502,7 @@ class RemoteSyncCore implements SyncOps {
     const local = this.tryAcquire();
     if (local !== 0) return local;
     // Held here under the lease: our wait in the parent revokes it.
-    if (this.#leased) this.#revoking = true;
+    if (this.#leased && timeoutOf(wait) !== 0) this.#revoking = true;
     const result = await request(
       this.#op(ACQUIRE, timeoutOf(wait)),
       wait.signal,
@@ -517,6 +528,7 @@ class RemoteSyncCore implements SyncOps {
       if (this.#depth === 0) return NOT_HELD;
       if (this.#leased) {
         this.#depth--;
+        this.#releasedAt = performance.now();
         if (this.#revoking) this.#handBack();
         else this.#checkWhenIdle();
         return 0;
