@@ -647,6 +647,22 @@ describe("Lock leases of process workers", () => {
     equal(lock.locked(), false);
   });
 
+  test("a process that computes between its releases hands the lease back: a waiter here does not starve", async () => {
+    const lock = new Lock();
+    const stop = new Event();
+    const started = new Queue<string>();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    const round = pool.apply("computeBetween", [lock, stop, started]);
+    equal(await started.get(), "computing");
+    equal(await lock.acquire({ timeout: 20_000 }), true);
+    stop.set();
+    lock.release();
+    ok(await round >= 1);
+  });
+
   test("waiters that time out or abort while the lease is revoked: the holder goes on, the lock ends free", async () => {
     const lock = new Lock();
     const started = new Queue<string>();
