@@ -12,11 +12,14 @@
 // until the child hands the lease back with a RELEASE. It does so at a
 // release once the parent revoked the lease (a waiter came: any thread, this
 // process or another child), at once when revoked while it does not hold the
-// lock, when its event loop turns with the lock free, and when a task ends.
-// Waiters queue in the parent as before, so wake-ups stay first in, first
-// out. The parent cannot tell whether a child that dies with the lease held
-// the lock: it reports the owner died, which is right unless the child died
-// between a release and the end of that event-loop turn.
+// lock, when its event loop turns with the lock free (setImmediate), when a
+// task ends (before its result), and at an acquire more than 2 ms after its
+// release (it computed meanwhile, and could not read a revocation). Waiters
+// queue in the parent as before, so wake-ups stay first in, first out. The
+// parent cannot tell whether a child that dies with the lease held the lock:
+// it reports the owner died, which is wrong only when the child died after
+// a release and before the lease went back, i.e. within the same turn of its
+// event loop (a process stuck in a computation after a release stays in it).
 import { markDead, newThreadToken } from "./_liveness.ts";
 import { setImmediate } from "node:timers";
 import {
