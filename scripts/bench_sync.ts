@@ -105,8 +105,12 @@ finds the lock free (a few \`Atomics\` operations on shared memory) and, when no
 shared memory with its parent, so the parent holds the lock for it: the first acquire is a round trip that
 leases the lock to the process, whose next acquires and releases are local until a waiter comes; the parent
 then revokes the lease, and the holder hands the lock back at its next release, once its event loop reads the
-revocation. A worker in a tight loop reads it only when its loop ends, so the lock changes hands rarely, as
-with Python's unfair semaphore; pairs/s then measure the local path, handoffs/s the fairness.
+revocation (or at an acquire more than 2 ms after its release). A worker in a tight loop reads it only when its
+loop ends, so the lock changes hands rarely, as with Python's unfair semaphore; pairs/s then measure the local
+path, handoffs/s the fairness. The spread between rounds is the other side of first-in-first-out: once both
+processes wait at every release (after a revocation, or when the OS paused the holder for over 2 ms), each
+release hands the lock to the other process through the parent, a round trip per pair, until one of them
+finds nobody waiting and gets the lease again. The machine was shared with other jobs while these ran.
 `;
 await writeSection(join(root, "BENCHMARKS.md"), "sync", report);
 console.log(report);
