@@ -647,6 +647,24 @@ describe("Lock leases of process workers", () => {
     equal(lock.locked(), false);
   });
 
+  test("a Condition on a Lock: a process's wait gives the lease up and takes the lock back", async () => {
+    const condition = new Condition(new Lock());
+    const flag = new Event();
+    const started = new Queue<string>();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 2,
+      backend: "process",
+    });
+    const waiter = pool.apply("waitForFlag", [condition, flag, started]);
+    equal(await started.get(), "waiting");
+    await pool.apply("notifyAll", [condition, flag]);
+    equal(await waiter, true);
+    equal(await pool.apply("waitNotified", [condition, 10]), false);
+    equal(await condition.acquire({ timeout: 20_000 }), true);
+    condition.notifyAll();
+    condition.release();
+  });
+
   test("a process that computes between its releases hands the lease back: a waiter here does not starve", async () => {
     const lock = new Lock();
     const stop = new Event();
