@@ -635,11 +635,17 @@ class ParentChannel {
 const parent = new ParentChannel();
 
 let syncHandler: ((payload: unknown[]) => void) | undefined;
+let settleSync: (() => void) | undefined;
 
 // _sync_link.ts registers here rather than being imported by this file.
 /** In a child process: who handles lock and event traffic from the parent. */
 export function onSyncFromParent(handler: (payload: unknown[]) => void): void {
   syncHandler = handler;
+}
+
+/** In a child process: what hands back lock leases when a task ends. */
+export function onSettleSync(handler: () => void): void {
+  settleSync = handler;
 }
 
 /**
@@ -703,6 +709,7 @@ export function flushQueues(): void {
  */
 export function settleQueues(): Promise<void> | undefined {
   let fetching: Promise<void>[] | undefined;
+  settleSync?.();
   for (const core of parent.cores.values()) {
     const pending = core.settle();
     if (pending) (fetching ??= []).push(pending);

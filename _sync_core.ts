@@ -61,6 +61,12 @@ const DIED_PENDING = 10;
 const CHANGES = 11;
 /** Threads sleeping on `CHANGES`. */
 const WATCHERS = 12;
+/**
+ * Lock: the token of the child process whose parent holds the lock for it
+ * as a lease (see `_sync_link.ts`), 0 when none. OWNER is that token while
+ * the lease lasts, whether or not the child holds the lock right now.
+ */
+const LEASE = 13;
 const HEADER = 16;
 
 // Slot words and states.
@@ -150,6 +156,11 @@ export class SyncCore implements SyncOps {
   readonly kind: Kind;
   /** Slots taken by the last arrival of a barrier generation, passed once its action ran. */
   #passing: { slot: number; ticket: number }[] = [];
+  /**
+   * Lock: told at once when a waiter of this thread queues while the lock
+   * is leased (set by the lease holder's link, in the thread that made it).
+   */
+  onWanted: (() => void) | undefined;
 
   // A worker thread rebuilds the core around the memory it was sent.
   constructor(descriptor: SyncDescriptor) {
@@ -491,8 +502,14 @@ export class SyncCore implements SyncOps {
       if (refused !== undefined) return refused;
       slot = this.#take(WAITING_STATE, owner, 0);
       ticket = this.ints[HEADER + slot * SLOT_WORDS + S_TICKET];
+      // The lease holder's link watches for a waiter, to revoke the lease.
+      if (this.head[LEASE] !== 0) this.#changed();
     } finally {
       this.#unlock();
+    }
+    // In the link's thread it revokes now, before anything this thread does next.
+    if (this.onWanted !== undefined && Atomics.load(this.head, LEASE) !== 0) {
+      this.onWanted();
     }
     const got = await this.#await(slot, ticket, wait);
     // Granted as the signal fired: the caller gets the abort, so give back.
@@ -508,6 +525,8 @@ export class SyncCore implements SyncOps {
     const ints = this.ints;
     const next = this.#first();
     if (this.kind === LOCK || this.kind === RLOCK) {
+      // Whoever held it gives it up, and with it a lease it had.
+      this.head[LEASE] = 0;
       if (next < 0) {
         Atomics.store(this.head, OWNER, 0);
         this.head[COUNT] = 0;
@@ -561,6 +580,35 @@ export class SyncCore implements SyncOps {
   held(owner: number | undefined): boolean {
     const holder = Atomics.load(this.head, OWNER);
     return owner === undefined ? holder !== 0 : holder === owner;
+  }
+
+  /**
+   * Makes `owner`'s hold of this lock a lease when nobody waits for it: the
+   * lock stays `owner`'s until its link hands it back. Returns whether it
+   * did.
+   */
+  lease(owner: number): boolean {
+    this.#lock();
+    try {
+      if (
+        this.kind !== LOCK || this.head[OWNER] !== owner ||
+        this.head[WAITING] > 0 || this.head[LEASE] !== 0
+      ) return false;
+      this.head[LEASE] = owner;
+      return true;
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /** Whether `owner` holds this lock's lease. */
+  leasedTo(owner: number): boolean {
+    return Atomics.load(this.head, LEASE) === owner;
+  }
+
+  /** Whether anyone waits to acquire (or, for a condition, to be notified). */
+  wanted(): boolean {
+    return Atomics.load(this.head, WAITING) > 0;
   }
 
   /**

@@ -164,6 +164,13 @@ function coreFrom(
  * process) dies holding it, it is released and the next owner finds
  * {@linkcode Lock.ownerDied} set.
  *
+ * A process worker holds it on lease: after an acquire that found nobody
+ * waiting, its acquires and releases stay in the process (no round trip to
+ * the parent) until another owner waits; the lease then goes back at the
+ * process's next release, and waiters are served in order. While a process
+ * holds the lease, {@linkcode Lock.locked} elsewhere is `true`, and a process
+ * killed holding it counts as a dead owner.
+ *
  * @example Mutual exclusion across worker threads
  * ```ts
  * import { Pool } from "@multiproc/multiproc/pool";

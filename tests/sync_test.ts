@@ -28,6 +28,7 @@ import {
   Value,
 } from "../mod.ts";
 import { delay, fixtureUrl, runScript, runtime } from "./_helpers.ts";
+import { incrementFileBursts } from "./fixtures/sync_tasks.ts";
 
 type Tasks = typeof import("./fixtures/sync_tasks.ts");
 const tasks = fixtureUrl("sync_tasks");
@@ -518,6 +519,216 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
     });
   });
 }
+
+describe("Lock leases of process workers", () => {
+  // Deno's children get a partial grant only when named.
+  function filePermissions(dir: string) {
+    return runtime === "deno" ? { read: [dir], write: [dir] } : undefined;
+  }
+
+  for (const processes of [2, 4]) {
+    test(`${processes} processes, 2 threads and this thread under one Lock: no update lost`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "multiproc-lease-"));
+      try {
+        const path = join(dir, "count");
+        writeFileSync(path, "0");
+        const lock = new Lock();
+        const times = 200;
+        await using children = new Pool<Tasks>(tasks, {
+          processes,
+          backend: "process",
+          permissions: filePermissions(dir),
+        });
+        await using threads = new Pool<Tasks>(tasks, {
+          processes: 2,
+          backend: "worker",
+        });
+        const each = (n: number): [Lock, string, number][] =>
+          Array.from({ length: n }, () => [lock, path, times]);
+        await Promise.all([
+          children.starmap("incrementFileBursts", each(processes), {
+            chunksize: 1,
+          }),
+          threads.starmap("incrementFileBursts", each(2), { chunksize: 1 }),
+          incrementFileBursts(lock, path, times),
+        ]);
+        equal(readFileSync(path, "utf8"), String((processes + 3) * times));
+        // The children handed their leases back when their tasks ended.
+        equal(lock.locked(), false);
+        equal(await lock.acquire({ timeout: 0 }), true);
+        equal(lock.ownerDied, false);
+        lock.release();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  test("a lease holder killed while holding: the next acquirer learns the owner died", async () => {
+    const lock = new Lock();
+    const started = new Queue<string>();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    const held = pool.apply("burstThenHold", [lock, started], {
+      timeout: 300,
+    });
+    equal(await started.get(), "holding");
+    equal(lock.locked(), true);
+    const next = lock.acquire({ timeout: 20_000 });
+    await rejects(held, TimeoutError);
+    equal(await next, true);
+    equal(lock.ownerDied, true);
+    lock.release();
+  });
+
+  test("a process killed after its release and a turn of its event loop: the lock is free, no owner died", async () => {
+    const lock = new Lock();
+    const started = new Queue<string>();
+    const p = new Process({
+      target: "burstThenIdle",
+      module: tasks,
+      args: [lock, started],
+      backend: "process",
+    });
+    p.start();
+    equal(await started.get(), "released");
+    equal(lock.locked(), false);
+    p.kill();
+    await p.join();
+    equal(await lock.acquire({ timeout: 0 }), true);
+    equal(lock.ownerDied, false);
+    lock.release();
+  });
+
+  test("a waiter here while a process holds the lease: the lease goes back at its release, waiters first in, first out", async () => {
+    const lock = new Lock();
+    const started = new Queue<string>();
+    const go = new Event();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    const task = pool.apply("holdUntil", [lock, started, go]);
+    equal(await started.get(), "holding");
+    const order: string[] = [];
+    const waiters = ["A", "B"].map((name) =>
+      lock.acquire().then(() => {
+        order.push(name);
+        lock.release();
+      })
+    );
+    go.set();
+    // The child released and asked again: it queued behind A and B.
+    equal(await started.get(), "again");
+    deepEqual(order, ["A", "B"]);
+    equal(await task, "done");
+    await Promise.all(waiters);
+    equal(lock.locked(), false);
+  });
+
+  test("a worker thread's wait revokes the lease of a process that never lets the lock go idle", async () => {
+    const lock = new Lock();
+    const stop = new Event();
+    const started = new Queue<string>();
+    await using children = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    await using threads = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "worker",
+    });
+    const rounds = children.apply("churn", [lock, stop, started]);
+    equal(await started.get(), "churning");
+    equal(await threads.apply("acquireThenStop", [lock, stop]), true);
+    ok(await rounds >= 1);
+    equal(lock.locked(), false);
+  });
+
+  test("a Condition on a Lock: a process's wait gives the lease up and takes the lock back", async () => {
+    const condition = new Condition(new Lock());
+    const flag = new Event();
+    const started = new Queue<string>();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 2,
+      backend: "process",
+    });
+    const waiter = pool.apply("waitForFlag", [condition, flag, started]);
+    equal(await started.get(), "waiting");
+    await pool.apply("notifyAll", [condition, flag]);
+    equal(await waiter, true);
+    equal(await pool.apply("waitNotified", [condition, 10]), false);
+    equal(await condition.acquire({ timeout: 20_000 }), true);
+    condition.notifyAll();
+    condition.release();
+  });
+
+  test("a process that computes between its releases hands the lease back: a waiter here does not starve", async () => {
+    const lock = new Lock();
+    const stop = new Event();
+    const started = new Queue<string>();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    const round = pool.apply("computeBetween", [lock, stop, started]);
+    equal(await started.get(), "computing");
+    equal(await lock.acquire({ timeout: 20_000 }), true);
+    stop.set();
+    lock.release();
+    ok(await round >= 1);
+  });
+
+  test("waiters that time out or abort while the lease is revoked: the holder goes on, the lock ends free", async () => {
+    const lock = new Lock();
+    const started = new Queue<string>();
+    const go = new Event();
+    await using pool = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    const task = pool.apply("holdUntil", [lock, started, go]);
+    equal(await started.get(), "holding");
+    equal(await lock.acquire({ timeout: 20 }), false);
+    const controller = new AbortController();
+    const aborted = lock.acquire({ signal: controller.signal });
+    await delay(20);
+    controller.abort(new Error("stop waiting"));
+    await rejects(aborted, /stop waiting/);
+    go.set();
+    equal(await started.get(), "again");
+    equal(await task, "done");
+    equal(lock.locked(), false);
+    equal(await lock.acquire({ timeout: 0 }), true);
+    equal(lock.ownerDied, false);
+    lock.release();
+  });
+
+  test("a lease holder killed in a busy loop after its release: the lock is free at once, flagged", async () => {
+    const lock = new Lock();
+    const started = new Queue<string>();
+    const go = new Event();
+    const p = new Process({
+      target: "holdThenSpin",
+      module: tasks,
+      args: [lock, started, go],
+      backend: "process",
+    });
+    p.start();
+    equal(await started.get(), "holding");
+    go.set();
+    await delay(50);
+    p.kill();
+    await p.join();
+    // Killed holding the lock, or its lease only (in the turn of its
+    // release, before the lease could go back): the same to the parent.
+    equal(await lock.acquire({ timeout: 0 }), true);
+    equal(lock.ownerDied, true);
+    lock.release();
+  });
+});
 
 test("programs that use every primitive exit on their own", async () => {
   const result = await runScript("fixtures/sync_exits");
