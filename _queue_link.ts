@@ -13,11 +13,11 @@
 import process from "node:process";
 import { setImmediate } from "node:timers";
 import { RecordReader, RecordWriter, splitRecords } from "./_codec.ts";
-import { concatBytes } from "./_text.ts";
 import {
   ABORTED,
   CLOSED,
   type Core,
+  LARGE_RECORD_BYTES,
   OK,
   type PutOptions,
   type RingDescriptor,
@@ -26,12 +26,22 @@ import {
   TIMED_OUT,
   type WaitOptions,
 } from "./_ring.ts";
+import {
+  canReadSpilled,
+  inlineSpilled,
+  lastFileOf,
+  removeOrphans,
+  removeSpilled,
+  spill,
+  SPILL_BYTES,
+  spillDirectory,
+} from "./_spill.ts";
 import { QUEUE } from "./_wire.ts";
 
 // Child → parent.
 const PUT = 0; // id, block, count
 const PUT_WAIT = 1; // req, id, block, count, timeout
-const GET = 2; // req, id, want, timeout
+const GET = 2; // req, id, want, timeout, files (1: it can read spilled items)
 const ACK = 3; // id, count
 const RETURN = 4; // id, count: the oldest items lent and not acknowledged
 const CLOSE = 5; // id
@@ -52,6 +62,8 @@ const SYNC_BACK = 22; // payload: a reply or notice about a lock or event
 
 /** At most this much is sent in one put batch. */
 const BATCH_BYTES = 256 * 1024;
+/** A put batch goes once its stubs stand for this many bytes in files. */
+const SPILLED_BATCH_BYTES = 1024 * 1024;
 /** At most this much is sent ahead in one reply. */
 const REPLY_BYTES = 4 * 1024 * 1024;
 /** At most this many items are fetched ahead. */
@@ -70,6 +82,19 @@ const STREAMING_THINK_MS = 1;
 const STREAK_TO_FETCH_AHEAD = 4;
 
 // ---- the parent side --------------------------------------------------
+
+/** Whether a child may have been told to put large items through files. */
+let spillSeen = false;
+
+/**
+ * The directory where a child puts large items of `core`, or `undefined`
+ * when they go over IPC: ours for our own queues, our parent's for its.
+ */
+export function spillDirOf(core: Core): string | undefined {
+  const dir = core instanceof RemoteCore ? core.spill : spillDirectory();
+  if (dir !== undefined) spillSeen = true;
+  return dir;
+}
 
 let nextId = 0;
 const ids = new WeakMap<Core, number>();
@@ -105,11 +130,12 @@ function timeoutToDeadline(timeout: number): number | undefined {
   return timeout < 0 ? undefined : performance.now() + timeout;
 }
 
-// Lent items go back to the queue as one block.
-function concatTaken(parts: Taken[]): Taken {
-  let count = 0;
-  for (const part of parts) count += part.count;
-  return { block: concatBytes(parts.map((part) => part.block)), count };
+// Lent items go back to the front as they were lent, last first, so that a
+// large item stays one block the ring can keep aside without a copy.
+function giveBackParts(core: Core, parts: Taken[]): void {
+  for (let i = parts.length - 1; i >= 0; i--) {
+    if (parts[i].count > 0) core.unget(parts[i].block, parts[i].count);
+  }
 }
 
 /** The parent's end of one child's queue traffic. */
@@ -119,15 +145,20 @@ export class ProxyLink {
   readonly #held = new Map<number, Held>();
   readonly #pending = new Map<number, AbortController>();
   #disposed = false;
+  readonly #pid: number;
+  /** The child's last file whose stub came here; later ones are orphans at its death. */
+  #lastFile = 0;
 
   // One link per child: what it holds and borrowed is tracked here. Lock
   // and event traffic shares the channel, so it keeps its order with puts.
   constructor(
     post: (message: unknown[]) => void,
     onSync?: (payload: unknown[]) => void,
+    pid = 0,
   ) {
     this.#post = post;
     this.#onSync = onSync;
+    this.#pid = pid;
   }
 
   /** Sends the child a reply or notice of `_sync_link.ts`. */
@@ -181,29 +212,28 @@ export class ProxyLink {
       this.#release(held);
     }
     this.#held.clear();
+    if (spillSeen) removeOrphans(this.#pid, this.#lastFile);
   }
 
   // A dead child's unread items go back in front, so none is lost.
   #giveBack(held: Held): void {
-    if (held.lent.length === 0) return;
-    const { block, count } = concatTaken(held.lent);
+    const lent = held.lent;
     held.lent = [];
-    if (count > 0) held.core.unget(block, count);
+    giveBackParts(held.core, lent);
   }
 
-  // Items the child read stop being lent: they will not come back.
+  // Items the child read stop being lent: they will not come back, and the
+  // files of large ones can go.
   #acknowledge(held: Held, count: number): void {
-    this.#removeLent(held, count);
+    const removed = this.#removeLent(held, count);
+    if (spillSeen) { for (const part of removed) removeSpilled(part.block); }
   }
 
   // Acks and returns arrive in the order the child read its replies, so
   // both concern the oldest lent items; a reply still on its way stays lent.
   /** Takes back the `count` oldest lent items, in order, at the front. */
   #takeBack(held: Held, count: number): void {
-    const { block, count: taken } = concatTaken(
-      this.#removeLent(held, count),
-    );
-    if (taken > 0) held.core.unget(block, taken);
+    giveBackParts(held.core, this.#removeLent(held, count));
   }
 
   /** Removes the `count` oldest lent items and returns them. */
@@ -234,11 +264,16 @@ export class ProxyLink {
       switch (op) {
         case PUT: {
           const held = this.#held.get(message[i + 1] as number);
+          const block = message[i + 2] as Uint8Array;
+          if (spillSeen) {
+            this.#lastFile = lastFileOf(block, this.#pid, this.#lastFile);
+          }
           held?.core.tryPut(
-            message[i + 2] as Uint8Array,
+            block,
             message[i + 3] as number,
-            // The child put it before it knew of a close: it counts.
-            { force: true, afterClose: true },
+            // The child put it before it knew of a close: it counts. The
+            // block came over IPC: the ring may keep it as it is.
+            { force: true, afterClose: true, owned: true },
           );
           i += 4;
           break;
@@ -259,8 +294,9 @@ export class ProxyLink {
             message[i + 2] as number,
             message[i + 3] as number,
             message[i + 4] as number,
+            message[i + 5] === 1,
           );
-          i += 5;
+          i += 6;
           break;
         case ACK: {
           const held = this.#held.get(message[i + 1] as number);
@@ -377,6 +413,7 @@ export class ProxyLink {
     id: number,
     want: number,
     timeout: number,
+    files: boolean,
   ): Promise<void> {
     const held = this.#held.get(id);
     if (held === undefined) return this.#reply(req, CLOSED, held);
@@ -387,6 +424,12 @@ export class ProxyLink {
     );
     if (typeof result === "number") return this.#reply(req, result, held);
     if (this.#disposed) return held.core.unget(result.block, result.count);
+    // Items passed on from our own parent, whose files it removes once we
+    // acknowledge them, and items for a child that may not read the files,
+    // travel whole.
+    if (spillSeen && (result.lent || !files)) {
+      result.block = inlineSpilled(result.block, !result.lent);
+    }
     held.lent.push(result);
     this.#reply(req, OK, held, result);
   }
@@ -453,6 +496,8 @@ class ParentChannel {
   readonly cores = new Map<number, RemoteCore>();
   #ops: unknown[] = [QUEUE];
   #batchBytes = 0;
+  /** The bytes of the items in files whose stubs are in the batch. */
+  #spilledBytes = 0;
   #scheduled = false;
   #nextReq = 0;
   readonly #requests = new Map<number, (reply: Reply) => void>();
@@ -488,6 +533,17 @@ class ParentChannel {
   // Consecutive puts to one queue travel as one block of records.
   /** Appends one record to the put batch for `id`. */
   putRecord(id: number, block: Uint8Array, count: number): void {
+    if (block.length >= SPILL_BYTES && count === 1) {
+      const dir = this.cores.get(id)?.spill;
+      const stub = dir === undefined ? undefined : spill(dir, block);
+      if (stub !== undefined) {
+        this.#spilledBytes += block.length;
+        block = stub;
+      }
+    }
+    if (block.length >= LARGE_RECORD_BYTES) {
+      return this.#putLarge(id, block, count);
+    }
     if (this.#putCore !== id) {
       this.#closePutBatch();
       this.#putCore = id;
@@ -496,10 +552,27 @@ class ParentChannel {
     // Copy the caller's bytes now: the put has resolved once we return.
     this.#putWriter!.append(block, count);
     this.#batchBytes += block.length;
-    if (this.#batchBytes >= BATCH_BYTES) {
+    // Stubs of items in files must leave soon too, so that the consumer
+    // reads while the producer writes.
+    if (
+      this.#batchBytes >= BATCH_BYTES ||
+      this.#spilledBytes >= SPILLED_BATCH_BYTES
+    ) {
       this.flush();
       this.#behind = true;
     } else this.#schedule();
+  }
+
+  // A large item travels alone, copied once (the put has resolved once we
+  // return), so that the parent's ring can keep the block it receives.
+  /** Sends one large record as its own put. */
+  #putLarge(id: number, block: Uint8Array, count: number): void {
+    this.push([PUT, id, block.slice(), count]);
+    this.#batchBytes += block.length;
+    if (this.#batchBytes >= BATCH_BYTES) {
+      this.flush();
+      this.#behind = true;
+    }
   }
 
   // No other op may overtake the puts before it: the batch closes first.
@@ -528,6 +601,7 @@ class ParentChannel {
     this.#ops = [QUEUE];
     this.#ackAt = -1;
     this.#batchBytes = 0;
+    this.#spilledBytes = 0;
     if (this.post === undefined) return;
     this.#sending++;
     this.post(message, () => {
@@ -690,6 +764,8 @@ export interface RemoteDescriptor {
   qsize: number;
   /** The parent's clock when it read `qsize`. */
   at: number;
+  /** Where to write large items (see `_spill.ts`), if anywhere. */
+  spill?: string;
 }
 
 // A queue sent again (with a later task) must reuse its core and state.
@@ -714,6 +790,10 @@ function timeoutOf(wait: WaitOptions): number {
 class RemoteCore implements Core {
   readonly #id: number;
   readonly maxsize: number;
+  /** Where large items go (the parent's directory), if anywhere. */
+  readonly spill: string | undefined;
+  /** Whether this process may read the files there (else they come inlined). */
+  readonly #files: boolean;
   /** Blocks fetched ahead, oldest first, each with its unread count. */
   #ahead: { reader: RecordReader; count: number }[] = [];
   #aheadCount = 0;
@@ -752,6 +832,8 @@ class RemoteCore implements Core {
   constructor(descriptor: RemoteDescriptor) {
     this.#id = descriptor.id;
     this.maxsize = descriptor.maxsize;
+    this.spill = descriptor.spill;
+    this.#files = canReadSpilled(descriptor.spill);
     this.#closedPromise = new Promise((resolve) => this.#onClosed = resolve);
     this.refresh(descriptor);
   }
@@ -1008,7 +1090,7 @@ class RemoteCore implements Core {
     }
     this.#consumed(taken);
     this.#refill();
-    return { block, count: taken };
+    return { block, count: taken, lent: true };
   }
 
   /** Asks for more before the items fetched ahead run out, hiding the round trip. */
@@ -1031,7 +1113,7 @@ class RemoteCore implements Core {
   ): Promise<Reply> {
     const reply = await parent.request(
       GET,
-      [this.#id, want, timeout],
+      [this.#id, want, timeout, this.#files ? 1 : 0],
       signal,
       urgent,
     );
@@ -1125,9 +1207,18 @@ class RemoteCore implements Core {
     }
   }
 
-  // Items a reader did not use go back to the front, in the parent.
+  // Items a reader did not use go back to the front, in the parent, whole:
+  // the parent removes the file of an item once we acknowledged it.
   unget(block: Uint8Array, count: number): void {
-    parent.push([UNGET, this.#id, block.slice(), count]);
+    const whole = this.spill === undefined
+      ? block
+      : inlineSpilled(block, false);
+    parent.push([
+      UNGET,
+      this.#id,
+      whole === block ? block.slice() : whole,
+      count,
+    ]);
   }
 
   // Flushed at once: the parent's getters must learn of it now.

@@ -3,7 +3,12 @@
 // descriptor: its shared memory for a worker thread, an id for a child
 // process (which then reaches it through the parent, see `_queue_link.ts`).
 // The worker swaps descriptors back for working handles.
-import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
+import {
+  coreId,
+  remoteCore,
+  type RemoteDescriptor,
+  spillDirOf,
+} from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
 import {
   isSyncCore,
@@ -218,6 +223,7 @@ function describeCore(core: AnyCore, backend: Backend): CoreDescriptor {
       closed: core.closed(),
       qsize: core.qsize(),
       at: performance.now(),
+      spill: spillDirOf(core),
     };
   }
   const ring = core.descriptor();

@@ -208,6 +208,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   const link = new ProxyLink(
     (message) => child.send(message),
     (payload) => sync.receive(payload),
+    child.pid,
   );
   child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);

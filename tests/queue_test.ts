@@ -23,6 +23,8 @@ import {
 } from "../mod.ts";
 import { markDead, newThreadToken } from "../_liveness.ts";
 import { Ring } from "../_ring.ts";
+import { spillDirectory } from "../_spill.ts";
+import { readdirSync } from "node:fs";
 import {
   collect,
   delay,
@@ -749,6 +751,105 @@ test("a queue passes on from a child process to its own children", async () => {
   equal(await p.apply("passToProcess", [q]), "first");
   equal(await q.get({ timeout: 5_000 }), "from a grandchild");
 });
+
+describe("large items between processes", () => {
+  test("go through files, also via a child's child, and leave none", async () => {
+    const q = new Queue<Uint8Array>();
+    await using p = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    await p.apply("putLarge", [q, 300_000, 2]);
+    // The grandchild gets the oldest item (through its parent) and puts one
+    // of its own (through its parent too).
+    deepEqual(await p.apply("relayLarge", [q]), [300_000, 0, 255]);
+    const second = await q.get({ timeout: 5_000 });
+    deepEqual([second.length, second[0], second.at(-1)], [300_000, 1, 254]);
+    const back = await q.get({ timeout: 5_000 });
+    deepEqual([back.length, back[0], back.at(-1)], [200_000, 7, 7]);
+    deepEqual(spilledFiles(), []);
+  });
+
+  test("a consumer killed while it works on one loses nothing", async () => {
+    await using producers = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    for (let run = 0; run < 3; run++) {
+      const q = new Queue<Uint8Array>();
+      const seen = new Queue<number>();
+      const count = 200;
+      await producers.apply("putLarge", [q, 100_000, count]);
+      const consumer = new Process({
+        target: "consumeLargeBusily",
+        module: tasks,
+        args: [q, seen, 4],
+      });
+      consumer.start();
+      ok(await eventually(() => seen.qsize() >= 3 + run * 5), "it got going");
+      consumer.kill();
+      await consumer.join();
+      await settled(q);
+      // Each item left waits in a file of its own.
+      equal(spilledFiles().length, q.qsize());
+      const consumed: number[] = [];
+      while (!seen.empty()) consumed.push(seen.getNowait());
+      const left: number[] = [];
+      while (!q.empty()) {
+        const item = q.getNowait();
+        equal(item.length, 100_000);
+        equal(item[99_999], 255 - (item[0]));
+        left.push(item[0] + item[1] * 256);
+      }
+      // What it reported is a prefix, what is left the rest, in order.
+      deepEqual(consumed, Array.from(consumed, (_, i) => i));
+      deepEqual(
+        left,
+        Array.from(
+          { length: count - consumed.length },
+          (_, i) => i + consumed.length,
+        ),
+      );
+      deepEqual(spilledFiles(), []);
+    }
+  });
+
+  test("a producer killed while it writes one leaves no file behind", async () => {
+    for (let run = 0; run < 3; run++) {
+      const q = new Queue<number | Uint8Array>();
+      const producer = new Process({
+        target: "produceForever",
+        module: tasks,
+        args: [q, 1_000_000],
+      });
+      producer.start();
+      ok(await eventually(() => q.qsize() >= 5), "the producer got going");
+      producer.kill();
+      await producer.join();
+      await settled(q);
+      let got = 0;
+      while (!q.empty()) {
+        const item = q.getNowait() as Uint8Array;
+        equal(item.length, 1_000_000);
+        equal(item[0], got & 255);
+        got++;
+      }
+      ok(got >= 5);
+      deepEqual(spilledFiles(), []);
+    }
+  });
+});
+
+/** The files of large items that children put into this process's queues. */
+function spilledFiles(): string[] {
+  const dir = spillDirectory();
+  if (dir === undefined) return [];
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 test("programs that use queues and pipes exit on their own", async () => {
   const result = await runScript("fixtures/queue_exits");
