@@ -19,8 +19,10 @@ import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { adoptThreadLoaders, loaderHint } from "./_loaders.ts";
 import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
+import { copyBinary, fromBinary, isBinary } from "./_binary.ts";
 import {
   APPLY,
+  BINARY,
   DEFINE,
   encodeError,
   type FromWorker,
@@ -321,6 +323,10 @@ async function drain(): Promise<void> {
         kind = (kind & ~SERIALIZED) as TaskKind;
         payload = deserializeValues(payload as Uint8Array);
       }
+      if (kind & BINARY) {
+        kind = (kind & ~BINARY) as TaskKind;
+        if (isBinary(payload)) payload = fromBinary(payload);
+      }
       if (kind & SHARED) {
         kind = (kind & ~SHARED) as TaskKind;
         payload = reviveValues(payload as unknown[], revivers);
@@ -347,6 +353,13 @@ async function drain(): Promise<void> {
       value = packNumbers(value as unknown[]);
       if (value instanceof Float64Array) {
         transfer.push(value.buffer as ArrayBuffer);
+      } else if (parentPort !== null) {
+        // To a thread, bulk results go copied once and transferred.
+        const binary = copyBinary(value as unknown[]);
+        if (binary !== undefined) {
+          value = binary;
+          transfer.push(...binary.buffers);
+        }
       }
     }
     results.push(ok, value);

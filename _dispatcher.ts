@@ -4,6 +4,7 @@
 // it, so tests can drive it with a fake worker and another engine could sit
 // behind the same jobs. Pool (pool.ts) validates and builds jobs; this file
 // never throws a user's mistake back, it only runs tasks.
+import { copyBinary, copyBuffers, fromBinary, isBinary } from "./_binary.ts";
 import { setLongTimeout } from "./_deadline.ts";
 import { TimeoutError, WorkerExitError } from "./_errors.ts";
 import { type CopyMode, isLimit, type Job, Task } from "./_jobs.ts";
@@ -17,6 +18,8 @@ import {
   serializeValues,
 } from "./_values.ts";
 import {
+  APPLY,
+  BINARY,
   decodeError,
   DEFINE,
   type FromWorker,
@@ -208,6 +211,10 @@ export class Dispatcher {
   ): Task<WorkerSlot> {
     const shared = shareValues(values, this.#options.backend);
     if (shared.cores.length === 0) {
+      const binary = copy === "transferred" ? undefined : copyBinary(values);
+      if (binary !== undefined) {
+        return new Task(fn, kind | BINARY, binary, job, index, options);
+      }
       const payload = copy === "transferred"
         ? values
         : copy === "items"
@@ -407,6 +414,12 @@ export class Dispatcher {
    * ports (a bare ArrayBuffer has none to visit).
    */
   #outgoing(payload: unknown, transfer: Transferable[]): unknown {
+    if (isBinary(payload)) {
+      if (this.#options.backend !== "worker") return payload;
+      const copies = copyBuffers(payload);
+      transfer.push(...copies.buffers);
+      return copies;
+    }
     const packed = payload instanceof Float64Array ||
       payload instanceof Uint8Array;
     if (!packed || this.#options.backend !== "worker") return payload;
@@ -506,7 +519,14 @@ export class Dispatcher {
     }
     for (let i = 2; i < message.length; i += 2) {
       const task = slot.inFlight.shift();
-      if (task) this.#end(task, message[i] === 1, message[i + 1]);
+      if (task === undefined) continue;
+      const ok = message[i] === 1;
+      let value = message[i + 1];
+      // A chunk's results may come as bulk data; a single result never does.
+      if (ok && (task.kind & 3) !== APPLY && isBinary(value)) {
+        value = fromBinary(value);
+      }
+      this.#end(task, ok, value);
     }
     const max = this.#options.maxTasksPerChild;
     if (

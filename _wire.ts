@@ -38,6 +38,8 @@ export type TaskKind = typeof APPLY | typeof MAP_CHUNK | typeof STARMAP_CHUNK;
 export const SHARED = 4;
 /** Added to a task's kind when its payload is serialized values (`node:v8`). */
 export const SERIALIZED = 8;
+/** Added to a task's kind when its payload is bulk data (`_binary.ts`). */
+export const BINARY = 16;
 
 /** A task function: an export name, or the id of an inline function. */
 export type FunctionRef = string | number;

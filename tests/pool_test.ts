@@ -423,6 +423,51 @@ for (const backend of ["worker", "process"] as Backend[]) {
       });
     });
 
+    test("typed arrays and ArrayBuffers in bulk arrive whole, and go back whole", async () => {
+      await using p = pool();
+      const items = [
+        new Float64Array(20_000).fill(1.5),
+        new Uint8Array(70_000).fill(7),
+        new Int32Array(new ArrayBuffer(40_000), 8, 1_000).fill(-3),
+        new BigInt64Array(10).fill(5n),
+        new ArrayBuffer(30_000),
+      ];
+      const describe = (x: unknown) =>
+        x instanceof ArrayBuffer ? ["ArrayBuffer", x.byteLength] : [
+          (x as object).constructor.name,
+          (x as Uint8Array).length,
+          String((x as Uint8Array)[0]),
+          (x as Uint8Array).buffer.byteLength,
+        ];
+      // A view comes with its whole buffer, as structured clone has it.
+      deepEqual(await p.map(describe, items, { chunksize: 5 }), [
+        ["Float64Array", 20_000, "1.5", 160_000],
+        ["Uint8Array", 70_000, "7", 70_000],
+        ["Int32Array", 1_000, "-3", 40_000],
+        ["BigInt64Array", 10, "5", 80],
+        ["ArrayBuffer", 30_000],
+      ]);
+      // Changed after submission: the worker sees the values as they were.
+      const first = items[0] as Float64Array;
+      const third = items[2] as Int32Array;
+      const sum = p.apply(
+        (a: Float64Array, b: Int32Array) => a[0] + a.length + b.byteOffset,
+        [first, third],
+      );
+      first[0] = 9;
+      equal(await sum, 20_009.5);
+      const results = await p.map(
+        (n: number) =>
+          n === 3 ? new ArrayBuffer(n) : new Float32Array(50_000).fill(n),
+        [1, 2, 3],
+      );
+      deepEqual(results.map(describe), [
+        ["Float32Array", 50_000, "1", 200_000],
+        ["Float32Array", 50_000, "2", 200_000],
+        ["ArrayBuffer", 3],
+      ]);
+    });
+
     test("arguments are copied: the classic ls[i] = i leaves ls unchanged", async () => {
       await using p = pool();
       const ls = [0, 0, 0, 0, 0];

@@ -734,6 +734,27 @@ test("a lock left by a thread that died is taken over", () => {
   deepEqual([...both.block], [1, 0, 0, 0, 3, 1, 0, 0, 0, 4]);
 });
 
+test("large items kept out of shared memory go into it when the queue goes to a thread", async () => {
+  const q = new Queue<Uint8Array | number>();
+  await q.put(new Uint8Array(100_000).fill(1));
+  await q.put(2);
+  await q.put(new Uint8Array(50_000).fill(3));
+  // Looked at and put back in front, still whole.
+  const [a, b] = Pipe<Uint8Array>();
+  a.send(new Uint8Array(70_000).fill(4));
+  equal(await b.poll(), true);
+  deepEqual((await b.recv()).slice(69_999), new Uint8Array([4]));
+  equal((await q.get() as Uint8Array).length, 100_000);
+  await q.put(new Uint8Array(100_000).fill(5));
+  q.close();
+  await using p = new Pool<Tasks>(tasks, { processes: 1 });
+  const got = await p.apply("consumeAll", [q]) as (Uint8Array | number)[];
+  deepEqual(
+    got.map((x) => typeof x === "number" ? x : [x.length, x[0], x.at(-1)]),
+    [2, [50_000, 3, 3], [100_000, 5, 5]],
+  );
+});
+
 test("a queue from another process cannot go on to a worker thread", async () => {
   await using p = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
   match(
