@@ -111,7 +111,10 @@ export function spillDirectory(): string | undefined {
     return undefined;
   }
   const path = `${root}/${PREFIX}${process.pid}`;
-  process.on("exit", () => rmSync(path, { recursive: true, force: true }));
+  const remove = (): void => rmSync(path, { recursive: true, force: true });
+  process.on("exit", remove);
+  // `deno test` ends without "exit", but with "unload".
+  if (isDeno) globalThis.addEventListener("unload", remove);
   return directory = path;
 }
 
