@@ -3,7 +3,10 @@
 // its own, once, natively, instead of through V8's serializer (slow for large
 // buffers in Deno). A worker thread is handed those buffers (transferred, so
 // not copied again), which Deno's worker_threads also posts much faster than
-// typed arrays, whose elements it visits one by one.
+// typed arrays, whose elements it visits one by one. To and from a child
+// process they go through a file (see `_spill.ts`) where one can be used: one
+// write and one read, instead of a copy, the IPC channel's two and a read.
+import { loadBuffers, spillBuffers } from "./_spill.ts";
 
 /** The typed arrays carried, by code; one code past the last is a bare ArrayBuffer. */
 const VIEWS = [
@@ -46,6 +49,13 @@ function codeOf(value: unknown): number {
   return VIEWS.indexOf(value.constructor as (typeof VIEWS)[number]);
 }
 
+/** Values written by {@linkcode spillBinary}: their kinds, lengths and file. */
+export interface BinaryFile {
+  codes: number[];
+  lengths: number[];
+  path: string;
+}
+
 /**
  * Copies `values` when every one is a typed array or an ArrayBuffer and they
  * hold enough bytes to be worth it; `undefined` otherwise.
@@ -53,6 +63,49 @@ function codeOf(value: unknown): number {
 export function copyBinary(
   values: ArrayLike<unknown>,
 ): BinaryValues | undefined {
+  const found = sources(values);
+  if (found === undefined) return undefined;
+  return {
+    codes: found.codes,
+    buffers: found.buffers.map((buffer) => buffer.slice(0)),
+  };
+}
+
+/**
+ * Writes `values` (as {@linkcode copyBinary} would copy them) to a file in
+ * `dir`; `undefined` when they are not such values or it cannot.
+ */
+export function spillBinary(
+  values: ArrayLike<unknown>,
+  dir: string,
+): BinaryFile | undefined {
+  const found = sources(values);
+  if (found === undefined) return undefined;
+  const path = spillBuffers(dir, found.buffers);
+  if (path === undefined) return undefined;
+  const lengths = found.buffers.map((buffer) => buffer.byteLength);
+  return { codes: found.codes, lengths, path };
+}
+
+/** Whether `value` is what {@linkcode spillBinary} made. */
+export function isBinaryFile(value: unknown): value is BinaryFile {
+  return typeof value === "object" && value !== null &&
+    typeof (value as BinaryFile).path === "string" &&
+    Array.isArray((value as BinaryFile).lengths) &&
+    Array.isArray((value as BinaryFile).codes);
+}
+
+/** The values of a file, each buffer read into its own; `remove` removes it. */
+export function loadBinary(file: BinaryFile, remove: boolean): unknown[] {
+  return fromBinary({
+    codes: file.codes,
+    buffers: loadBuffers(file.path, file.lengths, remove),
+  });
+}
+
+// As structured clone does, a view comes with its whole buffer.
+/** The codes of `values` and the buffers that hold them, not copied. */
+function sources(values: ArrayLike<unknown>): BinaryValues | undefined {
   if (values.length === 0) return undefined;
   const codes: number[] = new Array(values.length * 3);
   let bytes = 0;
@@ -70,13 +123,12 @@ export function copyBinary(
     bytes += view.buffer.byteLength;
   }
   if (bytes < MIN_BYTES) return undefined;
-  // As structured clone does, a view comes with its whole buffer.
   const buffers = Array.from(
     values,
     (value, i) =>
       codes[i * 3] === BARE
-        ? (value as ArrayBuffer).slice(0)
-        : ((value as ArrayBufferView).buffer as ArrayBuffer).slice(0),
+        ? value as ArrayBuffer
+        : (value as ArrayBufferView).buffer as ArrayBuffer,
   );
   return { codes, buffers };
 }

@@ -19,7 +19,14 @@ import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { adoptThreadLoaders, loaderHint } from "./_loaders.ts";
 import { describeValue, deserializeValues, packNumbers } from "./_values.ts";
-import { copyBinary, fromBinary, isBinary } from "./_binary.ts";
+import {
+  copyBinary,
+  fromBinary,
+  isBinary,
+  isBinaryFile,
+  loadBinary,
+  spillBinary,
+} from "./_binary.ts";
 import {
   APPLY,
   BINARY,
@@ -325,7 +332,9 @@ async function drain(): Promise<void> {
       }
       if (kind & BINARY) {
         kind = (kind & ~BINARY) as TaskKind;
+        // A file stays: the parent removes it when the task ends.
         if (isBinary(payload)) payload = fromBinary(payload);
+        else if (isBinaryFile(payload)) payload = loadBinary(payload, false);
       }
       if (kind & SHARED) {
         kind = (kind & ~SHARED) as TaskKind;
@@ -360,6 +369,9 @@ async function drain(): Promise<void> {
           value = binary;
           transfer.push(...binary.buffers);
         }
+      } else if (bulk !== undefined) {
+        // From a process, through a file the parent reads and removes.
+        value = spillBinary(value as unknown[], bulk) ?? value;
       }
     }
     results.push(ok, value);
@@ -421,9 +433,13 @@ function logStrayRejections(name: string): void {
 }
 
 // Setup comes as a message after ONLINE: earlier ones could be lost on IPC.
+/** The parent's directory for bulk results, when it has one. */
+let bulk: string | undefined;
+
 async function init(setup: WorkerSetup): Promise<void> {
   setContext(setup.name);
   moduleUrl = setup.module;
+  bulk = setup.bulk;
   if (setup.target) return runTarget(setup.target, setup.shared === true);
   logStrayRejections(setup.name);
   try {

@@ -212,7 +212,8 @@ export class ProxyLink {
       this.#release(held);
     }
     this.#held.clear();
-    if (spillSeen) removeOrphans(this.#pid, this.#lastFile);
+    // Its queue items and pool results in files no message will name.
+    removeOrphans(this.#pid, this.#lastFile);
   }
 
   // A dead child's unread items go back in front, so none is lost.

@@ -23,7 +23,7 @@ import {
   rmSync,
   statSync,
   unlinkSync,
-  writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
@@ -121,29 +121,108 @@ export function spillDirectory(): string | undefined {
 let nextFile = 0;
 const writable = new Map<string, boolean>();
 
+// Files are named by their writer's pid and a number, so that the parent
+// can tell a dead writer's files apart.
 /**
- * In a child: writes one encoded item to a file in `dir` and returns the
- * stub to send instead, or `undefined` when it cannot (then send the item).
+ * Writes `parts` one after another to a new file in `dir`; its number, or
+ * `undefined` when it cannot (then the data goes over IPC).
  */
-export function spill(dir: string, record: Uint8Array): Uint8Array | undefined {
+function writeFile(dir: string, parts: Uint8Array[]): number | undefined {
   let ok = writable.get(dir);
   if (ok === undefined) writable.set(dir, ok = allowed(dir, true));
   if (!ok) return undefined;
   const file = ++nextFile;
   const path = `${dir}/${process.pid}-${file}`;
+  const write = (): void => {
+    const fd = openSync(path, "w", 0o600);
+    try {
+      for (const part of parts) {
+        for (let done = 0; done < part.length;) {
+          done += writeSync(fd, part, done);
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  };
   try {
     try {
-      writeFileSync(path, record);
+      write();
     } catch (error) {
       if ((error as { code?: string }).code !== "ENOENT") throw error;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      writeFileSync(path, record);
+      write();
     }
   } catch {
-    // Full, or not allowed: this item goes over IPC.
+    // Full, or not allowed.
     removeFile(path);
     return undefined;
   }
+  return file;
+}
+
+/**
+ * Writes buffers to a new file in `dir`; its path, or `undefined` when it
+ * cannot.
+ */
+export function spillBuffers(
+  dir: string,
+  buffers: ArrayBuffer[],
+): string | undefined {
+  const file = writeFile(dir, buffers.map((buffer) => new Uint8Array(buffer)));
+  return file === undefined ? undefined : `${dir}/${process.pid}-${file}`;
+}
+
+// One read per buffer, straight into it: no copy after the kernel's.
+/** Reads back what spillBuffers wrote, removing the file when `remove`. */
+export function loadBuffers(
+  path: string,
+  lengths: number[],
+  remove: boolean,
+): ArrayBuffer[] {
+  const fd = openSync(path, "r");
+  let position = 0;
+  try {
+    return lengths.map((length) => {
+      const buffer = new ArrayBuffer(length);
+      readFully(fd, new Uint8Array(buffer), position, path);
+      position += length;
+      return buffer;
+    });
+  } finally {
+    closeSync(fd);
+    if (remove) removeFile(path);
+  }
+}
+
+// A short read means the file is not what its writer wrote.
+function readFully(
+  fd: number,
+  into: Uint8Array,
+  position: number,
+  path: string,
+): void {
+  for (let read = 0; read < into.length;) {
+    const n = readSync(fd, into, read, into.length - read, position + read);
+    if (n === 0) {
+      throw new Error(`Cannot read "${path}": the file was cut short`);
+    }
+    read += n;
+  }
+}
+
+/** Removes a file spillBuffers wrote, once its data is no longer needed. */
+export function removeSpilledFile(path: string): void {
+  removeFile(path);
+}
+
+/**
+ * In a child: writes one encoded item to a file in `dir` and returns the
+ * stub to send instead, or `undefined` when it cannot (then send the item).
+ */
+export function spill(dir: string, record: Uint8Array): Uint8Array | undefined {
+  const file = writeFile(dir, [record]);
+  if (file === undefined) return undefined;
   const name = encoder.encode(dir);
   const stub = new Uint8Array(STUB_FIXED + name.length);
   const view = new DataView(stub.buffer);
@@ -186,21 +265,11 @@ export function loadSpilled(stub: Uint8Array, remove: boolean): Uint8Array {
   const { path, length } = stubFile(stub, 0);
   const fd = openSync(path, "r");
   const record = new Uint8Array(length);
-  let read = 0;
   try {
-    while (read < record.length) {
-      const n = readSync(fd, record, read, record.length - read, read);
-      if (n === 0) break;
-      read += n;
-    }
+    readFully(fd, record, 0, path);
   } finally {
     closeSync(fd);
-  }
-  if (remove) removeFile(path);
-  if (read < length) {
-    throw new Error(
-      `Cannot read a queue item from "${path}": the file was cut short`,
-    );
+    if (remove) removeFile(path);
   }
   return record;
 }

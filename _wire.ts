@@ -56,6 +56,8 @@ export interface WorkerSetup {
   initArgs: unknown[];
   /** Whether `initArgs` (or the target's args) hold queues or pipe ends. */
   shared?: boolean;
+  /** A child process's directory for bulk results (see `_binary.ts`). */
+  bulk?: string;
   /** For a Process: the function to run (then exit) instead of serving tasks. */
   target?: { fn: string; isSource: boolean; args: unknown[] };
 }

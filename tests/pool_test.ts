@@ -21,6 +21,8 @@ import {
   WorkerExitError,
 } from "../mod.ts";
 import { heapLimitUnsupported } from "../_runtime.ts";
+import { spillDirectory } from "../_spill.ts";
+import { readdirSync } from "node:fs";
 import {
   childPids,
   collect,
@@ -34,6 +36,17 @@ import {
 } from "./_helpers.ts";
 
 type Tasks = typeof import("./fixtures/tasks.ts");
+
+/** Files of bulk data between this process and its children. */
+function bulkFiles(): string[] {
+  const dir = spillDirectory();
+  if (dir === undefined) return [];
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 const tasks = fixtureUrl("tasks");
 
 for (const backend of ["worker", "process"] as Backend[]) {
@@ -808,6 +821,35 @@ describe("Pool: worker threads and the program's resources", () => {
 });
 
 describe("Pool: process workers and the program's life", () => {
+  test("bulk data through files: none left by a worker killed mid-task or a terminate", async () => {
+    const p = new Pool<Tasks>(tasks, { processes: 2, backend: "process" });
+    const arrays = Array.from(
+      { length: 6 },
+      (_, i) => new Float64Array(20_000).fill(i),
+    );
+    const doubled = await p.starmap(
+      "doubleOrDie",
+      arrays.map((a) => [a, -1] as [Float64Array, number]),
+    );
+    deepEqual(
+      doubled.map((a) => [a.length, a[0]]),
+      arrays.map((_, i) => [20_000, i * 2]),
+    );
+    // The worker given the fourth dies; others may fail with it (a batch).
+    const results = await Promise.allSettled(
+      arrays.map((a) => p.apply("doubleOrDie", [a, 3])),
+    );
+    for (const [i, result] of results.entries()) {
+      if (result.status === "fulfilled") equal(result.value[0], i * 2);
+      else ok(result.reason instanceof WorkerExitError);
+    }
+    equal(results[3]!.status, "rejected");
+    const pending = arrays.map((a) => p.apply("doubleOrDie", [a, -1]));
+    await p.terminate();
+    await Promise.allSettled(pending);
+    deepEqual(bulkFiles(), []);
+  });
+
   test("workers are real child processes, gone after terminate", async () => {
     const p = new Pool<Tasks>(tasks, { processes: 2, backend: "process" });
     const pids = new Set(await p.map("getpid", [1, 2, 3, 4], { chunksize: 1 }));
