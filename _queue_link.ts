@@ -559,8 +559,12 @@ class ParentChannel {
       this.#batchBytes >= BATCH_BYTES ||
       this.#spilledBytes >= SPILLED_BATCH_BYTES
     ) {
+      // Stubs are small: the producer lets the event loop write them, and
+      // need not wait until they are written.
+      const stubs = this.#batchBytes < BATCH_BYTES;
       this.flush();
-      this.#behind = true;
+      if (stubs) this.#stubsPosted = true;
+      else this.#behind = true;
     } else this.#schedule();
   }
 
@@ -615,8 +619,11 @@ class ParentChannel {
 
   /** Whether puts should let the channel catch up before going on. */
   congested(): boolean {
-    return this.#behind || this.#sending > 1;
+    return this.#behind || this.#stubsPosted || this.#sending > 1;
   }
+
+  /** A batch of stubs was posted and the event loop has not turned since. */
+  #stubsPosted = false;
 
   // Deno and Bun write a posted message only once the event loop turns, and
   // may report it sent before: a producer that never yields would pile up
@@ -624,8 +631,10 @@ class ParentChannel {
   /** Lets the event loop write what was posted, then waits until it is sent. */
   async catchUp(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
+    const stubsOnly = this.#stubsPosted && !this.#behind;
     this.#behind = false;
-    await this.sent();
+    this.#stubsPosted = false;
+    if (!stubsOnly) await this.sent();
   }
 
   // A child must not exit with its puts still in memory.
