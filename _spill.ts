@@ -81,13 +81,14 @@ function sweepStale(root: string): void {
   }
 }
 
-// Signal 0 asks without signalling; EPERM means someone else's process.
+// Signal 0 asks without signalling; only "no such process" means gone (not
+// someone else's process, nor a refusal to ask).
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as { code?: string }).code === "EPERM";
+    return (error as { code?: string }).code !== "ESRCH";
   }
 }
 

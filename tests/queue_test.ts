@@ -24,7 +24,8 @@ import {
 import { markDead, newThreadToken } from "../_liveness.ts";
 import { Ring } from "../_ring.ts";
 import { spillDirectory } from "../_spill.ts";
-import { readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import {
   collect,
   delay,
@@ -859,6 +860,24 @@ describe("large items between processes", () => {
       deepEqual(spilledFiles(), []);
     }
   });
+});
+
+test("a program's directory for large items goes when it exits, and a dead program's at the next start", async () => {
+  const own = spillDirectory();
+  if (own === undefined) return;
+  // A program that died without removing its directory (no process has
+  // such a pid: it is above Linux's pid_max).
+  const dead = 0x3ffffff0;
+  const stale = join(dirname(own), `multiproc-${dead}`);
+  mkdirSync(stale, { recursive: true });
+  writeFileSync(join(stale, "1-1"), "left behind");
+  const result = await runScript("fixtures/spill_exits");
+  equal(result.stderr, "");
+  equal(result.returncode, 0);
+  const dir = result.stdout!.trim();
+  ok(dir.startsWith(join(dirname(own), "multiproc-")), dir);
+  equal(existsSync(dir), false, "its own directory is gone");
+  equal(existsSync(stale), false, "the dead program's directory is gone");
 });
 
 /** The files of large items that children put into this process's queues. */
