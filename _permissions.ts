@@ -153,7 +153,10 @@ export function childPermissionFlags(
   if (flags.length === kinds.length && !flags.some((f) => f.includes("="))) {
     return ["--allow-all"];
   }
-  if (grants.read === "inherit") flags.push(...spillFlags(flags));
+  // A sandbox gets only what it asked for.
+  if (permissions === undefined || permissions === "inherit") {
+    flags.push(...spillFlags(flags));
+  }
   const readsAll = flags.includes("--allow-read");
   // Deno's node:child_process gives a `deno run` with no permission flag
   // -A: a child meant to have nothing must say so.
