@@ -107,7 +107,8 @@ function poolTable(group: CaseResult[]): string {
 const report = `## Large items
 
 Made by \`deno run -A scripts/bench_large.ts\` on ${machineLine()}, shared with other jobs
-while it ran (figures vary from run to run by up to 2×). Each figure is the median of ${rounds} rounds (cases
+while it ran (a load of 4 to 7 on 2 cores: figures varied from run to run by 2× and more, and the Deno, Node
+and Python cases run one after another, so their ratios moved too). Each figure is the median of ${rounds} rounds (cases
 interleaved), with min and max. A producer task and a consumer task run alone on the two workers of a
 process pool (created before timing) and pass 200 MiB; Python's processes are started before timing and
 wait for a signal. The raw pipe is the floor: the same bytes, written by a child process started before
