@@ -1013,6 +1013,18 @@ class RemoteCore implements Core {
     wait: WaitOptions,
   ): Promise<Status> {
     if (this.maxsize === 0) {
+      // A large item goes to its file now, which is its copy; the channel
+      // catches up after.
+      if (
+        this.#leased && this.#leasing === undefined &&
+        this.spill !== undefined && block.length >= SPILL_BYTES
+      ) {
+        const status = this.tryPut(block, count);
+        if (parent.congested()) await parent.catchUp();
+        return status;
+      }
+      // The caller's buffer may be reused once we yield.
+      block = block.slice();
       const leased = await this.#acquire();
       if (leased !== OK) return leased;
       // A producer that never yields would buffer without end: once a batch

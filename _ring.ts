@@ -107,7 +107,10 @@ export interface PutOptions {
  */
 export interface Core {
   readonly maxsize: number;
-  /** Puts, waiting while full; `TIMED_OUT` means still full. */
+  /**
+   * Puts, waiting while full; `TIMED_OUT` means still full. The block is
+   * copied before any wait (the caller may reuse it).
+   */
   put(block: Uint8Array, count: number, wait: WaitOptions): Promise<Status>;
   tryPut(
     block: Uint8Array,

@@ -439,7 +439,8 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
     const status = this.#core.tryPut(block, 1, { canWait: true });
     if (status === OK) return;
     if (status === CLOSED) throw putFailure(status);
-    const waited = await this.#core.put(block.slice(), 1, wait);
+    // The core copies the block if it must wait.
+    const waited = await this.#core.put(block, 1, wait);
     if (waited === ABORTED) throw abortReason(options?.signal);
     if (waited !== OK) throw putFailure(waited);
   }
