@@ -6,8 +6,8 @@
  * (sources) and Node (npm build) and Python's `multiprocessing`, in one run.
  * Writes the "large" section of BENCHMARKS.md.
  *
- * Run with `deno run -A scripts/bench_large.ts`; `BENCH_ROUNDS` (default 3)
- * tunes it.
+ * Run with `npm run bench` (all benchmarks) or `deno run -A
+ * scripts/bench_large.ts`; `BENCH_ROUNDS` (default 3) tunes it.
  *
  * @module
  */
@@ -106,7 +106,7 @@ function poolTable(group: CaseResult[]): string {
 
 const report = `## Large items
 
-Made by \`deno run -A scripts/bench_large.ts\` on ${machineLine()}, shared with other jobs
+Made by \`npm run bench\` (\`scripts/bench_large.ts\`) on ${machineLine()}, shared with other jobs
 while it ran (a load of 4 to 7 on 2 cores: figures varied from run to run by 2× and more, and the Deno, Node
 and Python cases run one after another, so their ratios moved too). Each figure is the median of ${rounds} rounds (cases
 interleaved), with min and max. A producer task and a consumer task run alone on the two workers of a
