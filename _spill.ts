@@ -27,6 +27,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
+import { isMainThread, threadId } from "node:worker_threads";
 
 /** Items this long or longer (encoded) travel through a file. */
 export const SPILL_BYTES = 64 * 1024;
@@ -35,6 +36,13 @@ const SPILLED = 0xfe;
 /** A stub: header, tag, the writer's pid, file number and item length, the directory. */
 const STUB_FIXED = RECORD_HEADER + 1 + 12;
 const PREFIX = "multiproc-";
+/** A directory's name: the pid, and the thread when not the main one. */
+const NAME = /^multiproc-(\d+)(\.\d+)?$/;
+/**
+ * Who names files and directories here: threads of one process keep apart
+ * (each its own directory and numbers, removed when it ends).
+ */
+const me = isMainThread ? `${process.pid}` : `${process.pid}.${threadId}`;
 const isDeno = "Deno" in globalThis;
 
 const encoder = new TextEncoder();
@@ -74,9 +82,10 @@ function base(): string | undefined {
 /** Removes the directories of processes that are gone. */
 function sweepStale(root: string): void {
   for (const name of readdirSync(root)) {
-    if (!name.startsWith(PREFIX)) continue;
-    const pid = Number(name.slice(PREFIX.length));
-    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    const match = NAME.exec(name);
+    if (match === null) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || alive(pid)) continue;
     rmSync(`${root}/${name}`, { recursive: true, force: true });
   }
 }
@@ -111,7 +120,7 @@ export function spillDirectory(): string | undefined {
     // Not allowed after all: IPC it is.
     return undefined;
   }
-  const path = `${root}/${PREFIX}${process.pid}`;
+  const path = `${root}/${PREFIX}${me}`;
   const remove = (): void => rmSync(path, { recursive: true, force: true });
   process.on("exit", remove);
   // `deno test` ends without "exit", but with "unload".
@@ -133,7 +142,7 @@ function writeFile(dir: string, parts: Uint8Array[]): number | undefined {
   if (ok === undefined) writable.set(dir, ok = allowed(dir, true));
   if (!ok) return undefined;
   const file = ++nextFile;
-  const path = `${dir}/${process.pid}-${file}`;
+  const path = `${dir}/${me}-${file}`;
   const write = (): void => {
     const fd = openSync(path, "w", 0o600);
     try {
@@ -171,7 +180,7 @@ export function spillBuffers(
   buffers: ArrayBuffer[],
 ): string | undefined {
   const file = writeFile(dir, buffers.map((buffer) => new Uint8Array(buffer)));
-  return file === undefined ? undefined : `${dir}/${process.pid}-${file}`;
+  return file === undefined ? undefined : `${dir}/${me}-${file}`;
 }
 
 // One read per buffer, straight into it: no copy after the kernel's.
@@ -222,6 +231,9 @@ export function removeSpilledFile(path: string): void {
  * stub to send instead, or `undefined` when it cannot (then send the item).
  */
 export function spill(dir: string, record: Uint8Array): Uint8Array | undefined {
+  // A stub names its file by pid: only a main thread puts through its
+  // parent (a queue from another process cannot go on to a thread).
+  if (!isMainThread) return undefined;
   const file = writeFile(dir, [record]);
   if (file === undefined) return undefined;
   const name = encoder.encode(dir);
