@@ -25,7 +25,16 @@ import {
   packNumbers,
 } from "./_values.ts";
 import {
+  copyBinary,
+  fromBinary,
+  isBinary,
+  isBinaryFile,
+  loadBinary,
+  spillBinary,
+} from "./_binary.ts";
+import {
   APPLY,
+  BINARY,
   DEFINE,
   encodeError,
   type FromWorker,
@@ -308,6 +317,12 @@ async function drain(): Promise<void> {
         kind = (kind & ~SERIALIZED) as TaskKind;
         payload = deserializeValues(payload as Uint8Array);
       }
+      if (kind & BINARY) {
+        kind = (kind & ~BINARY) as TaskKind;
+        // A file stays: the parent removes it when the task ends.
+        if (isBinary(payload)) payload = fromBinary(payload);
+        else if (isBinaryFile(payload)) payload = loadBinary(payload, false);
+      }
       if (kind & SHARED) {
         kind = (kind & ~SHARED) as TaskKind;
         payload = reviveValues(payload as unknown[], revivers);
@@ -334,6 +349,16 @@ async function drain(): Promise<void> {
       value = packNumbers(value as unknown[]);
       if (value instanceof Float64Array) {
         transfer.push(value.buffer as ArrayBuffer);
+      } else if (parentPort !== null) {
+        // To a thread, bulk results go copied once and transferred.
+        const binary = copyBinary(value as unknown[]);
+        if (binary !== undefined) {
+          value = binary;
+          transfer.push(...binary.buffers);
+        }
+      } else if (bulk !== undefined) {
+        // From a process, through a file the parent reads and removes.
+        value = spillBinary(value as unknown[], bulk) ?? value;
       }
     }
     results.push(ok, value);
@@ -397,9 +422,13 @@ function logStrayRejections(name: string): void {
 }
 
 // Setup comes as a message after ONLINE: earlier ones could be lost on IPC.
+/** The parent's directory for bulk results, when it has one. */
+let bulk: string | undefined;
+
 async function init(setup: WorkerSetup): Promise<void> {
   setContext(setup.name);
   moduleUrl = setup.module;
+  bulk = setup.bulk;
   if (setup.target) return runTarget(setup.target, setup.shared === true);
   logStrayRejections(setup.name);
   try {

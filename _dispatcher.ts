@@ -4,6 +4,16 @@
 // it, so tests can drive it with a fake worker and another engine could sit
 // behind the same jobs. Pool (pool.ts) validates and builds jobs; this file
 // never throws a user's mistake back, it only runs tasks.
+import {
+  copyBinary,
+  copyBuffers,
+  fromBinary,
+  isBinary,
+  isBinaryFile,
+  loadBinary,
+  spillBinary,
+} from "./_binary.ts";
+import { removeSpilledFile, spillDirectory } from "./_spill.ts";
 import { setLongTimeout } from "./_deadline.ts";
 import { TimeoutError, WorkerExitError } from "./_errors.ts";
 import { type CopyMode, isLimit, type Job, Task } from "./_jobs.ts";
@@ -17,6 +27,8 @@ import {
   serializeValues,
 } from "./_values.ts";
 import {
+  APPLY,
+  BINARY,
   decodeError,
   DEFINE,
   type FromWorker,
@@ -208,6 +220,14 @@ export class Dispatcher {
   ): Task<WorkerSlot> {
     const shared = shareValues(values, this.#options.backend);
     if (shared.cores.length === 0) {
+      const dir = copy === "transferred" ? undefined : this.#bulkDirectory();
+      const binary = copy === "transferred"
+        ? undefined
+        : (dir === undefined ? undefined : spillBinary(values, dir)) ??
+          copyBinary(values);
+      if (binary !== undefined) {
+        return new Task(fn, kind | BINARY, binary, job, index, options);
+      }
       const payload = copy === "transferred"
         ? values
         : copy === "items"
@@ -230,6 +250,17 @@ export class Dispatcher {
     );
     task.cores = shared.cores;
     return task;
+  }
+
+  // A sandboxed child may not be able to read there.
+  /** Where bulk data to and from child processes goes, if anywhere. */
+  #bulkDirectory(): string | undefined {
+    const { backend, permissions } = this.#options;
+    if (backend !== "process") return undefined;
+    if (permissions !== undefined && permissions !== "inherit") {
+      return undefined;
+    }
+    return spillDirectory();
   }
 
   // maxQueue holds submissions back; otherwise a task is queued at once.
@@ -407,6 +438,12 @@ export class Dispatcher {
    * ports (a bare ArrayBuffer has none to visit).
    */
   #outgoing(payload: unknown, transfer: Transferable[]): unknown {
+    if (isBinary(payload)) {
+      if (this.#options.backend !== "worker") return payload;
+      const copies = copyBuffers(payload);
+      transfer.push(...copies.buffers);
+      return copies;
+    }
     const packed = payload instanceof Float64Array ||
       payload instanceof Uint8Array;
     if (!packed || this.#options.backend !== "worker") return payload;
@@ -484,6 +521,8 @@ export class Dispatcher {
     if (state === "queued") this.#queue.drop(task);
     else if (state === "running") this.#running--;
     task.state = "done";
+    // Kept until now to be sent again if its worker died first.
+    if (isBinaryFile(task.payload)) removeSpilledFile(task.payload.path);
     task.payload = undefined;
     task.timer?.clear();
     if (task.onAbort) {
@@ -506,7 +545,15 @@ export class Dispatcher {
     }
     for (let i = 2; i < message.length; i += 2) {
       const task = slot.inFlight.shift();
-      if (task) this.#end(task, message[i] === 1, message[i + 1]);
+      if (task === undefined) continue;
+      const ok = message[i] === 1;
+      let value = message[i + 1];
+      // A chunk's results may come as bulk data; a single result never does.
+      if (ok && (task.kind & 3) !== APPLY) {
+        if (isBinary(value)) value = fromBinary(value);
+        else if (isBinaryFile(value)) value = loadBinary(value, true);
+      }
+      this.#end(task, ok, value);
     }
     const max = this.#options.maxTasksPerChild;
     if (
@@ -528,9 +575,11 @@ export class Dispatcher {
         // A worker asked to stop while it started stops now.
         if (!slot.stopping) slot.handle.share(this.#options.initCores);
         slot.handle.post(
-          slot.stopping
-            ? [STOP]
-            : [INIT, { ...this.#options.setup, name: slot.name }],
+          slot.stopping ? [STOP] : [INIT, {
+            ...this.#options.setup,
+            name: slot.name,
+            bulk: this.#bulkDirectory(),
+          }],
         );
         break;
       case READY:

@@ -3,6 +3,7 @@
 // Only Deno has flags that deny a child the network, so only there can a
 // worker be given less than its parent.
 
+import { spillScopes } from "./_spill.ts";
 import type {
   Backend,
   PermissionGrant,
@@ -53,6 +54,17 @@ function grantError(kind: Kind, scope?: string): RangeError {
       ? `Cannot give workers all of "${kind}" access, which this process does not have: run it with --allow-${kind} or narrow permissions.${kind}`
       : `Cannot give workers "${kind}" access to "${scope}", which this process does not have: run it with --allow-${kind}=${scope} or take "${scope}" out of permissions.${kind}`,
   );
+}
+
+// A child that inherits gets at least the directories where large queue
+// items travel (see _spill.ts), which this process may use.
+/** Scoped read and write flags for those directories, where `flags` lacks them. */
+function spillFlags(flags: string[]): string[] {
+  const dirs = spillScopes();
+  if (dirs.length === 0) return [];
+  return (["read", "write"] as const)
+    .filter((kind) => !flags.includes(`--allow-${kind}`))
+    .map((kind) => `--allow-${kind}=${dirs.join(",")}`);
 }
 
 /** The `deno run` flag for one kind, or none; throws where it would escalate. */
@@ -140,6 +152,10 @@ export function childPermissionFlags(
   const flags = kinds.flatMap((kind) => flagOf(kind, grants[kind]));
   if (flags.length === kinds.length && !flags.some((f) => f.includes("="))) {
     return ["--allow-all"];
+  }
+  // A sandbox gets only what it asked for.
+  if (permissions === undefined || permissions === "inherit") {
+    flags.push(...spillFlags(flags));
   }
   const readsAll = flags.includes("--allow-read");
   // Deno's node:child_process gives a `deno run` with no permission flag

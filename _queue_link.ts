@@ -13,11 +13,11 @@
 import process from "node:process";
 import { setImmediate } from "node:timers";
 import { RecordReader, RecordWriter, splitRecords } from "./_codec.ts";
-import { concatBytes } from "./_text.ts";
 import {
   ABORTED,
   CLOSED,
   type Core,
+  LARGE_RECORD_BYTES,
   OK,
   type PutOptions,
   type RingDescriptor,
@@ -26,12 +26,22 @@ import {
   TIMED_OUT,
   type WaitOptions,
 } from "./_ring.ts";
+import {
+  canReadSpilled,
+  inlineSpilled,
+  lastFileOf,
+  removeOrphans,
+  removeSpilled,
+  spill,
+  SPILL_BYTES,
+  spillDirectory,
+} from "./_spill.ts";
 import { QUEUE } from "./_wire.ts";
 
 // Child → parent.
 const PUT = 0; // id, block, count
 const PUT_WAIT = 1; // req, id, block, count, timeout
-const GET = 2; // req, id, want, timeout
+const GET = 2; // req, id, want, timeout, files (1: it can read spilled items)
 const ACK = 3; // id, count
 const RETURN = 4; // id, count: the oldest items lent and not acknowledged
 const CLOSE = 5; // id
@@ -54,6 +64,8 @@ const MANAGER_BACK = 23; // payload: a manager's reply
 
 /** At most this much is sent in one put batch. */
 const BATCH_BYTES = 256 * 1024;
+/** A put batch goes once its stubs stand for this many bytes in files. */
+const SPILLED_BATCH_BYTES = 1024 * 1024;
 /** At most this much is sent ahead in one reply. */
 const REPLY_BYTES = 4 * 1024 * 1024;
 /** At most this many items are fetched ahead. */
@@ -72,6 +84,19 @@ const STREAMING_THINK_MS = 1;
 const STREAK_TO_FETCH_AHEAD = 4;
 
 // ---- the parent side --------------------------------------------------
+
+/** Whether a child may have been told to put large items through files. */
+let spillSeen = false;
+
+/**
+ * The directory where a child puts large items of `core`, or `undefined`
+ * when they go over IPC: ours for our own queues, our parent's for its.
+ */
+export function spillDirOf(core: Core): string | undefined {
+  const dir = core instanceof RemoteCore ? core.spill : spillDirectory();
+  if (dir !== undefined) spillSeen = true;
+  return dir;
+}
 
 let nextId = 0;
 const ids = new WeakMap<Core, number>();
@@ -107,11 +132,12 @@ function timeoutToDeadline(timeout: number): number | undefined {
   return timeout < 0 ? undefined : performance.now() + timeout;
 }
 
-// Lent items go back to the queue as one block.
-function concatTaken(parts: Taken[]): Taken {
-  let count = 0;
-  for (const part of parts) count += part.count;
-  return { block: concatBytes(parts.map((part) => part.block)), count };
+// Lent items go back to the front as they were lent, last first, so that a
+// large item stays one block the ring can keep aside without a copy.
+function giveBackParts(core: Core, parts: Taken[]): void {
+  for (let i = parts.length - 1; i >= 0; i--) {
+    if (parts[i].count > 0) core.unget(parts[i].block, parts[i].count);
+  }
 }
 
 /** The parent's end of one child's queue traffic. */
@@ -122,6 +148,9 @@ export class ProxyLink {
   readonly #held = new Map<number, Held>();
   readonly #pending = new Map<number, AbortController>();
   #disposed = false;
+  readonly #pid: number;
+  /** The child's last file whose stub came here; later ones are orphans at its death. */
+  #lastFile = 0;
 
   // One link per child: what it holds and borrowed is tracked here. Lock
   // and event traffic shares the channel, so it keeps its order with puts;
@@ -130,10 +159,12 @@ export class ProxyLink {
     post: (message: unknown[]) => void,
     onSync?: (payload: unknown[]) => void,
     onManager?: (payload: unknown[]) => void,
+    pid = 0,
   ) {
     this.#post = post;
     this.#onSync = onSync;
     this.#onManager = onManager;
+    this.#pid = pid;
   }
 
   /** Sends the child a reply of `_manager_link.ts`. */
@@ -192,29 +223,29 @@ export class ProxyLink {
       this.#release(held);
     }
     this.#held.clear();
+    // Its queue items and pool results in files no message will name.
+    removeOrphans(this.#pid, this.#lastFile);
   }
 
   // A dead child's unread items go back in front, so none is lost.
   #giveBack(held: Held): void {
-    if (held.lent.length === 0) return;
-    const { block, count } = concatTaken(held.lent);
+    const lent = held.lent;
     held.lent = [];
-    if (count > 0) held.core.unget(block, count);
+    giveBackParts(held.core, lent);
   }
 
-  // Items the child read stop being lent: they will not come back.
+  // Items the child read stop being lent: they will not come back, and the
+  // files of large ones can go.
   #acknowledge(held: Held, count: number): void {
-    this.#removeLent(held, count);
+    const removed = this.#removeLent(held, count);
+    if (spillSeen) { for (const part of removed) removeSpilled(part.block); }
   }
 
   // Acks and returns arrive in the order the child read its replies, so
   // both concern the oldest lent items; a reply still on its way stays lent.
   /** Takes back the `count` oldest lent items, in order, at the front. */
   #takeBack(held: Held, count: number): void {
-    const { block, count: taken } = concatTaken(
-      this.#removeLent(held, count),
-    );
-    if (taken > 0) held.core.unget(block, taken);
+    giveBackParts(held.core, this.#removeLent(held, count));
   }
 
   /** Removes the `count` oldest lent items and returns them. */
@@ -245,11 +276,16 @@ export class ProxyLink {
       switch (op) {
         case PUT: {
           const held = this.#held.get(message[i + 1] as number);
+          const block = message[i + 2] as Uint8Array;
+          if (spillSeen) {
+            this.#lastFile = lastFileOf(block, this.#pid, this.#lastFile);
+          }
           held?.core.tryPut(
-            message[i + 2] as Uint8Array,
+            block,
             message[i + 3] as number,
-            // The child put it before it knew of a close: it counts.
-            { force: true, afterClose: true },
+            // The child put it before it knew of a close: it counts. The
+            // block came over IPC: the ring may keep it as it is.
+            { force: true, afterClose: true, owned: true },
           );
           i += 4;
           break;
@@ -270,8 +306,9 @@ export class ProxyLink {
             message[i + 2] as number,
             message[i + 3] as number,
             message[i + 4] as number,
+            message[i + 5] === 1,
           );
-          i += 5;
+          i += 6;
           break;
         case ACK: {
           const held = this.#held.get(message[i + 1] as number);
@@ -392,6 +429,7 @@ export class ProxyLink {
     id: number,
     want: number,
     timeout: number,
+    files: boolean,
   ): Promise<void> {
     const held = this.#held.get(id);
     if (held === undefined) return this.#reply(req, CLOSED, held);
@@ -402,6 +440,12 @@ export class ProxyLink {
     );
     if (typeof result === "number") return this.#reply(req, result, held);
     if (this.#disposed) return held.core.unget(result.block, result.count);
+    // Items passed on from our own parent, whose files it removes once we
+    // acknowledge them, and items for a child that may not read the files,
+    // travel whole.
+    if (spillSeen && (result.lent || !files)) {
+      result.block = inlineSpilled(result.block, !result.lent);
+    }
     held.lent.push(result);
     this.#reply(req, OK, held, result);
   }
@@ -468,6 +512,8 @@ class ParentChannel {
   readonly cores = new Map<number, RemoteCore>();
   #ops: unknown[] = [QUEUE];
   #batchBytes = 0;
+  /** The bytes of the items in files whose stubs are in the batch. */
+  #spilledBytes = 0;
   #scheduled = false;
   #nextReq = 0;
   readonly #requests = new Map<number, (reply: Reply) => void>();
@@ -503,6 +549,17 @@ class ParentChannel {
   // Consecutive puts to one queue travel as one block of records.
   /** Appends one record to the put batch for `id`. */
   putRecord(id: number, block: Uint8Array, count: number): void {
+    if (block.length >= SPILL_BYTES && count === 1) {
+      const dir = this.cores.get(id)?.spill;
+      const stub = dir === undefined ? undefined : spill(dir, block);
+      if (stub !== undefined) {
+        this.#spilledBytes += block.length;
+        block = stub;
+      }
+    }
+    if (block.length >= LARGE_RECORD_BYTES) {
+      return this.#putLarge(id, block, count);
+    }
     if (this.#putCore !== id) {
       this.#closePutBatch();
       this.#putCore = id;
@@ -511,10 +568,31 @@ class ParentChannel {
     // Copy the caller's bytes now: the put has resolved once we return.
     this.#putWriter!.append(block, count);
     this.#batchBytes += block.length;
+    // Stubs of items in files must leave soon too, so that the consumer
+    // reads while the producer writes.
+    if (
+      this.#batchBytes >= BATCH_BYTES ||
+      this.#spilledBytes >= SPILLED_BATCH_BYTES
+    ) {
+      // Stubs are small: the producer lets the event loop write them, and
+      // need not wait until they are written.
+      const stubs = this.#batchBytes < BATCH_BYTES;
+      this.flush();
+      if (stubs) this.#stubsPosted = true;
+      else this.#behind = true;
+    } else this.#schedule();
+  }
+
+  // A large item travels alone, copied once (the put has resolved once we
+  // return), so that the parent's ring can keep the block it receives.
+  /** Sends one large record as its own put. */
+  #putLarge(id: number, block: Uint8Array, count: number): void {
+    this.push([PUT, id, block.slice(), count]);
+    this.#batchBytes += block.length;
     if (this.#batchBytes >= BATCH_BYTES) {
       this.flush();
       this.#behind = true;
-    } else this.#schedule();
+    }
   }
 
   // No other op may overtake the puts before it: the batch closes first.
@@ -543,6 +621,7 @@ class ParentChannel {
     this.#ops = [QUEUE];
     this.#ackAt = -1;
     this.#batchBytes = 0;
+    this.#spilledBytes = 0;
     if (this.post === undefined) return;
     this.#sending++;
     this.post(message, () => {
@@ -555,8 +634,11 @@ class ParentChannel {
 
   /** Whether puts should let the channel catch up before going on. */
   congested(): boolean {
-    return this.#behind || this.#sending > 1;
+    return this.#behind || this.#stubsPosted || this.#sending > 1;
   }
+
+  /** A batch of stubs was posted and the event loop has not turned since. */
+  #stubsPosted = false;
 
   // Deno and Bun write a posted message only once the event loop turns, and
   // may report it sent before: a producer that never yields would pile up
@@ -564,8 +646,10 @@ class ParentChannel {
   /** Lets the event loop write what was posted, then waits until it is sent. */
   async catchUp(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
+    const stubsOnly = this.#stubsPosted && !this.#behind;
     this.#behind = false;
-    await this.sent();
+    this.#stubsPosted = false;
+    if (!stubsOnly) await this.sent();
   }
 
   // A child must not exit with its puts still in memory.
@@ -735,6 +819,8 @@ export interface RemoteDescriptor {
   qsize: number;
   /** The parent's clock when it read `qsize`. */
   at: number;
+  /** Where to write large items (see `_spill.ts`), if anywhere. */
+  spill?: string;
 }
 
 // A queue sent again (with a later task) must reuse its core and state.
@@ -759,6 +845,10 @@ function timeoutOf(wait: WaitOptions): number {
 class RemoteCore implements Core {
   readonly #id: number;
   readonly maxsize: number;
+  /** Where large items go (the parent's directory), if anywhere. */
+  readonly spill: string | undefined;
+  /** Whether this process may read the files there (else they come inlined). */
+  readonly #files: boolean;
   /** Blocks fetched ahead, oldest first, each with its unread count. */
   #ahead: { reader: RecordReader; count: number }[] = [];
   #aheadCount = 0;
@@ -797,6 +887,8 @@ class RemoteCore implements Core {
   constructor(descriptor: RemoteDescriptor) {
     this.#id = descriptor.id;
     this.maxsize = descriptor.maxsize;
+    this.spill = descriptor.spill;
+    this.#files = canReadSpilled(descriptor.spill);
     this.#closedPromise = new Promise((resolve) => this.#onClosed = resolve);
     this.refresh(descriptor);
   }
@@ -966,6 +1058,18 @@ class RemoteCore implements Core {
     wait: WaitOptions,
   ): Promise<Status> {
     if (this.maxsize === 0) {
+      // A large item goes to its file now, which is its copy; the channel
+      // catches up after.
+      if (
+        this.#leased && this.#leasing === undefined &&
+        this.spill !== undefined && block.length >= SPILL_BYTES
+      ) {
+        const status = this.tryPut(block, count);
+        if (parent.congested()) await parent.catchUp();
+        return status;
+      }
+      // The caller's buffer may be reused once we yield.
+      block = block.slice();
       const leased = await this.#acquire();
       if (leased !== OK) return leased;
       // A producer that never yields would buffer without end: once a batch
@@ -1053,7 +1157,7 @@ class RemoteCore implements Core {
     }
     this.#consumed(taken);
     this.#refill();
-    return { block, count: taken };
+    return { block, count: taken, lent: true };
   }
 
   /** Asks for more before the items fetched ahead run out, hiding the round trip. */
@@ -1076,7 +1180,7 @@ class RemoteCore implements Core {
   ): Promise<Reply> {
     const reply = await parent.request(
       GET,
-      [this.#id, want, timeout],
+      [this.#id, want, timeout, this.#files ? 1 : 0],
       signal,
       urgent,
     );
@@ -1170,9 +1274,18 @@ class RemoteCore implements Core {
     }
   }
 
-  // Items a reader did not use go back to the front, in the parent.
+  // Items a reader did not use go back to the front, in the parent, whole:
+  // the parent removes the file of an item once we acknowledged it.
   unget(block: Uint8Array, count: number): void {
-    parent.push([UNGET, this.#id, block.slice(), count]);
+    const whole = this.spill === undefined
+      ? block
+      : inlineSpilled(block, false);
+    parent.push([
+      UNGET,
+      this.#id,
+      whole === block ? block.slice() : whole,
+      count,
+    ]);
   }
 
   // Flushed at once: the parent's getters must learn of it now.

@@ -5,7 +5,13 @@
 // out; only growing the ring takes both. Waiting uses `Atomics.waitAsync`, so
 // nothing spins; other processes reach the ring through a proxy (see
 // `_queue_link.ts`).
+//
+// While no other thread has the ring, a large item is kept aside, out of the
+// shared memory: the ring holds a small stub in its place and a take hands
+// the item's own bytes back, so a parent forwarding items between child
+// processes copies nothing. Sharing the ring puts them back in first.
 import { RECORD_HEADER } from "./_codec.ts";
+import { concatBytes } from "./_text.ts";
 import { hold, release } from "./_keep_alive.ts";
 import { isDead, threadToken } from "./_liveness.ts";
 
@@ -50,6 +56,14 @@ const WORDS = 20;
 
 const INITIAL_BYTES = 64 * 1024;
 const MAX_BYTES = 1024 * 1024 * 1024;
+/**
+ * Records this long or longer are kept aside while the ring is this
+ * thread's alone (and travel alone between processes).
+ */
+export const LARGE_RECORD_BYTES = 32 * 1024;
+/** The tag of a stub (no codec tag is this high), then the item's key. */
+const STUB_TAG = 0xff;
+const STUB_BYTES = RECORD_HEADER + 1 + 4;
 /** How long to wait for the lock before asking whether its holder died. */
 const LOCK_CHECK_MS = 20;
 
@@ -63,6 +77,8 @@ export interface RingDescriptor {
 export interface Taken {
   block: Uint8Array;
   count: number;
+  /** Lent by the parent process: a file it names is the parent's to remove. */
+  lent?: boolean;
 }
 
 /** Waits until `deadline` (a `performance.now()` time) or a change. */
@@ -81,6 +97,8 @@ export interface PutOptions {
   afterClose?: boolean;
   /** The caller can wait: `TIMED_OUT` sends it to `put` when a wait is due. */
   canWait?: boolean;
+  /** The block is the caller's to give: it may be kept without a copy. */
+  owned?: boolean;
 }
 
 /**
@@ -89,7 +107,10 @@ export interface PutOptions {
  */
 export interface Core {
   readonly maxsize: number;
-  /** Puts, waiting while full; `TIMED_OUT` means still full. */
+  /**
+   * Puts, waiting while full; `TIMED_OUT` means still full. The block is
+   * copied before any wait (the caller may reuse it).
+   */
   put(block: Uint8Array, count: number, wait: WaitOptions): Promise<Status>;
   tryPut(
     block: Uint8Array,
@@ -128,12 +149,16 @@ export class Ring implements Core {
   readonly ctl: Int32Array;
   readonly data: SharedArrayBuffer;
   readonly #bytes: Uint8Array;
+  /** Large items kept out of the shared memory, by key; none once shared. */
+  #aside: Map<number, Uint8Array> | undefined;
+  #nextKey = 0;
 
   // A worker thread rebuilds the ring around the memory it was sent.
-  constructor(descriptor: RingDescriptor) {
+  constructor(descriptor: RingDescriptor, alone = false) {
     this.ctl = new Int32Array(descriptor.ctl);
     this.data = descriptor.data;
     this.#bytes = new Uint8Array(descriptor.data);
+    if (alone) this.#aside = new Map();
   }
 
   // Only a queue's maker allocates: growable, so a small queue stays small.
@@ -145,12 +170,94 @@ export class Ring implements Core {
     const words = new Int32Array(ctl);
     words[CAPACITY] = INITIAL_BYTES;
     words[MAXSIZE] = maxsize;
-    return new Ring({ ctl, data });
+    return new Ring({ ctl, data }, true);
   }
 
   // A worker thread gets the memory itself; structured clone shares it.
+  /**
+   * The shared memory, for a worker thread; items kept aside go back into
+   * it first.
+   *
+   * @throws {RangeError} when they do not fit.
+   */
   descriptor(): RingDescriptor {
+    if (this.#aside !== undefined) this.#inlineAside();
     return { ctl: this.ctl.buffer as SharedArrayBuffer, data: this.data };
+  }
+
+  // Another thread could not reach them: every stub becomes its item again.
+  #inlineAside(): void {
+    const aside = this.#aside!;
+    if (aside.size > 0) {
+      this.#lock(WRITE_LOCK);
+      this.#lock(READ_LOCK);
+      try {
+        const ctl = this.ctl;
+        const used = ctl[USED];
+        const records = new Uint8Array(used);
+        this.#read(ctl[HEAD], records);
+        const view = new DataView(records.buffer);
+        const parts: Uint8Array[] = [];
+        for (let at = 0; at < used;) {
+          const length = RECORD_HEADER + view.getUint32(at, true);
+          parts.push(
+            this.#isStub(records, at, length)
+              ? aside.get(view.getUint32(at + RECORD_HEADER + 1, true))!
+              : records.subarray(at, at + length),
+          );
+          at += length;
+        }
+        const whole = concatBytes(parts);
+        this.#grow(Math.max(0, whole.length - used));
+        this.#write(0, whole);
+        ctl[HEAD] = 0;
+        ctl[TAIL] = whole.length;
+        Atomics.store(ctl, USED, whole.length);
+      } finally {
+        this.#unlock(READ_LOCK);
+        this.#unlock(WRITE_LOCK);
+      }
+    }
+    this.#aside = undefined;
+  }
+
+  // Only codec tags are below STUB_TAG, so a stub cannot be mistaken.
+  #isStub(bytes: Uint8Array, at: number, length: number): boolean {
+    return length === STUB_BYTES && bytes[at + RECORD_HEADER] === STUB_TAG;
+  }
+
+  /** What goes into the ring for `block`: itself, or a stub when kept aside. */
+  #record(block: Uint8Array, count: number, owned = false): Uint8Array {
+    if (
+      this.#aside === undefined || count !== 1 ||
+      block.length < LARGE_RECORD_BYTES
+    ) return block;
+    const key = ++this.#nextKey;
+    this.#aside.set(key, owned ? block : block.slice());
+    const stub = new Uint8Array(STUB_BYTES);
+    const view = new DataView(stub.buffer);
+    view.setUint32(0, STUB_BYTES - RECORD_HEADER, true);
+    stub[RECORD_HEADER] = STUB_TAG;
+    view.setUint32(RECORD_HEADER + 1, key, true);
+    return stub;
+  }
+
+  // A stub is as long as an int's record: the tag tells them apart.
+  /** Whether the record at `position`, `length` bytes long, is a stub. */
+  #stubAt(position: number, length: number): boolean {
+    return this.#aside !== undefined && length === STUB_BYTES &&
+      this.#bytes[(position + RECORD_HEADER) % this.ctl[CAPACITY]] ===
+        STUB_TAG;
+  }
+
+  /** Removes and returns the item kept aside for the stub at `position`. */
+  #takeAside(position: number): Uint8Array {
+    const stub = new Uint8Array(STUB_BYTES);
+    this.#read(position, stub);
+    const key = new DataView(stub.buffer).getUint32(RECORD_HEADER + 1, true);
+    const block = this.#aside!.get(key)!;
+    this.#aside!.delete(key);
+    return block;
   }
 
   // Fixed at creation, so read without Atomics.
@@ -377,12 +484,13 @@ export class Ring implements Core {
       if (
         !options.force && maxsize > 0 && size > 0 && size + count > maxsize
       ) return TIMED_OUT;
-      this.#makeRoom(block.length);
+      const record = this.#record(block, count, options.owned);
+      this.#makeRoom(record.length);
       const tail = ctl[TAIL];
-      this.#write(tail, block);
+      this.#write(tail, record);
       // Published last: readers see the record only once it is whole.
-      ctl[TAIL] = (tail + block.length) % ctl[CAPACITY];
-      Atomics.add(ctl, USED, block.length);
+      ctl[TAIL] = (tail + record.length) % ctl[CAPACITY];
+      Atomics.add(ctl, USED, record.length);
       Atomics.add(ctl, UNFINISHED, count);
       Atomics.add(ctl, COUNT, count);
     } finally {
@@ -392,18 +500,22 @@ export class Ring implements Core {
     return OK;
   }
 
-  /** Puts records back at the front, in their order (a consumer's unread items). */
+  /**
+   * Puts records back at the front, in their order (a consumer's unread
+   * items); the block becomes the ring's.
+   */
   unget(block: Uint8Array, count: number): void {
     const ctl = this.ctl;
     this.#lock(WRITE_LOCK);
     this.#lock(READ_LOCK);
     try {
-      this.#grow(block.length);
+      const record = this.#record(block, count, true);
+      this.#grow(record.length);
       const capacity = ctl[CAPACITY];
-      const head = (ctl[HEAD] - block.length + capacity) % capacity;
-      this.#write(head, block);
+      const head = (ctl[HEAD] - record.length + capacity) % capacity;
+      this.#write(head, record);
       ctl[HEAD] = head;
-      Atomics.add(ctl, USED, block.length);
+      Atomics.add(ctl, USED, record.length);
       Atomics.add(ctl, COUNT, count);
     } finally {
       this.#unlock(READ_LOCK);
@@ -433,15 +545,26 @@ export class Ring implements Core {
       const head = ctl[HEAD];
       let count = 0;
       let bytes = 0;
+      let aside: Uint8Array | undefined;
       while (count < available && count < maxCount) {
-        const length = this.#recordLength((head + bytes) % capacity);
+        const position = (head + bytes) % capacity;
+        const length = this.#recordLength(position);
         if (count > 0 && bytes + length > maxBytes) break;
+        // An item kept aside is taken alone: its bytes are handed over.
+        if (this.#stubAt(position, length)) {
+          if (count > 0) break;
+          aside = this.#takeAside(position);
+        }
         bytes += length;
         count++;
+        if (aside !== undefined) break;
       }
-      const out = new Uint8Array(bytes);
-      this.#read(head, out);
-      taken = { block: out, count };
+      if (aside !== undefined) taken = { block: aside, count };
+      else {
+        const out = new Uint8Array(bytes);
+        this.#read(head, out);
+        taken = { block: out, count };
+      }
       ctl[HEAD] = (head + bytes) % capacity;
       Atomics.sub(ctl, USED, bytes);
       Atomics.sub(ctl, COUNT, count);
@@ -558,7 +681,7 @@ export class Ring implements Core {
     let owned = false;
     for (;;) {
       const seq = this.getSeq();
-      const status = this.tryPut(block, count);
+      const status = this.tryPut(block, count, { owned });
       if (status !== TIMED_OUT) return status;
       // The caller's buffer may be reused once we yield.
       if (!owned) block = block.slice();

@@ -9,7 +9,12 @@ import {
   remoteManagerCore,
   type RemoteManagerDescriptor,
 } from "./_manager_link.ts";
-import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
+import {
+  coreId,
+  remoteCore,
+  type RemoteDescriptor,
+  spillDirOf,
+} from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
 import {
   isSyncCore,
@@ -226,6 +231,7 @@ function describeCore(core: AnyCore, backend: Backend): CoreDescriptor {
       closed: core.closed(),
       qsize: core.qsize(),
       at: performance.now(),
+      spill: spillDirOf(core),
     };
   }
   const ring = core.descriptor();

@@ -38,6 +38,8 @@ export type TaskKind = typeof APPLY | typeof MAP_CHUNK | typeof STARMAP_CHUNK;
 export const SHARED = 4;
 /** Added to a task's kind when its payload is serialized values (`node:v8`). */
 export const SERIALIZED = 8;
+/** Added to a task's kind when its payload is bulk data (`_binary.ts`). */
+export const BINARY = 16;
 
 /** A task function: an export name, or the id of an inline function. */
 export type FunctionRef = string | number;
@@ -54,6 +56,8 @@ export interface WorkerSetup {
   initArgs: unknown[];
   /** Whether `initArgs` (or the target's args) hold queues or pipe ends. */
   shared?: boolean;
+  /** A child process's directory for bulk results (see `_binary.ts`). */
+  bulk?: string;
   /** For a Process: the function to run (then exit) instead of serving tasks. */
   target?: { fn: string; isSource: boolean; args: unknown[] };
 }

@@ -228,6 +228,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     (message) => child.send(message),
     (payload) => sync.receive(payload),
     (payload) => managers.receive(payload),
+    child.pid,
   );
   child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);

@@ -34,6 +34,7 @@
  * @module
  */
 import { RecordReader, RecordWriter, UncopyableError } from "./_codec.ts";
+import { isSpilled, loadSpilled } from "./_spill.ts";
 import { checkTimeout } from "./_deadline.ts";
 import { defineInspect } from "./_inspect.ts";
 import {
@@ -243,8 +244,12 @@ function encodeItem(item: unknown): Uint8Array {
   return scratch.view();
 }
 
+// A large item from another process may come as a stub naming its file.
 function decodeFirst(taken: Taken): unknown {
-  return new RecordReader(taken.block).next();
+  const block = isSpilled(taken.block)
+    ? loadSpilled(taken.block, !taken.lent)
+    : taken.block;
+  return new RecordReader(block).next();
 }
 
 function waitOptions(options: WaitingOptions | undefined): WaitOptions {
@@ -434,7 +439,8 @@ export class Queue<T = unknown> implements AsyncIterable<T> {
     const status = this.#core.tryPut(block, 1, { canWait: true });
     if (status === OK) return;
     if (status === CLOSED) throw putFailure(status);
-    const waited = await this.#core.put(block.slice(), 1, wait);
+    // The core copies the block if it must wait.
+    const waited = await this.#core.put(block, 1, wait);
     if (waited === ABORTED) throw abortReason(options?.signal);
     if (waited !== OK) throw putFailure(waited);
   }

@@ -99,10 +99,9 @@ Between two processes (vs Python's \`multiprocessing.Queue\`):
 ${table(group("big process"), throughput, isPythonQueue, false)}
 
 Between threads, writers and readers hold separate locks (a two-lock ring), so the producer's copy in and the
-consumer's copy out overlap, as a MessagePort's serialisation and copy do. Between processes, large items are
-where multiproc trails: every item crosses two IPC channels (producer to parent, parent to consumer), each
-about 600 MB/s on this machine when measured raw, where Python's processes share one OS pipe; the way forward
-is a direct channel between the processes for large items.
+consumer's copy out overlap, as a MessagePort's serialisation and copy do. Between processes, an item of
+64 KiB or more goes from producer to consumer through a file in \`/dev/shm\`, and only a stub naming it crosses
+the parent; see "Large items" (\`scripts/bench_large.ts\`) for 10 MiB items, pipes and a raw pipe beside them.
 `;
 await writeSection(join(root, "BENCHMARKS.md"), "queue", report);
 console.log(report);

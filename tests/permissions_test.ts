@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { Pool, Process } from "../mod.ts";
+import { Pool, Process, Queue } from "../mod.ts";
 import { fixtureUrl, limitedTest, runScriptWith, runtime } from "./_helpers.ts";
 
 /** The package's own files (the sources, or the npm build's esm/). */
@@ -163,6 +163,33 @@ describe(`Permissions (${runtime})`, () => {
       allowed.start();
       await allowed.join();
       equal(allowed.exitCode, 0);
+    });
+
+    test("a sandboxed consumer gets large items from other processes through its parent", async () => {
+      const q = new Queue<Uint8Array>();
+      // Put by a child: each goes through a file.
+      await using producers = new Pool({ processes: 1, backend: "process" });
+      await producers.apply(async (q: Queue<Uint8Array>) => {
+        for (let i = 1; i <= 3; i++) {
+          await q.put(new Uint8Array(100_000).fill(i));
+        }
+      }, [q]);
+      await using sandboxed = new Pool({
+        processes: 1,
+        backend: "process",
+        permissions: "none",
+      });
+      deepEqual(
+        await sandboxed.apply(async (q: Queue<Uint8Array>) => {
+          const got: number[][] = [];
+          for (let i = 0; i < 3; i++) {
+            const item = await q.get();
+            got.push([item.length, item[0], item[99_999]]);
+          }
+          return got;
+        }, [q]),
+        [[100_000, 1, 1], [100_000, 2, 2], [100_000, 3, 3]],
+      );
     });
 
     test("bad permissions: clear errors", () => {

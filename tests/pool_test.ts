@@ -21,6 +21,8 @@ import {
   WorkerExitError,
 } from "../mod.ts";
 import { heapLimitUnsupported } from "../_runtime.ts";
+import { spillDirectory } from "../_spill.ts";
+import { readdirSync } from "node:fs";
 import {
   childPids,
   collect,
@@ -34,6 +36,17 @@ import {
 } from "./_helpers.ts";
 
 type Tasks = typeof import("./fixtures/tasks.ts");
+
+/** Files of bulk data between this process and its children. */
+function bulkFiles(): string[] {
+  const dir = spillDirectory();
+  if (dir === undefined) return [];
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 const tasks = fixtureUrl("tasks");
 
 for (const backend of ["worker", "process"] as Backend[]) {
@@ -423,6 +436,51 @@ for (const backend of ["worker", "process"] as Backend[]) {
       });
     });
 
+    test("typed arrays and ArrayBuffers in bulk arrive whole, and go back whole", async () => {
+      await using p = pool();
+      const items = [
+        new Float64Array(20_000).fill(1.5),
+        new Uint8Array(70_000).fill(7),
+        new Int32Array(new ArrayBuffer(40_000), 8, 1_000).fill(-3),
+        new BigInt64Array(10).fill(5n),
+        new ArrayBuffer(30_000),
+      ];
+      const describe = (x: unknown) =>
+        x instanceof ArrayBuffer ? ["ArrayBuffer", x.byteLength] : [
+          (x as object).constructor.name,
+          (x as Uint8Array).length,
+          String((x as Uint8Array)[0]),
+          (x as Uint8Array).buffer.byteLength,
+        ];
+      // A view comes with its whole buffer, as structured clone has it.
+      deepEqual(await p.map(describe, items, { chunksize: 5 }), [
+        ["Float64Array", 20_000, "1.5", 160_000],
+        ["Uint8Array", 70_000, "7", 70_000],
+        ["Int32Array", 1_000, "-3", 40_000],
+        ["BigInt64Array", 10, "5", 80],
+        ["ArrayBuffer", 30_000],
+      ]);
+      // Changed after submission: the worker sees the values as they were.
+      const first = items[0] as Float64Array;
+      const third = items[2] as Int32Array;
+      const sum = p.apply(
+        (a: Float64Array, b: Int32Array) => a[0] + a.length + b.byteOffset,
+        [first, third],
+      );
+      first[0] = 9;
+      equal(await sum, 20_009.5);
+      const results = await p.map(
+        (n: number) =>
+          n === 3 ? new ArrayBuffer(n) : new Float32Array(50_000).fill(n),
+        [1, 2, 3],
+      );
+      deepEqual(results.map(describe), [
+        ["Float32Array", 50_000, "1", 200_000],
+        ["Float32Array", 50_000, "2", 200_000],
+        ["ArrayBuffer", 3],
+      ]);
+    });
+
     test("arguments are copied: the classic ls[i] = i leaves ls unchanged", async () => {
       await using p = pool();
       const ls = [0, 0, 0, 0, 0];
@@ -763,6 +821,35 @@ describe("Pool: worker threads and the program's resources", () => {
 });
 
 describe("Pool: process workers and the program's life", () => {
+  test("bulk data through files: none left by a worker killed mid-task or a terminate", async () => {
+    const p = new Pool<Tasks>(tasks, { processes: 2, backend: "process" });
+    const arrays = Array.from(
+      { length: 6 },
+      (_, i) => new Float64Array(20_000).fill(i),
+    );
+    const doubled = await p.starmap(
+      "doubleOrDie",
+      arrays.map((a) => [a, -1] as [Float64Array, number]),
+    );
+    deepEqual(
+      doubled.map((a) => [a.length, a[0]]),
+      arrays.map((_, i) => [20_000, i * 2]),
+    );
+    // The worker given the fourth dies; others may fail with it (a batch).
+    const results = await Promise.allSettled(
+      arrays.map((a) => p.apply("doubleOrDie", [a, 3])),
+    );
+    for (const [i, result] of results.entries()) {
+      if (result.status === "fulfilled") equal(result.value[0], i * 2);
+      else ok(result.reason instanceof WorkerExitError);
+    }
+    equal(results[3]!.status, "rejected");
+    const pending = arrays.map((a) => p.apply("doubleOrDie", [a, -1]));
+    await p.terminate();
+    await Promise.allSettled(pending);
+    deepEqual(bulkFiles(), []);
+  });
+
   test("workers are real child processes, gone after terminate", async () => {
     const p = new Pool<Tasks>(tasks, { processes: 2, backend: "process" });
     const pids = new Set(await p.map("getpid", [1, 2, 3, 4], { chunksize: 1 }));

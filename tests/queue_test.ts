@@ -23,6 +23,9 @@ import {
 } from "../mod.ts";
 import { markDead, newThreadToken } from "../_liveness.ts";
 import { Ring } from "../_ring.ts";
+import { spillDirectory } from "../_spill.ts";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import {
   collect,
   delay,
@@ -732,6 +735,27 @@ test("a lock left by a thread that died is taken over", () => {
   deepEqual([...both.block], [1, 0, 0, 0, 3, 1, 0, 0, 0, 4]);
 });
 
+test("large items kept out of shared memory go into it when the queue goes to a thread", async () => {
+  const q = new Queue<Uint8Array | number>();
+  await q.put(new Uint8Array(100_000).fill(1));
+  await q.put(2);
+  await q.put(new Uint8Array(50_000).fill(3));
+  // Looked at and put back in front, still whole.
+  const [a, b] = Pipe<Uint8Array>();
+  a.send(new Uint8Array(70_000).fill(4));
+  equal(await b.poll(), true);
+  deepEqual((await b.recv()).slice(69_999), new Uint8Array([4]));
+  equal((await q.get() as Uint8Array).length, 100_000);
+  await q.put(new Uint8Array(100_000).fill(5));
+  q.close();
+  await using p = new Pool<Tasks>(tasks, { processes: 1 });
+  const got = await p.apply("consumeAll", [q]) as (Uint8Array | number)[];
+  deepEqual(
+    got.map((x) => typeof x === "number" ? x : [x.length, x[0], x.at(-1)]),
+    [2, [50_000, 3, 3], [100_000, 5, 5]],
+  );
+});
+
 test("a queue from another process cannot go on to a worker thread", async () => {
   await using p = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
   match(
@@ -749,6 +773,123 @@ test("a queue passes on from a child process to its own children", async () => {
   equal(await p.apply("passToProcess", [q]), "first");
   equal(await q.get({ timeout: 5_000 }), "from a grandchild");
 });
+
+describe("large items between processes", () => {
+  test("go through files, also via a child's child, and leave none", async () => {
+    const q = new Queue<Uint8Array>();
+    await using p = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    await p.apply("putLarge", [q, 300_000, 2]);
+    // The grandchild gets the oldest item (through its parent) and puts one
+    // of its own (through its parent too).
+    deepEqual(await p.apply("relayLarge", [q]), [300_000, 0, 255]);
+    const second = await q.get({ timeout: 5_000 });
+    deepEqual([second.length, second[0], second.at(-1)], [300_000, 1, 254]);
+    const back = await q.get({ timeout: 5_000 });
+    deepEqual([back.length, back[0], back.at(-1)], [200_000, 7, 7]);
+    deepEqual(spilledFiles(), []);
+  });
+
+  test("a consumer killed while it works on one loses nothing", async () => {
+    await using producers = new Pool<Tasks>(tasks, {
+      processes: 1,
+      backend: "process",
+    });
+    for (let run = 0; run < 3; run++) {
+      const q = new Queue<Uint8Array>();
+      const seen = new Queue<number>();
+      const count = 200;
+      await producers.apply("putLarge", [q, 100_000, count]);
+      const consumer = new Process({
+        target: "consumeLargeBusily",
+        module: tasks,
+        args: [q, seen, 4],
+      });
+      consumer.start();
+      ok(await eventually(() => seen.qsize() >= 3 + run * 5), "it got going");
+      consumer.kill();
+      await consumer.join();
+      await settled(q);
+      // Each item left waits in a file of its own.
+      equal(spilledFiles().length, q.qsize());
+      const consumed: number[] = [];
+      while (!seen.empty()) consumed.push(seen.getNowait());
+      const left: number[] = [];
+      while (!q.empty()) {
+        const item = q.getNowait();
+        equal(item.length, 100_000);
+        equal(item[99_999], 255 - (item[0]));
+        left.push(item[0] + item[1] * 256);
+      }
+      // What it reported is a prefix, what is left the rest, in order.
+      deepEqual(consumed, Array.from(consumed, (_, i) => i));
+      deepEqual(
+        left,
+        Array.from(
+          { length: count - consumed.length },
+          (_, i) => i + consumed.length,
+        ),
+      );
+      deepEqual(spilledFiles(), []);
+    }
+  });
+
+  test("a producer killed while it writes one leaves no file behind", async () => {
+    for (let run = 0; run < 3; run++) {
+      const q = new Queue<number | Uint8Array>();
+      const producer = new Process({
+        target: "produceForever",
+        module: tasks,
+        args: [q, 1_000_000],
+      });
+      producer.start();
+      ok(await eventually(() => q.qsize() >= 5), "the producer got going");
+      producer.kill();
+      await producer.join();
+      await settled(q);
+      let got = 0;
+      while (!q.empty()) {
+        const item = q.getNowait() as Uint8Array;
+        equal(item.length, 1_000_000);
+        equal(item[0], got & 255);
+        got++;
+      }
+      ok(got >= 5);
+      deepEqual(spilledFiles(), []);
+    }
+  });
+});
+
+test("a program's directory for large items goes when it exits, and a dead program's at the next start", async () => {
+  const own = spillDirectory();
+  if (own === undefined) return;
+  // A program that died without removing its directory (no process has
+  // such a pid: it is above Linux's pid_max).
+  const dead = 0x3ffffff0;
+  const stale = join(dirname(own), `multiproc-${dead}`);
+  mkdirSync(stale, { recursive: true });
+  writeFileSync(join(stale, "1-1"), "left behind");
+  const result = await runScript("fixtures/spill_exits");
+  equal(result.stderr, "");
+  equal(result.returncode, 0);
+  const dir = result.stdout!.trim();
+  ok(dir.startsWith(join(dirname(own), "multiproc-")), dir);
+  equal(existsSync(dir), false, "its own directory is gone");
+  equal(existsSync(stale), false, "the dead program's directory is gone");
+});
+
+/** The files of large items that children put into this process's queues. */
+function spilledFiles(): string[] {
+  const dir = spillDirectory();
+  if (dir === undefined) return [];
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 test("programs that use queues and pipes exit on their own", async () => {
   const result = await runScript("fixtures/queue_exits");
