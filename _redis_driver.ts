@@ -39,6 +39,8 @@ export interface DriverOptions {
   maxDeliveries: number;
   maxQueue: number | undefined;
   resultTtl: number;
+  /** How to connect (tests put a connection that holds replies in between). */
+  connect?: typeof connectRedis;
 }
 
 /** A pool's state: running, closed to new tasks, or stopped. */
@@ -48,6 +50,10 @@ export type DriverState = "running" | "closed" | "terminated";
 class RemoteTask extends Task<string> {
   attempt = 1;
   encoded: Uint8Array;
+  /** "dropped" answers to entries not known yet, while one is being added. */
+  early: Set<string> | undefined = undefined;
+  /** How often hosts answered "dropped" to it: its redelivery waits longer each time. */
+  drops = 0;
   constructor(
     readonly number: number,
     encoded: Uint8Array,
@@ -73,6 +79,10 @@ const GOODBYE_MS = 1000;
 const SCAN_PAGE = 1000;
 /** Lost connections are retried this often while the pool lives. */
 const RETRY_MS = 100;
+/** A task dropped by a host goes out again after this, doubled at each drop. */
+const DROP_BACKOFF_MS = 100;
+/** The longest wait before a dropped task goes out again. */
+const MAX_DROP_BACKOFF_MS = 2000;
 
 /** The caller's side of a Redis pool. */
 export class RedisDriver implements PoolEngine {
@@ -84,7 +94,11 @@ export class RedisDriver implements PoolEngine {
   #broken: unknown = undefined;
   #next = 0;
   #tasks = new Map<number, RemoteTask>();
+  /** Tasks by their entry, in the order of their ids while `#ordered`. */
   #byEntry = new Map<string, RemoteTask>();
+  #lastEntry = "0-0";
+  #ordered = true;
+  #beating: Promise<void> | undefined;
   #inline = new InlineSources();
   #roomWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
@@ -318,8 +332,20 @@ export class RedisDriver implements PoolEngine {
       return;
     }
     task.state = "running";
+    this.#sent(task, entry, links.commands);
+  }
+
+  // The entry is known: an answer that came for it before is acted on now.
+  #sent(task: RemoteTask, entry: string, commands: RedisConnection): void {
     task.worker = entry;
+    if (this.#ordered && compareIds(entry, this.#lastEntry) < 0) {
+      this.#ordered = false;
+    }
+    this.#lastEntry = entry;
     this.#byEntry.set(entry, task);
+    const early = task.early;
+    task.early = undefined;
+    if (early?.has(entry)) this.#dropped(task, commands);
   }
 
   // A host went silent on it: deliver it again, or give up on it.
@@ -328,7 +354,9 @@ export class RedisDriver implements PoolEngine {
     commands: RedisConnection,
     counts: boolean,
   ): Promise<void> {
-    const old = task.worker!;
+    // Already on its way again, or ended.
+    if (task.worker === undefined || !this.#tasks.has(task.number)) return;
+    const old = task.worker;
     this.#byEntry.delete(old);
     task.worker = undefined;
     const attempt = counts ? task.attempt + 1 : task.attempt;
@@ -368,8 +396,7 @@ export class RedisDriver implements PoolEngine {
       await this.#recall(commands, task, entry);
       return;
     }
-    task.worker = entry;
-    this.#byEntry.set(entry, task);
+    this.#sent(task, entry, commands);
   }
 
   // Every task ends here, once: later results for it are duplicates.
@@ -396,19 +423,37 @@ export class RedisDriver implements PoolEngine {
     }
   }
 
-  // A result settles its task; a dropped task goes back to the stream.
+  // A result settles its task, whichever delivery ran it. "dropped" counts
+  // only for the entry the task was sent in last: an older delivery's is
+  // stale, and one for an entry still being added waits for its id.
   #onResult(result: ResultEntry, commands: RedisConnection): void {
     const task = this.#tasks.get(result.task);
     if (task === undefined || task.state === "done") return;
-    if (result.outcome === "dropped") {
-      if (task.worker !== undefined) {
-        this.#redeliver(task, commands, false).catch((error) =>
-          this.#end(task, false, error)
-        );
-      }
-      return;
+    if (result.outcome !== "dropped") {
+      return this.#end(task, result.outcome === "ok", result.value);
     }
-    this.#end(task, result.outcome === "ok", result.value);
+    if (task.worker === undefined) {
+      (task.early ??= new Set()).add(result.entry);
+    } else if (task.worker === result.entry) this.#dropped(task, commands);
+  }
+
+  // Hosts drop the tasks of a driver they take for gone (its key expired
+  // while Redis was down): the task goes out again once the key is written
+  // again, after a pause that doubles with each drop, not at once, which
+  // would only be dropped again.
+  #dropped(task: RemoteTask, commands: RedisConnection): void {
+    const entry = task.worker;
+    const wait = Math.min(
+      DROP_BACKOFF_MS * 2 ** task.drops++,
+      MAX_DROP_BACKOFF_MS,
+    );
+    (async () => {
+      await this.#beat(commands);
+      await delay(wait);
+      // Sent again meanwhile (its key was found missing), or ended.
+      if (task.worker !== entry) return;
+      await this.#redeliver(task, commands, false);
+    })().catch((error) => this.#end(task, false, error));
   }
 
   // ---- connections ------------------------------------------------------
@@ -428,7 +473,8 @@ export class RedisDriver implements PoolEngine {
   // The driver's key exists before its first task, so hosts keep its work.
   async #connect(): Promise<Links> {
     const label = `multiproc-driver:${this.#options.name}`;
-    const commands = await connectRedis(this.#options.url, label);
+    const connect = this.#options.connect ?? connectRedis;
+    const commands = await connect(this.#options.url, label);
     let reader: RedisConnection;
     try {
       reader = await commands.duplicate();
@@ -446,7 +492,7 @@ export class RedisDriver implements PoolEngine {
       throw error;
     }
     void this.#readResults(links);
-    this.#every(this.#liveness() / 4, () => this.#heartbeat(commands));
+    this.#every(this.#liveness() / 4, () => this.#beat(commands));
     const scan = Math.max(
       25,
       Math.min(1000, this.#options.visibilityTimeout / 4),
@@ -492,13 +538,27 @@ export class RedisDriver implements PoolEngine {
     }
   }
 
+  // One heartbeat at a time, whoever asks: the timer, or a dropped task.
+  #beat(commands: RedisConnection): Promise<void> {
+    return this.#beating ??= this.#heartbeat(commands).finally(() =>
+      this.#beating = undefined
+    );
+  }
+
   // Only the range of this driver's entries is read, page by page: entries
   // other drivers left behind must not hide this one's.
+  // Entries are recorded as Redis numbers them, in order, but for a
+  // command resent after a lost connection: only then are they sorted.
   async #scan(commands: RedisConnection): Promise<void> {
     if (this.#byEntry.size === 0) return;
-    const ids = [...this.#byEntry.keys()].sort(compareIds);
-    let start = ids[0]!;
-    const end = ids[ids.length - 1]!;
+    if (!this.#ordered) {
+      const sorted = [...this.#byEntry].sort(([a], [b]) => compareIds(a, b));
+      this.#byEntry = new Map(sorted);
+      this.#lastEntry = sorted[sorted.length - 1]![0];
+      this.#ordered = true;
+    }
+    let start = this.#byEntry.keys().next().value!;
+    const end = this.#lastEntry;
     while (true) {
       const reply = await commands.call([
         "XPENDING",

@@ -75,6 +75,8 @@ const FORGET_HOST_MS = 10 * 60_000;
 const CANCEL_MEMORY_MS = 60_000;
 /** How long a driver is taken as alive after its key was seen. */
 const DRIVER_CHECK_MS = 5000;
+/** How long a driver is taken as gone after its key was missed: it may write it again once Redis is back. */
+const DRIVER_GONE_CHECK_MS = 1000;
 
 /** The running host behind `serve()`. */
 export class Host {
@@ -343,7 +345,13 @@ export class Host {
     // results stream, deleted, would be made again for resultTtl).
     const unwanted = (held.withdrawn && outcome !== "ok") ||
       this.#terminated.has(held.task.driver);
-    const fields = resultFields(held.task.task, outcome, value, this.consumer);
+    const fields = resultFields(
+      held.task.task,
+      held.entry,
+      outcome,
+      value,
+      this.consumer,
+    );
     try {
       await this.#retry(() =>
         this.#links.commands.atomically([
@@ -387,7 +395,10 @@ export class Host {
   async #driverAlive(driver: string): Promise<boolean> {
     const known = this.#drivers.get(driver);
     const now = Date.now();
-    if (known && now - known.at < DRIVER_CHECK_MS) return known.alive;
+    if (
+      known &&
+      now - known.at < (known.alive ? DRIVER_CHECK_MS : DRIVER_GONE_CHECK_MS)
+    ) return known.alive;
     const exists = await this.#retry(() =>
       this.#links.commands.call(["EXISTS", this.keys.driver(driver)])
     );

@@ -193,9 +193,12 @@ export function readTask(
 export type Outcome = "ok" | "error" | "dropped";
 
 // An error crosses as the pool's own error encoding, inside one record.
+// A result names the stream entry it answers: a driver that sent its task
+// again acts only on the answer to the entry it sent last.
 /** The stream fields of a result (XADD's field-value list). */
 export function resultFields(
   task: number,
+  entry: string,
   outcome: Outcome,
   value: unknown,
   host: string,
@@ -207,6 +210,7 @@ export function resultFields(
     // A result that cannot be copied fails its task, as in a local pool.
     return resultFields(
       task,
+      entry,
       "error",
       new TypeError(
         `Cannot copy the task's result back to the caller: ${
@@ -216,12 +220,14 @@ export function resultFields(
       host,
     );
   }
-  return ["i", String(task), "o", outcome, "h", host, "r", payload];
+  return ["i", String(task), "e", entry, "o", outcome, "h", host, "r", payload];
 }
 
 /** A result read back by its driver. */
 export interface ResultEntry {
   task: number;
+  /** The stream entry of the task it answers. */
+  entry: string;
   outcome: Outcome;
   value: unknown;
   host: string;
@@ -240,6 +246,7 @@ export function readResult(
   if (outcome === "error") value = reviveError(decodeError(value));
   return {
     task: Number(text(fields.get("i"))),
+    entry: text(fields.get("e")),
     outcome,
     value,
     host: text(fields.get("h")),
