@@ -27,8 +27,8 @@ from multiprocessing import Event, Process
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TRACE = os.environ.get("BENCH_TRACE") == "1"
-TINY = 10_000
-MAP = 100_000
+TINY = 20_000
+MAP = 1_000_000
 LATENCY_CALLS = 300
 QUEUE_ITEMS = 10_000
 HOSTS = 2

@@ -34,9 +34,9 @@ const rounds = Deno.env.get("BENCH_ROUNDS") ?? "3";
 Deno.env.set("BENCH_ROUNDS", rounds);
 const partial = Deno.env.get("BENCH_ONLY") !== undefined;
 // The sizes of scripts/_bench_redis_cases.ts and scripts/_bench_redis.py.
-const TINY = 10_000;
-const MAP = 100_000;
-const CHUNK = 6_250;
+const TINY = 20_000;
+const MAP = 1_000_000;
+const CHUNK = 62_500;
 const LATENCY_CALLS = 300;
 const QUEUE_ITEMS = 10_000;
 

@@ -517,7 +517,11 @@ describe("redis Pool: a result answers one delivery of its task", () => {
             "XADD",
             results,
             "*",
-            ...resultFields(to.task, to.entry, outcome, value, "fake"),
+            ...resultFields(
+              to.entry,
+              [{ task: to.task, outcome, value }],
+              "fake",
+            ),
           ],
         ]);
       },
