@@ -257,7 +257,11 @@ export class Host {
           ? 2
           : 1
       );
-      const room = capacity - this.#holding;
+      // Tiny tasks come in bundles: the next is read while one runs.
+      const room = Math.max(
+        capacity,
+        this.#averageMs < TINY_TASK_MS ? 2 * this.#perEntry : 0,
+      ) - this.#holding;
       if (room <= 0) {
         await new Promise<void>((resolve) => this.#room = resolve);
         continue;
