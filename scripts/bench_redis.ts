@@ -330,7 +330,7 @@ Lua call (its 30-odd commands per job run inside scripts). A \`map\` chunk of nu
 travel as their bytes, which no serializer touches. For one task at a time, the same plain design (four
 hops, no scripts) is why multiproc has the shorter round trip.
 
-A multiproc Redis \`Queue\` put is one EVAL (the script's source sent each time) and a get three round
+A multiproc Redis \`Queue\` put is one EVALSHA (the script's source crosses once per server) and a get three round
 trips: LPOP of the handle's taking list (an item a lost reply carried), BLMOVE into it, then MULTI LPOP
 EXEC once the item is in hand, so that a get that returned took its item exactly once and an item whose
 reply was lost is not lost (${
