@@ -61,13 +61,17 @@ export class RecordWriter {
    */
   add(value: unknown): void {
     switch (typeof value) {
-      case "number":
+      case "number": {
+        // #begin may grow the buffer: the view is read after it.
         if ((value | 0) === value && !Object.is(value, -0)) {
-          this.#view.setInt32(this.#begin(INT32, 4), value, true);
+          const at = this.#begin(INT32, 4);
+          this.#view.setInt32(at, value, true);
         } else {
-          this.#view.setFloat64(this.#begin(FLOAT64, 8), value, true);
+          const at = this.#begin(FLOAT64, 8);
+          this.#view.setFloat64(at, value, true);
         }
         return;
+      }
       case "string":
         // UTF-8 cannot carry a lone surrogate: such a string goes through
         // the serializer, which keeps it as it is.

@@ -285,6 +285,35 @@ export class Dispatcher {
     }
   }
 
+  // A Redis host's tasks carry no signal, which would run each alone: they
+  // are batched, and stopped through here.
+  /**
+   * Stops tasks as a signal would, whether or not they run alone: a queued
+   * one is dropped; a running one's worker is replaced, and the tasks sent
+   * to it after it run elsewhere; one sent but not started is failed, and
+   * its result, when it comes, is ignored.
+   */
+  stop(tasks: Iterable<Task>, reason: unknown): void {
+    for (const task of tasks as Iterable<Task<WorkerSlot>>) {
+      if (task.state !== "running") {
+        if (task.state !== "done") this.#end(task, false, reason);
+        continue;
+      }
+      const slot = task.worker!;
+      if (slot.inFlight[0] !== task) {
+        this.#end(task, false, reason);
+        continue;
+      }
+      const notStarted = slot.inFlight.splice(1)
+        .filter((other) => other.state === "running");
+      this.#running -= notStarted.length;
+      for (const other of notStarted) other.worker = undefined;
+      this.#queue.push(notStarted, true);
+      this.#stopRunning(task, reason);
+    }
+    this.#scheduleDispatch();
+  }
+
   // ---- submission -------------------------------------------------------
 
   // Queues the task and watches its signal until it ends.

@@ -1,6 +1,6 @@
-// The engine of a Redis pool on the caller's side: it adds each task to the
-// pool's stream, reads the results its hosts write back, and delivers a task
-// again when its host went silent. Jobs (_jobs.ts) see the same TaskRunner
+// The engine of a Redis pool on the caller's side: it adds the tasks
+// submitted together to the pool's stream as one entry, reads the results
+// its hosts write back, and delivers a task again when its host went silent. Jobs (_jobs.ts) see the same TaskRunner
 // as a local pool's dispatcher.
 import { UncopyableError } from "./_codec.ts";
 import { WorkerExitError } from "./_errors.ts";
@@ -21,7 +21,7 @@ import {
   GROUP,
   type PoolKeys,
   poolKeys,
-  readResult,
+  readResults,
   type ResultEntry,
   taskFields,
   text,
@@ -41,6 +41,8 @@ export interface DriverOptions {
   maxDeliveries: number;
   maxQueue: number | undefined;
   resultTtl: number;
+  /** How to connect (tests put a connection that holds replies in between). */
+  connect?: typeof connectRedis;
 }
 
 /** A pool's state: running, closed to new tasks, or stopped. */
@@ -50,6 +52,8 @@ export type DriverState = "running" | "closed" | "terminated";
 class RemoteTask extends Task<string> {
   attempt = 1;
   encoded: Uint8Array;
+  /** "dropped" answers to entries not known yet, while one is being added. */
+  early: Set<string> | undefined = undefined;
   constructor(
     readonly number: number,
     encoded: Uint8Array,
@@ -75,6 +79,19 @@ const GOODBYE_MS = 1000;
 const SCAN_PAGE = 1000;
 /** Lost connections are retried this often while the pool lives. */
 const RETRY_MS = 100;
+/** Tasks in one stream entry at most, and their payloads' bytes. */
+const MAX_BUNDLE = 256;
+const MAX_BUNDLE_BYTES = 1 << 20;
+/** Tasks submitted together are spread over this many entries per worker. */
+const ENTRIES_PER_WORKER = 4;
+/** Workers assumed until hosts say how many they have. */
+const DEFAULT_WORKERS = 4;
+/** Hosts silent for longer do not count. */
+const LIVE_HOST_MS = 10_000;
+/** Dropped tasks go out again after this, doubled while drops keep coming. */
+const DROP_BACKOFF_MS = 100;
+/** The longest wait before a dropped task goes out again. */
+const MAX_DROP_BACKOFF_MS = 2000;
 
 /** The caller's side of a Redis pool. */
 export class RedisDriver implements PoolEngine {
@@ -86,7 +103,17 @@ export class RedisDriver implements PoolEngine {
   #broken: unknown = undefined;
   #next = 0;
   #tasks = new Map<number, RemoteTask>();
-  #byEntry = new Map<string, RemoteTask>();
+  /** The tasks of each entry still waited for, in the order of the ids while `#ordered`. */
+  #byEntry = new Map<string, Set<RemoteTask>>();
+  /** Tasks submitted in this turn, added together once it ends. */
+  #outbox: RemoteTask[] = [];
+  /** Dropped tasks waiting to go out again, with the entry they were dropped from. */
+  #droppedTasks = new Map<RemoteTask, string>();
+  #dropStreak = 0;
+  #workers = DEFAULT_WORKERS;
+  #lastEntry = "0-0";
+  #ordered = true;
+  #beating: Promise<void> | undefined;
   #inline = new InlineSources();
   #roomWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
@@ -245,24 +272,61 @@ export class RedisDriver implements PoolEngine {
         .then(() => this.submit(task));
     }
     this.#track(remote);
-    this.#add(remote).catch((error) => this.#end(remote, false, error));
+    // Its signal may have ended it at once.
+    if (!this.#tasks.has(remote.number)) return undefined;
+    this.#outbox.push(remote);
+    if (this.#outbox.length === 1) queueMicrotask(() => this.flush());
     return undefined;
   }
 
-  // Commands sent in one turn already travel together.
-  flush(): void {}
+  // The tasks of one turn go in as few entries as spread them over the
+  // hosts' workers (about four each, as Python chunks a map), each of at
+  // most MAX_BUNDLE tasks and MAX_BUNDLE_BYTES.
+  flush(): void {
+    const tasks = this.#outbox;
+    if (tasks.length === 0) return;
+    this.#outbox = [];
+    const size = Math.min(
+      MAX_BUNDLE,
+      Math.ceil(tasks.length / (this.#workers * ENTRIES_PER_WORKER)),
+    );
+    let bundle: RemoteTask[] = [];
+    let bytes = 0;
+    for (const task of tasks) {
+      if (task.state === "done") continue;
+      if (
+        bundle.length === size ||
+        bundle.length > 0 && bytes + task.encoded.length > MAX_BUNDLE_BYTES
+      ) {
+        this.#send(bundle);
+        bundle = [];
+        bytes = 0;
+      }
+      bundle.push(task);
+      bytes += task.encoded.length;
+    }
+    if (bundle.length > 0) this.#send(bundle);
+  }
 
-  // A failed map or a left imap withdraws the chunks no host has finished.
+  // A failed map or a left imap withdraws the chunks no host has finished:
+  // their entries, or, where other tasks share an entry, the tasks alone.
   cancel(tasks: Iterable<Task>): void {
-    const withdrawn: string[] = [];
+    const touched = new Map<string, RemoteTask[]>();
     for (const task of tasks) {
       const remote = task as RemoteTask;
       if (remote.state === "done") continue;
-      if (remote.worker !== undefined) withdrawn.push(remote.worker);
+      const entry = remote.worker;
+      if (entry !== undefined) {
+        const list = touched.get(entry);
+        if (list) list.push(remote);
+        else touched.set(entry, [remote]);
+      }
       this.#forget(remote);
     }
-    if (withdrawn.length === 0 || this.#links === undefined) return;
-    void this.#links.then((links) => this.#withdraw(links.commands, withdrawn))
+    if (touched.size === 0 || this.#links === undefined) return;
+    void this.#links.then((links) =>
+      this.#withdrawTasks(links.commands, touched)
+    )
       .catch(() => {});
   }
 
@@ -280,62 +344,123 @@ export class RedisDriver implements PoolEngine {
     signal.addEventListener("abort", task.onAbort, { once: true });
   }
 
-  // The host running it is told to stop it; its entry is withdrawn.
+  // The host running it is told to stop it; its entry is withdrawn when
+  // no other task of it is waited for.
   #abort(task: RemoteTask, reason: unknown): void {
     if (task.state === "done") return;
     const entry = task.worker;
     this.#end(task, false, reason);
     void this.#connection().then(async ({ commands }) => {
-      if (entry !== undefined) await this.#withdraw(commands, [entry]);
-      await commands.call([
-        "PUBLISH",
-        this.keys.cancel,
-        `${this.id} ${task.number}`,
-      ]);
+      if (entry !== undefined && !this.#byEntry.has(entry)) {
+        await this.#withdraw(commands, [entry]);
+      }
+      await this.#tellHosts(commands, [task]);
     }).catch(() => {});
   }
 
-  // Adds the task to the stream, again after a lost connection.
-  async #add(task: RemoteTask): Promise<void> {
+  // A bundle that Redis refuses fails its tasks with the reason.
+  #send(bundle: RemoteTask[]): void {
+    this.#add(bundle).catch((error) => {
+      for (const task of bundle) this.#end(task, false, error);
+    });
+  }
+
+  // Adds tasks to the stream as one entry, again after a lost connection.
+  async #add(tasks: RemoteTask[]): Promise<void> {
     let links: Links;
     try {
       links = await this.#connection();
     } catch (error) {
-      return this.#end(task, false, error);
+      for (const task of tasks) this.#end(task, false, error);
+      return;
     }
-    const fields = taskFields({
-      driver: this.id,
-      task: task.number,
-      attempt: task.attempt,
-      visibility: this.#options.visibilityTimeout,
-      resultTtl: this.#options.resultTtl,
-    }, task.encoded);
+    const live = tasks.filter((task) => task.state !== "done");
+    if (live.length === 0) return;
+    const fields = this.#fields(live);
     const id = await this.#retry(() =>
       links.commands.call(["XADD", this.keys.tasks, "*", ...fields])
     );
     if (id === undefined) return;
-    const entry = text(id);
-    if (task.state === "done") {
-      await this.#recall(links.commands, task, entry);
-      return;
-    }
-    task.state = "running";
-    task.worker = entry;
-    this.#byEntry.set(entry, task);
+    this.#sent(live, text(id), links.commands);
   }
 
-  // A host went silent on it: deliver it again, or give up on it.
+  // A bundle's stream fields.
+  #fields(tasks: RemoteTask[]): (string | Uint8Array)[] {
+    return taskFields(
+      {
+        driver: this.id,
+        visibility: this.#options.visibilityTimeout,
+        resultTtl: this.#options.resultTtl,
+      },
+      tasks.map((task) => ({
+        number: task.number,
+        attempt: task.attempt,
+        encoded: task.encoded,
+      })),
+    );
+  }
+
+  // The entry is known: tasks that ended meanwhile are recalled, and an
+  // answer that came for it before is acted on now.
+  #sent(
+    tasks: RemoteTask[],
+    entry: string,
+    commands: RedisConnection,
+  ): void {
+    const waited = new Set<RemoteTask>();
+    const ended: RemoteTask[] = [];
+    for (const task of tasks) {
+      if (task.state === "done") ended.push(task);
+      else waited.add(task);
+    }
+    if (waited.size === 0) {
+      void this.#recall(commands, entry, ended);
+      return;
+    }
+    if (ended.length > 0) void this.#tellHosts(commands, ended).catch(() => {});
+    if (this.#ordered && compareIds(entry, this.#lastEntry) < 0) {
+      this.#ordered = false;
+    }
+    this.#lastEntry = entry;
+    this.#byEntry.set(entry, waited);
+    for (const task of waited) {
+      task.state = "running";
+      task.worker = entry;
+      const early = task.early;
+      task.early = undefined;
+      if (early?.has(entry)) this.#dropped(task, commands);
+    }
+  }
+
+  // A host went silent on an entry, or dropped tasks of it: they go out
+  // again in one entry, but those delivered maxDeliveries times, which fail.
+  // The old entry is withdrawn once none of its tasks is waited for in it.
   async #redeliver(
-    task: RemoteTask,
+    tasks: RemoteTask[],
+    old: string,
     commands: RedisConnection,
     counts: boolean,
   ): Promise<void> {
-    const old = task.worker!;
-    this.#byEntry.delete(old);
-    task.worker = undefined;
-    const attempt = counts ? task.attempt + 1 : task.attempt;
-    if (attempt > this.#options.maxDeliveries) {
-      await this.#withdraw(commands, [old]).catch(() => {});
+    // Already on their way again, or ended.
+    const moving = tasks.filter((task) =>
+      task.worker === old && this.#tasks.has(task.number)
+    );
+    if (moving.length === 0) return;
+    const left = this.#byEntry.get(old);
+    for (const task of moving) {
+      left?.delete(task);
+      task.worker = undefined;
+    }
+    const emptied = left === undefined || left.size === 0;
+    if (emptied) this.#byEntry.delete(old);
+    const again: RemoteTask[] = [];
+    for (const task of moving) {
+      const attempt = counts ? task.attempt + 1 : task.attempt;
+      if (attempt <= this.#options.maxDeliveries) {
+        task.attempt = attempt;
+        again.push(task);
+        continue;
+      }
       this.#end(
         task,
         false,
@@ -345,33 +470,40 @@ export class RedisDriver implements PoolEngine {
           } and each time its worker host stopped or lost Redis before it finished (no word for ${this.#options.visibilityTimeout} ms): it is not tried again: raise maxDeliveries or visibilityTimeout if the hosts are busy rather than gone`,
         ),
       );
-      return;
     }
-    task.attempt = attempt;
-    const fields = taskFields({
-      driver: this.id,
-      task: task.number,
-      attempt,
-      visibility: this.#options.visibilityTimeout,
-      resultTtl: this.#options.resultTtl,
-    }, task.encoded);
-    const replies = await this.#retry(() =>
-      commands.atomically([
+    const withdraw = emptied
+      ? [
         ["XACK", this.keys.tasks, GROUP, old],
         ["XDEL", this.keys.tasks, old],
+      ]
+      : [];
+    if (again.length === 0) {
+      if (emptied) await commands.atomically(withdraw).catch(() => {});
+      return;
+    }
+    const fields = this.#fields(again);
+    const replies = await this.#retry(() =>
+      commands.atomically([
+        ...withdraw,
         ["XADD", this.keys.tasks, "*", ...fields],
-        ["HINCRBY", this.keys.stats, "redelivered", "1"],
+        ["HINCRBY", this.keys.stats, "redelivered", String(again.length)],
       ])
     );
     if (replies === undefined) return;
-    this.#redelivered++;
-    const entry = text(replies[2]);
-    if (task.state === "done") {
-      await this.#recall(commands, task, entry);
-      return;
-    }
-    task.worker = entry;
-    this.#byEntry.set(entry, task);
+    this.#redelivered += again.length;
+    this.#sent(again, text(replies[withdraw.length]), commands);
+  }
+
+  // Redelivery that Redis refuses fails the tasks with the reason.
+  #resend(
+    tasks: RemoteTask[],
+    old: string,
+    commands: RedisConnection,
+    counts: boolean,
+  ): Promise<void> {
+    return this.#redeliver(tasks, old, commands, counts).catch((error) => {
+      for (const task of tasks) this.#end(task, false, error);
+    });
   }
 
   // Every task ends here, once: later results for it are duplicates.
@@ -387,7 +519,12 @@ export class RedisDriver implements PoolEngine {
   #forget(task: RemoteTask): void {
     task.state = "done";
     this.#tasks.delete(task.number);
-    if (task.worker !== undefined) this.#byEntry.delete(task.worker);
+    const entry = task.worker;
+    const left = entry === undefined ? undefined : this.#byEntry.get(entry);
+    if (left !== undefined) {
+      left.delete(task);
+      if (left.size === 0) this.#byEntry.delete(entry!);
+    }
     if (task.onAbort) {
       task.options?.signal?.removeEventListener("abort", task.onAbort);
     }
@@ -398,19 +535,46 @@ export class RedisDriver implements PoolEngine {
     }
   }
 
-  // A result settles its task; a dropped task goes back to the stream.
+  // A result settles its task, whichever delivery ran it. "dropped" counts
+  // only for the entry the task was sent in last: an older delivery's is
+  // stale, and one for an entry still being added waits for its id.
   #onResult(result: ResultEntry, commands: RedisConnection): void {
     const task = this.#tasks.get(result.task);
     if (task === undefined || task.state === "done") return;
-    if (result.outcome === "dropped") {
-      if (task.worker !== undefined) {
-        this.#redeliver(task, commands, false).catch((error) =>
-          this.#end(task, false, error)
-        );
-      }
-      return;
+    if (result.outcome !== "dropped") {
+      this.#dropStreak = 0;
+      return this.#end(task, result.outcome === "ok", result.value);
     }
-    this.#end(task, result.outcome === "ok", result.value);
+    if (task.worker === undefined) {
+      (task.early ??= new Set()).add(result.entry);
+    } else if (task.worker === result.entry) this.#dropped(task, commands);
+  }
+
+  // Hosts drop the tasks of a driver they take for gone (its key expired
+  // while Redis was down): dropped tasks go out again once the key is
+  // written again, after a pause that doubles while drops keep coming, not
+  // at once, which would only have them dropped again.
+  #dropped(task: RemoteTask, commands: RedisConnection): void {
+    this.#droppedTasks.set(task, task.worker!);
+    if (this.#droppedTasks.size > 1) return;
+    const wait = Math.min(
+      DROP_BACKOFF_MS * 2 ** this.#dropStreak++,
+      MAX_DROP_BACKOFF_MS,
+    );
+    (async () => {
+      await this.#beat(commands).catch(() => {});
+      await delay(wait);
+      const byEntry = new Map<string, RemoteTask[]>();
+      for (const [dropped, entry] of this.#droppedTasks) {
+        const list = byEntry.get(entry);
+        if (list) list.push(dropped);
+        else byEntry.set(entry, [dropped]);
+      }
+      this.#droppedTasks.clear();
+      for (const [entry, tasks] of byEntry) {
+        await this.#resend(tasks, entry, commands, false);
+      }
+    })();
   }
 
   // ---- connections ------------------------------------------------------
@@ -430,7 +594,8 @@ export class RedisDriver implements PoolEngine {
   // The driver's key exists before its first task, so hosts keep its work.
   async #connect(): Promise<Links> {
     const label = `multiproc-driver:${this.#options.name}`;
-    const commands = await connectRedis(
+    const connect = this.#options.connect ?? connectRedis;
+    const commands = await connect(
       this.#options.url,
       label,
       {},
@@ -453,7 +618,7 @@ export class RedisDriver implements PoolEngine {
       throw error;
     }
     void this.#readResults(links);
-    this.#every(this.#liveness() / 4, () => this.#heartbeat(commands));
+    this.#every(this.#liveness() / 4, () => this.#beat(commands));
     const scan = Math.max(
       25,
       Math.min(1000, this.#options.visibilityTimeout / 4),
@@ -477,7 +642,7 @@ export class RedisDriver implements PoolEngine {
   // its tasks: every task in Redis is sent again (their results, if they
   // come twice, count once).
   async #heartbeat(commands: RedisConnection): Promise<void> {
-    const [previous] = await commands.atomically([
+    const [previous, , hosts] = await commands.atomically([
       [
         "SET",
         this.keys.driver(this.id),
@@ -491,21 +656,56 @@ export class RedisDriver implements PoolEngine {
         this.keys.results(this.id),
         String(this.#options.resultTtl),
       ],
+      ["HGETALL", this.keys.hosts],
     ]);
+    this.#countWorkers(hosts);
     if (this.#beats++ === 0 || previous !== null) return;
     await ensureGroup(commands, this.keys);
-    for (const task of [...this.#byEntry.values()]) {
-      await this.#redeliver(task, commands, false);
+    for (const [entry, tasks] of [...this.#byEntry]) {
+      await this.#resend([...tasks], entry, commands, false);
     }
+  }
+
+  // Tasks submitted together are spread over the workers that live now.
+  #countWorkers(hosts: Reply): void {
+    if (!Array.isArray(hosts)) return;
+    const now = Date.now();
+    let workers = 0;
+    for (let i = 1; i < hosts.length; i += 2) {
+      try {
+        const beat = JSON.parse(text(hosts[i])) as {
+          at: number;
+          processes: number;
+        };
+        if (now - beat.at <= LIVE_HOST_MS) workers += beat.processes;
+      } catch {
+        // Not a host's heartbeat.
+      }
+    }
+    if (workers > 0) this.#workers = workers;
+  }
+
+  // One heartbeat at a time, whoever asks: the timer, or a dropped task.
+  #beat(commands: RedisConnection): Promise<void> {
+    return this.#beating ??= this.#heartbeat(commands).finally(() =>
+      this.#beating = undefined
+    );
   }
 
   // Only the range of this driver's entries is read, page by page: entries
   // other drivers left behind must not hide this one's.
+  // Entries are recorded as Redis numbers them, in order, but for a
+  // command resent after a lost connection: only then are they sorted.
   async #scan(commands: RedisConnection): Promise<void> {
     if (this.#byEntry.size === 0) return;
-    const ids = [...this.#byEntry.keys()].sort(compareIds);
-    let start = ids[0]!;
-    const end = ids[ids.length - 1]!;
+    if (!this.#ordered) {
+      const sorted = [...this.#byEntry].sort(([a], [b]) => compareIds(a, b));
+      this.#byEntry = new Map(sorted);
+      this.#lastEntry = sorted[sorted.length - 1]![0];
+      this.#ordered = true;
+    }
+    let start = this.#byEntry.keys().next().value!;
+    const end = this.#lastEntry;
     while (true) {
       const reply = await commands.call([
         "XPENDING",
@@ -520,8 +720,10 @@ export class RedisDriver implements PoolEngine {
       if (!Array.isArray(reply) || reply.length === 0) return;
       for (const pending of reply) {
         const entry = text((pending as Reply[])[0]);
-        const task = this.#byEntry.get(entry);
-        if (task !== undefined) await this.#redeliver(task, commands, true);
+        const tasks = this.#byEntry.get(entry);
+        if (tasks !== undefined) {
+          await this.#resend([...tasks], entry, commands, true);
+        }
       }
       if (reply.length < SCAN_PAGE) return;
       start = `(${text((reply[reply.length - 1] as Reply[])[0])}`;
@@ -558,7 +760,9 @@ export class RedisDriver implements PoolEngine {
         const [id, fields] = entry as [Reply, Reply];
         last = text(id);
         ids.push(last);
-        this.#onResult(readResult(fieldsOf(fields)), links.commands);
+        for (const result of readResults(fieldsOf(fields))) {
+          this.#onResult(result, links.commands);
+        }
       }
       void links.commands.call(["XDEL", key, ...ids]).catch(() => {});
     }
@@ -575,20 +779,44 @@ export class RedisDriver implements PoolEngine {
     ]);
   }
 
-  // A task that ended while its entry was being added may already be in a
-  // host's hands: the entry is withdrawn and the host told to stop it.
+  // Entries none of whose tasks is waited for leave the stream; the tasks
+  // of entries that others share are stopped by name.
+  async #withdrawTasks(
+    commands: RedisConnection,
+    touched: Map<string, RemoteTask[]>,
+  ): Promise<void> {
+    const entries: string[] = [];
+    const named: RemoteTask[] = [];
+    for (const [entry, tasks] of touched) {
+      if (this.#byEntry.has(entry)) named.push(...tasks);
+      else entries.push(entry);
+    }
+    if (entries.length > 0) await this.#withdraw(commands, entries);
+    if (named.length > 0) await this.#tellHosts(commands, named);
+  }
+
+  // "<driver> <task>,<task>…": hosts stop these tasks, or skip them.
+  async #tellHosts(
+    commands: RedisConnection,
+    tasks: RemoteTask[],
+  ): Promise<void> {
+    await commands.call([
+      "PUBLISH",
+      this.keys.cancel,
+      `${this.id} ${tasks.map((task) => task.number).join(",")}`,
+    ]);
+  }
+
+  // Tasks that ended while their entry was being added may already be in a
+  // host's hands: the entry is withdrawn and the hosts told to stop them.
   async #recall(
     commands: RedisConnection,
-    task: RemoteTask,
     entry: string,
+    tasks: RemoteTask[],
   ): Promise<void> {
     try {
       await this.#withdraw(commands, [entry]);
-      await commands.call([
-        "PUBLISH",
-        this.keys.cancel,
-        `${this.id} ${task.number}`,
-      ]);
+      await this.#tellHosts(commands, tasks);
     } catch {
       // Redis is gone: hosts drop the tasks of a driver that is gone.
     }

@@ -1,7 +1,8 @@
 // A worker host of a Redis pool: a local pool (the same engine as pool.ts)
-// fed from the pool's stream. It reads tasks as its workers have room,
-// extends its claim on them while they run, writes each result to its
-// driver's stream and acknowledges the task in one transaction, and hands
+// fed from the pool's stream. It reads entries (each a bundle of tasks
+// submitted together) as its workers have room, extends its claim on them
+// while they run, writes the results that finish together in one
+// transaction, acknowledging each entry with its last result, and hands
 // back what it has not started when it stops.
 import { hostname } from "node:os";
 import process from "node:process";
@@ -9,6 +10,7 @@ import type { Dispatcher } from "./_dispatcher.ts";
 import type { Job, Task } from "./_jobs.ts";
 import { startLocalEngine } from "./_local_engine.ts";
 import {
+  type Command,
   connectRedis,
   isReplyError,
   redactUrl,
@@ -18,13 +20,14 @@ import {
 } from "./_redis_client.ts";
 import type { TlsSettings } from "./_redis_tls.ts";
 import {
+  type Answer,
   ensureGroup,
   fieldsOf,
   GROUP,
   type Outcome,
   type PoolKeys,
   poolKeys,
-  readTask,
+  readTasks,
   resultFields,
   type TaskEntry,
   text,
@@ -41,16 +44,38 @@ export interface HostOptions extends PoolOptions {
   log: (line: string) => void;
 }
 
-/** A task this host took from the stream, until its result is written. */
+/** An entry this host took from the stream, until its last result is written. */
 interface Held {
   entry: string;
-  task: TaskEntry;
-  local: Task | undefined;
-  controller: AbortController;
+  driver: string;
+  resultTtl: number;
+  visibility: number;
+  tasks: HeldTask[];
+  /** Its tasks not answered yet. */
+  left: number;
+  /** Its tasks were handed to the local pool: its claim is extended. */
+  started: boolean;
   claimedAt: number;
-  takenAt: number;
-  /** Its entry left the stream: its task went out again, or ended. */
+  /** It left the stream: its tasks went out again, or ended. */
   withdrawn: boolean;
+  /** Redis refused some of its results: it is left to its driver's redelivery. */
+  unwritten: boolean;
+}
+
+/** A task of a held entry. */
+interface HeldTask {
+  held: Held;
+  task: TaskEntry & { unreadable?: unknown };
+  local: Task | undefined;
+  takenAt: number;
+  answered: boolean;
+}
+
+/** A result waiting to be written, unless nobody wants it. */
+interface Pending {
+  held: Held;
+  answer: Answer;
+  wanted: boolean;
 }
 
 interface Links {
@@ -59,8 +84,12 @@ interface Links {
   subscriber: RedisConnection;
 }
 
-/** Tasks that take less than this on average are read ahead. */
+/** Tasks that take less than this on average are read ahead, one more per worker. */
 const READ_AHEAD_BELOW_MS = 50;
+/** Tasks that take less than this on average are read ahead far more. */
+const TINY_TASK_MS = 1;
+/** Tasks held per worker when they are tiny. */
+const TINY_READ_AHEAD = 16;
 /** How often a host looks for tasks nobody will send again. */
 const SWEEP_MS = 30_000;
 /** Pending this long, a task whose driver is gone is nobody's (drivers count as gone after at most a minute). */
@@ -77,6 +106,8 @@ const FORGET_HOST_MS = 10 * 60_000;
 const CANCEL_MEMORY_MS = 60_000;
 /** How long a driver is taken as alive after its key was seen. */
 const DRIVER_CHECK_MS = 5000;
+/** How long a driver is taken as gone after its key was missed: it may write it again once Redis is back. */
+const DRIVER_GONE_CHECK_MS = 1000;
 
 /** The running host behind `serve()`. */
 export class Host {
@@ -88,6 +119,12 @@ export class Host {
   #engine: Dispatcher;
   #links!: Links;
   #held = new Map<string, Held>();
+  /** Tasks held and not answered. */
+  #holding = 0;
+  /** Tasks per entry read, on average: how many entries a read asks for. */
+  #perEntry = 1;
+  #answers: Pending[] = [];
+  #writing: Promise<void> | undefined;
   #room: (() => void) | undefined;
   #drivers = new Map<string, { alive: boolean; at: number }>();
   /** Cancellations by "<driver> <task>", oldest first, with when they came. */
@@ -192,7 +229,7 @@ export class Host {
 
   /** What the host holds and has done. */
   counts(): { running: number; completed: number } {
-    return { running: this.#held.size, completed: this.#done };
+    return { running: this.#holding, completed: this.#done };
   }
 
   // A graceful stop finishes what runs and hands back what waits; a
@@ -210,16 +247,24 @@ export class Host {
 
   // ---- reading ----------------------------------------------------------
 
-  // Short tasks are read ahead, one more per worker, so that workers do
-  // not wait for Redis between them; long ones are not, so that a host
-  // does not hold tasks that idle hosts could run now.
+  // Short tasks are read ahead, one more per worker, and tiny ones many
+  // more, so that workers do not wait for Redis between them; long ones are
+  // not, so that a host does not hold tasks that idle hosts could run now.
   async #read(): Promise<void> {
     const reader = this.#links.reader;
     while (!this.#stopping) {
-      const capacity = this.#averageMs < READ_AHEAD_BELOW_MS
-        ? this.processes * 2
-        : this.processes;
-      const room = capacity - this.#held.size;
+      const capacity = this.processes * (
+        this.#averageMs < TINY_TASK_MS
+          ? TINY_READ_AHEAD
+          : this.#averageMs < READ_AHEAD_BELOW_MS
+          ? 2
+          : 1
+      );
+      // Tiny tasks come in bundles: the next is read while one runs.
+      const room = Math.max(
+        capacity,
+        this.#averageMs < TINY_TASK_MS ? 2 * this.#perEntry : 0,
+      ) - this.#holding;
       if (room <= 0) {
         await new Promise<void>((resolve) => this.#room = resolve);
         continue;
@@ -232,7 +277,7 @@ export class Host {
           GROUP,
           this.consumer,
           "COUNT",
-          String(room),
+          String(Math.max(1, Math.floor(room / this.#perEntry))),
           "BLOCK",
           "1000",
           "STREAMS",
@@ -248,45 +293,91 @@ export class Host {
       }
       if (!Array.isArray(reply) || reply.length === 0) continue;
       const entries = (reply[0] as Reply[])[1] as Reply[];
-      for (const entry of entries) {
-        const [id, fields] = entry as [Reply, Reply];
-        await this.#take(text(id), fieldsOf(fields)).catch((error) =>
-          this.#log(`could not take entry ${text(id)}: ${error}`)
-        );
-      }
+      await this.#take(entries).catch((error) =>
+        this.#log(`could not take ${entries.length} entries: ${error}`)
+      );
     }
   }
 
-  // One entry: checked, then run by the local pool.
-  async #take(
-    entry: string,
-    fields: Map<string, string | Uint8Array>,
-  ): Promise<void> {
-    let task: TaskEntry | undefined;
-    try {
-      task = readTask(fields);
-    } catch (error) {
-      this.#log(`dropped entry ${entry}: it cannot be read (${error})`);
+  // The entries of one read are taken together: their tasks reach the
+  // local pool in one turn, which batches them to its workers.
+  async #take(entries: Reply[]): Promise<void> {
+    const taken: Held[] = [];
+    for (const reply of entries) {
+      const [id, fields] = reply as [Reply, Reply];
+      const entry = text(id);
+      let tasks: ReturnType<typeof readTasks> = [];
+      try {
+        tasks = readTasks(fieldsOf(fields));
+      } catch (error) {
+        this.#log(`dropped entry ${entry}: it cannot be read (${error})`);
+      }
+      if (tasks.length === 0) {
+        await this.#acknowledge(entry);
+        continue;
+      }
+      this.#perEntry = this.#perEntry * 0.8 + tasks.length * 0.2;
+      const held: Held = {
+        entry,
+        driver: tasks[0]!.driver,
+        resultTtl: tasks[0]!.resultTtl,
+        visibility: tasks[0]!.visibility,
+        tasks: [],
+        left: tasks.length,
+        started: false,
+        claimedAt: Date.now(),
+        withdrawn: false,
+        unwritten: false,
+      };
+      const now = Date.now();
+      held.tasks = tasks.map((task) => ({
+        held,
+        task,
+        local: undefined,
+        takenAt: now,
+        answered: false,
+      }));
+      this.#held.set(entry, held);
+      this.#holding += tasks.length;
+      taken.push(held);
     }
-    if (task === undefined) {
-      await this.#acknowledge(entry);
-      return;
+    const alive = new Map<string, boolean>();
+    for (const held of taken) {
+      if (!alive.has(held.driver)) {
+        alive.set(held.driver, await this.#driverAlive(held.driver));
+      }
     }
-    const held: Held = {
-      entry,
-      task,
-      local: undefined,
-      controller: new AbortController(),
-      claimedAt: Date.now(),
-      takenAt: Date.now(),
-      withdrawn: false,
-    };
-    this.#held.set(entry, held);
-    if (!await this.#driverAlive(task.driver)) {
+    for (const held of taken) {
+      if (alive.get(held.driver)) {
+        held.started = true;
+        held.claimedAt = Date.now();
+        for (const task of held.tasks) this.#run(task);
+        continue;
+      }
+      const more = held.tasks.length - 1;
       this.#log(
-        `dropped task ${task.task} of driver ${task.driver}: the driver is gone`,
+        `dropped task ${
+          held.tasks[0]!.task.task
+        } of driver ${held.driver}: the driver is gone${
+          more > 0 ? ` (and ${more} more of its entry)` : ""
+        }`,
       );
-      return this.#finish(held, "dropped", undefined);
+      for (const task of held.tasks) this.#finish(task, "dropped", undefined);
+    }
+  }
+
+  // One task: checked, then run by the local pool. Without a signal, which
+  // would have it run alone: a cancellation stops it through the pool.
+  #run(held: HeldTask): void {
+    const task = held.task;
+    if (task.unreadable !== undefined) {
+      return this.#finish(
+        held,
+        "error",
+        new Error(
+          `The worker host cannot read the task (${task.unreadable}): run the same version of multiproc on callers and hosts`,
+        ),
+      );
     }
     if (this.#cancelled.has(`${task.driver} ${task.task}`)) {
       return this.#finish(
@@ -317,14 +408,16 @@ export class Host {
       // A local pool that cannot work (its module fails to load) says why.
       this.#engine.checkOpen();
       const fn = task.inline ? this.#engine.inline(task.fn as string) : task.fn;
+      // Packed numbers are already the local pool's copy of a chunk.
+      const packed = task.values instanceof Float64Array;
       const local = this.#engine.task(
         fn,
         task.kind,
-        task.values,
-        task.kind === APPLY ? "arguments" : "items",
+        task.values as unknown[],
+        packed ? "transferred" : task.kind === APPLY ? "arguments" : "items",
         job,
         0,
-        { timeout: task.timeout, signal: held.controller.signal },
+        task.timeout === undefined ? undefined : { timeout: task.timeout },
       );
       held.local = local;
       this.#engine.submit(local);
@@ -333,37 +426,25 @@ export class Host {
     }
   }
 
-  // The result and the acknowledgement are one transaction: a task is
-  // either done (result written, entry gone) or still pending.
-  // Redis refusing the write (out of memory, say) is logged: the task stays
-  // pending, and its driver delivers it again.
-  async #finish(held: Held, outcome: Outcome, value: unknown): Promise<void> {
-    if (!this.#held.has(held.entry)) return;
-    const results = this.keys.results(held.task.driver);
+  // A task's outcome joins the others of this turn: they are written
+  // together, once the write before has been answered.
+  #finish(held: HeldTask, outcome: Outcome, value: unknown): void {
+    if (held.answered) return;
+    held.answered = true;
+    held.held.left--;
+    this.#holding--;
+    const entry = held.held;
     // Only a result someone waits for is written: not the failure of a
     // withdrawn entry (its task went out again, and the new delivery's
     // result counts), nor anything for a driver that was terminated (its
     // results stream, deleted, would be made again for resultTtl).
-    const unwanted = (held.withdrawn && outcome !== "ok") ||
-      this.#terminated.has(held.task.driver);
-    const fields = resultFields(held.task.task, outcome, value, this.consumer);
-    try {
-      await this.#retry(() =>
-        this.#links.commands.atomically([
-          ...(unwanted ? [] : [
-            ["XADD", results, "*", ...fields],
-            ["PEXPIRE", results, String(held.task.resultTtl)],
-          ]),
-          ["XACK", this.keys.tasks, GROUP, held.entry],
-          ["XDEL", this.keys.tasks, held.entry],
-        ])
-      );
-    } catch (error) {
-      this.#log(
-        `could not write the result of task ${held.task.task} of driver ${held.task.driver}: ${error}`,
-      );
-    }
-    this.#held.delete(held.entry);
+    const wanted = !(entry.withdrawn && outcome !== "ok") &&
+      !this.#terminated.has(entry.driver);
+    this.#answers.push({
+      held: entry,
+      answer: { task: held.task.task, outcome, value },
+      wanted,
+    });
     if (outcome !== "dropped") {
       this.#done++;
       // A moving average of the time from read to result.
@@ -372,8 +453,63 @@ export class Host {
         ? ms
         : this.#averageMs * 0.8 + ms * 0.2;
     }
-    this.#room?.();
-    this.#room = undefined;
+    this.#writing ??= this.#write();
+  }
+
+  // One transaction for the results of a turn: one XADD per entry they
+  // answer, and the acknowledgement of the entries they complete, so that
+  // an entry is either done (every result written, entry gone) or still
+  // pending. Redis refusing the write (out of memory, say) is logged: the
+  // entry stays pending, and its driver delivers its tasks again.
+  async #write(): Promise<void> {
+    await Promise.resolve();
+    while (this.#answers.length > 0) {
+      const batch = this.#answers;
+      this.#answers = [];
+      const byEntry = new Map<Held, Answer[]>();
+      const ttls = new Map<string, number>();
+      const complete = new Set<Held>();
+      for (const { held, answer, wanted } of batch) {
+        if (held.left === 0) complete.add(held);
+        if (!wanted) continue;
+        const answers = byEntry.get(held);
+        if (answers) answers.push(answer);
+        else byEntry.set(held, [answer]);
+        ttls.set(this.keys.results(held.driver), held.resultTtl);
+      }
+      const commands: Command[] = [];
+      for (const [held, answers] of byEntry) {
+        commands.push([
+          "XADD",
+          this.keys.results(held.driver),
+          "*",
+          ...resultFields(held.entry, answers, this.consumer),
+        ]);
+      }
+      for (const [key, ttl] of ttls) {
+        commands.push(["PEXPIRE", key, String(ttl)]);
+      }
+      const done = [...complete].filter((held) => !held.unwritten)
+        .map((held) => held.entry);
+      if (done.length > 0) {
+        commands.push(
+          ["XACK", this.keys.tasks, GROUP, ...done],
+          ["XDEL", this.keys.tasks, ...done],
+        );
+      }
+      try {
+        await this.#retry(() => this.#links.commands.atomically(commands));
+      } catch (error) {
+        for (const held of byEntry.keys()) held.unwritten = true;
+        this.#log(
+          `could not write the results of ${batch.length} tasks of ${byEntry.size} entries: ${error}`,
+        );
+      }
+      for (const held of complete) this.#held.delete(held.entry);
+      this.#room?.();
+      this.#room = undefined;
+    }
+    this.#writing = undefined;
   }
 
   // An entry that is no task (deleted by its driver) is just acknowledged.
@@ -390,7 +526,10 @@ export class Host {
   async #driverAlive(driver: string): Promise<boolean> {
     const known = this.#drivers.get(driver);
     const now = Date.now();
-    if (known && now - known.at < DRIVER_CHECK_MS) return known.alive;
+    if (
+      known &&
+      now - known.at < (known.alive ? DRIVER_CHECK_MS : DRIVER_GONE_CHECK_MS)
+    ) return known.alive;
     const exists = await this.#retry(() =>
       this.#links.commands.call(["EXISTS", this.keys.driver(driver)])
     );
@@ -407,8 +546,8 @@ export class Host {
   async #extendClaims(): Promise<void> {
     const now = Date.now();
     const due = [...this.#held.values()].filter((held) =>
-      held.local !== undefined &&
-      now - held.claimedAt >= held.task.visibility / 3
+      held.started && !held.unwritten && held.left > 0 &&
+      now - held.claimedAt >= held.visibility / 3
     );
     if (due.length === 0) return;
     const reply = await this.#links.commands.call([
@@ -427,34 +566,55 @@ export class Host {
       held.claimedAt = now;
       if (!kept.has(held.entry)) {
         held.withdrawn = true;
-        held.controller.abort(new Error("The driver withdrew the task"));
+        this.#stopTasks(
+          held.tasks,
+          new Error("The driver withdrew the task"),
+        );
       }
     }
   }
 
-  // "<driver> <task>" stops one task; "<driver> *" all of that driver's.
-  // A cancellation may overtake the task it names, still being read: it is
-  // remembered for a while, and a whole driver's marks the driver gone.
+  // "<driver> <task>,<task>…" stops those tasks; "<driver> *" all of that
+  // driver's. A cancellation may overtake the task it names, still being
+  // read: it is remembered for a while, and a whole driver's marks the
+  // driver gone.
   #onCancel(message: string): void {
-    const [driver, task] = message.split(" ") as [string, string];
-    if (task === "*") {
+    const [driver, list] = message.split(" ") as [string, string];
+    const all = list === "*";
+    const named = new Set(all ? [] : list.split(",").map(Number));
+    if (all) {
       this.#drivers.set(driver, { alive: false, at: Date.now() });
       this.#terminated.add(driver);
       if (this.#terminated.size > 1000) {
         this.#terminated.delete(this.#terminated.values().next().value!);
       }
     } else {
-      this.#cancelled.set(message, Date.now());
+      const now = Date.now();
+      for (const task of named) this.#cancelled.set(`${driver} ${task}`, now);
       for (const [key, at] of this.#cancelled) {
-        if (Date.now() - at < CANCEL_MEMORY_MS) break;
+        if (now - at < CANCEL_MEMORY_MS) break;
         this.#cancelled.delete(key);
       }
     }
     for (const held of this.#held.values()) {
-      if (held.task.driver !== driver) continue;
-      if (task !== "*" && String(held.task.task) !== task) continue;
-      held.controller.abort(new Error("The caller cancelled the task"));
+      if (held.driver !== driver) continue;
+      this.#stopTasks(
+        all ? held.tasks : held.tasks.filter((t) => named.has(t.task.task)),
+        new Error("The caller cancelled the task"),
+      );
     }
+  }
+
+  // Tasks the local pool has are stopped there, and answered through their
+  // job; the others are answered here.
+  #stopTasks(tasks: HeldTask[], reason: Error): void {
+    const local: Task[] = [];
+    for (const task of tasks) {
+      if (task.answered) continue;
+      if (task.local === undefined) this.#finish(task, "error", reason);
+      else local.push(task.local);
+    }
+    if (local.length > 0) this.#engine.stop(local, reason);
   }
 
   // ---- upkeep -----------------------------------------------------------
@@ -472,7 +632,7 @@ export class Host {
         pid: process.pid,
         processes: this.processes,
         backend: this.backend,
-        running: this.#held.size,
+        running: this.#holding,
         completed: this.#done,
         started: this.#started,
         at: now,
@@ -551,12 +711,15 @@ export class Host {
     // A read blocked on a lost connection would hold the stop forever.
     await Promise.race([this.#reading, delay(READ_STOP_MS)]);
     this.#links.reader.destroy();
-    if (this.#forced) await this.#handBackAll();
+    if (this.#forced) this.#handBackAll();
     else {
       for (const held of [...this.#held.values()]) {
-        if (held.local === undefined || held.local.state === "queued") {
-          if (held.local) this.#engine.cancel([held.local]);
-          await this.#finish(held, "dropped", undefined);
+        for (const task of held.tasks) {
+          if (task.answered) continue;
+          if (task.local === undefined || task.local.state === "queued") {
+            if (task.local) this.#engine.cancel([task.local]);
+            this.#finish(task, "dropped", undefined);
+          }
         }
       }
     }
@@ -575,9 +738,10 @@ export class Host {
 
   // Every held task goes back to its driver, running ones too; the workers
   // running them are stopped, and what they finish later is not written.
-  async #handBackAll(): Promise<void> {
-    const held = [...this.#held.values()];
-    await Promise.all(held.map((h) => this.#finish(h, "dropped", undefined)));
+  #handBackAll(): void {
+    for (const held of [...this.#held.values()]) {
+      for (const task of held.tasks) this.#finish(task, "dropped", undefined);
+    }
     this.#engine.terminate();
   }
 

@@ -4,9 +4,11 @@
 // item whose reply was lost with the connection is still the getter's, and
 // one whose getter died goes back to the head of the queue. Lua scripts make
 // each put and each count check one step.
+import { createHash } from "node:crypto";
 import { encodeOne, RecordReader, UncopyableError } from "./_codec.ts";
 import { setLongTimeout } from "./_deadline.ts";
 import {
+  type Command,
   connectRedis,
   isReplyError,
   type RedisConnection,
@@ -197,7 +199,7 @@ export class QueueLink {
     while (true) {
       signal?.throwIfAborted();
       const done = await untilAnswered(() =>
-        commands.call([
+        runScript(commands, [
           "EVAL",
           PUT,
           "4",
@@ -366,7 +368,7 @@ export class QueueLink {
     const id = String(++this.#acks);
     const taken = await untilAnswered(
       () =>
-        commands.call([
+        runScript(commands, [
           "EVAL",
           ACK,
           "3",
@@ -434,7 +436,7 @@ export class QueueLink {
   /** One item dealt with; -1 when there was none to finish. */
   async taskDone(): Promise<number> {
     return Number(
-      await (await this.#connection()).call([
+      await runScript(await this.#connection(), [
         "EVAL",
         TASK_DONE,
         "1",
@@ -540,7 +542,7 @@ export class QueueLink {
     if (!Array.isArray(getters)) return;
     for (const id of getters.map((g: Reply) => text(g))) {
       if (id === this.getter) continue;
-      await commands.call([
+      await runScript(commands, [
         "EVAL",
         RESCUE,
         "5",
@@ -592,4 +594,29 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
       resolve();
     }
   });
+}
+
+const digests = new Map<string, string>();
+
+// A script runs by its SHA1: its source crosses once per server, not with
+// every call; a server that does not know it yet (new, restarted without
+// its data, flushed) is sent it once with EVAL.
+/** Sends `["EVAL", script, ...rest]` as EVALSHA, falling back to EVAL. */
+async function runScript(
+  commands: RedisConnection,
+  command: Command,
+  background = false,
+): Promise<Reply> {
+  const [, script, ...rest] = command as [string, string, ...Command];
+  let digest = digests.get(script);
+  if (digest === undefined) {
+    digest = createHash("sha1").update(script).digest("hex");
+    digests.set(script, digest);
+  }
+  try {
+    return await commands.call(["EVALSHA", digest, ...rest], background);
+  } catch (error) {
+    if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
+    return await commands.call(command, background);
+  }
 }

@@ -1,11 +1,12 @@
 // What drivers and worker hosts of a Redis pool write for each other: the
 // keys of a pool, a task's stream entry and a result's. Both ends import
 // this file and nothing else of each other's.
-import { encodeOne, RecordReader } from "./_codec.ts";
+import { RecordReader, RecordWriter } from "./_codec.ts";
 import { TimeoutError, WorkerExitError } from "./_errors.ts";
 import type { RedisConnection, Reply } from "./_redis_client.ts";
+import { packNumbers } from "./_values.ts";
 import { decodeError, encodeError } from "./_wire.ts";
-import type { FunctionRef, TaskKind } from "./_wire.ts";
+import { APPLY, type FunctionRef, type TaskKind } from "./_wire.ts";
 
 /** The keys of one pool: all share one hash tag, so a Redis Cluster keeps them on one node. */
 export interface PoolKeys {
@@ -78,7 +79,7 @@ export function poolKeys(name: unknown): PoolKeys {
   };
 }
 
-/** A task as it travels in the stream. */
+/** A task as a host reads it from the stream. */
 export interface TaskEntry {
   /** The driver that waits for it. */
   driver: string;
@@ -95,49 +96,76 @@ export interface TaskEntry {
   /** Whether `fn` is source. */
   inline: boolean;
   kind: TaskKind;
-  /** The arguments (apply) or items (map chunks). */
-  values: unknown[];
+  /** The arguments (apply) or items (map chunks; packed when all are numbers). */
+  values: unknown[] | Float64Array;
   /** Per-task timeout, in ms. */
   timeout: number | undefined;
 }
 
-/** Where a task goes and how it is held: the fields beside its payload. */
-export type TaskHeader = Pick<
+/** What every task of one stream entry shares. */
+export type BundleHeader = Pick<
   TaskEntry,
-  "driver" | "task" | "attempt" | "visibility" | "resultTtl"
+  "driver" | "visibility" | "resultTtl"
 >;
 
-// The payload is encoded once, when the task is made: that is its copy.
+/** A task as a driver adds it: its number, delivery and encoded payload. */
+export interface OutgoingTask {
+  number: number;
+  attempt: number;
+  encoded: Uint8Array;
+}
+
+// The payload is encoded once, when the task is made: that is its copy. A
+// chunk of numbers travels as their bytes, which cost no serializer.
 /**
- * A task's function, arguments and timeout as one record.
+ * A task's function, arguments and timeout as two records.
  *
  * @throws {UncopyableError} when a value cannot be copied.
  */
 export function encodeTask(
-  entry: Omit<TaskEntry, keyof TaskHeader>,
+  task: Pick<TaskEntry, "fn" | "inline" | "kind" | "timeout"> & {
+    values: unknown[];
+  },
 ): Uint8Array {
-  return encodeOne([
-    entry.fn,
-    entry.inline,
-    entry.kind,
-    entry.values,
-    entry.timeout ?? null,
+  const packed = packNumbers(task.values);
+  const writer = new RecordWriter();
+  writer.add([
+    task.fn,
+    task.inline,
+    task.kind,
+    task.timeout ?? null,
+    packed instanceof Float64Array,
   ]);
+  writer.add(
+    packed instanceof Float64Array
+      ? new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength)
+      : task.values,
+  );
+  return writer.view();
 }
 
-// Each field is one stream field; the payload was encoded before.
-/** The stream fields of a task (XADD's field-value list). */
+// Tasks submitted together travel in one entry: their numbers and
+// deliveries as lists, their payloads one after another.
+/** The stream fields of a bundle of tasks (XADD's field-value list). */
 export function taskFields(
-  header: TaskHeader,
-  payload: Uint8Array,
+  header: BundleHeader,
+  tasks: readonly OutgoingTask[],
 ): (string | Uint8Array)[] {
+  let size = 0;
+  for (const task of tasks) size += task.encoded.length;
+  const payload = new Uint8Array(size);
+  let offset = 0;
+  for (const task of tasks) {
+    payload.set(task.encoded, offset);
+    offset += task.encoded.length;
+  }
   return [
     "d",
     header.driver,
     "i",
-    String(header.task),
+    tasks.map((task) => task.number).join(","),
     "n",
-    String(header.attempt),
+    tasks.map((task) => task.attempt).join(","),
     "v",
     String(header.visibility),
     "t",
@@ -166,25 +194,73 @@ export function text(reply: Reply | undefined): string {
   return reply === null || reply === undefined ? "" : String(reply);
 }
 
-// The header fields are read before the payload, which may not be needed.
-/** The task in an entry's fields; `undefined` when they are not one. */
-export function readTask(
+// Bytes of a record may sit anywhere in a reply: numbers need 8-byte
+// alignment, so they are copied out (not by slice(), a view for a Buffer).
+function unpack(bytes: Uint8Array): Float64Array {
+  return new Float64Array(new Uint8Array(bytes).buffer);
+}
+
+/**
+ * The tasks in an entry's fields; empty when they are none. A payload that
+ * cannot be read leaves `fn` empty and `unreadable` set, so that each task
+ * can be failed with the reason.
+ */
+export function readTasks(
   fields: Map<string, Uint8Array | string>,
-): TaskEntry | undefined {
+): (TaskEntry & { unreadable?: unknown })[] {
   const payload = fields.get("p");
-  if (!(payload instanceof Uint8Array)) return undefined;
-  const [fn, inline, kind, values, timeout] = new RecordReader(payload)
-    .next() as [FunctionRef, boolean, TaskKind, unknown[], number | null];
+  if (!(payload instanceof Uint8Array)) return [];
+  const driver = text(fields.get("d"));
+  const visibility = Number(text(fields.get("v")));
+  const resultTtl = Number(text(fields.get("t")));
+  const numbers = text(fields.get("i")).split(",");
+  const attempts = text(fields.get("n")).split(",");
+  const reader = new RecordReader(payload);
+  let unreadable: unknown;
+  return numbers.map((number, i) => {
+    const header = {
+      driver,
+      task: Number(number),
+      attempt: Number(attempts[i]),
+      visibility,
+      resultTtl,
+    };
+    if (unreadable === undefined) {
+      try {
+        return { ...header, ...readPayload(reader) };
+      } catch (error) {
+        unreadable = error;
+      }
+    }
+    return {
+      ...header,
+      fn: "",
+      inline: false,
+      kind: APPLY,
+      values: [],
+      timeout: undefined,
+      unreadable,
+    };
+  });
+}
+
+// A task's two records: what to call, and its values.
+function readPayload(
+  reader: RecordReader,
+): Pick<TaskEntry, "fn" | "inline" | "kind" | "values" | "timeout"> {
+  const [fn, inline, kind, timeout, packed] = reader.next() as [
+    FunctionRef,
+    boolean,
+    TaskKind,
+    number | null,
+    boolean,
+  ];
+  const values = reader.next();
   return {
-    driver: text(fields.get("d")),
-    task: Number(text(fields.get("i"))),
-    attempt: Number(text(fields.get("n"))),
-    visibility: Number(text(fields.get("v"))),
-    resultTtl: Number(text(fields.get("t"))),
     fn,
     inline,
     kind,
-    values,
+    values: packed ? unpack(values as Uint8Array) : values as unknown[],
     timeout: timeout ?? undefined,
   };
 }
@@ -192,58 +268,114 @@ export function readTask(
 /** How a task ended, as a host reports it. */
 export type Outcome = "ok" | "error" | "dropped";
 
-// An error crosses as the pool's own error encoding, inside one record.
-/** The stream fields of a result (XADD's field-value list). */
-export function resultFields(
-  task: number,
-  outcome: Outcome,
-  value: unknown,
-  host: string,
-): (string | Uint8Array)[] {
-  let payload: Uint8Array;
+/** One task's outcome, as a host writes it. */
+export interface Answer {
+  task: number;
+  outcome: Outcome;
+  value: unknown;
+}
+
+// Outcomes travel as one letter each; "n" is "ok" with numbers packed.
+const LETTERS = { ok: "k", error: "e", dropped: "d" } as const;
+const OUTCOMES: Record<string, Outcome> = {
+  k: "ok",
+  n: "ok",
+  e: "error",
+  d: "dropped",
+};
+
+// A result that cannot be copied fails its task, as in a local pool.
+function encodeAnswer(answer: Answer, writer: RecordWriter): string {
+  if (answer.outcome === "error") {
+    writer.add(encodeError(answer.value));
+    return LETTERS.error;
+  }
+  const packed = answer.outcome === "ok" && Array.isArray(answer.value)
+    ? packNumbers(answer.value)
+    : undefined;
+  if (packed instanceof Float64Array) {
+    writer.add(
+      new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength),
+    );
+    return "n";
+  }
   try {
-    payload = encodeOne(outcome === "error" ? encodeError(value) : value);
+    writer.add(answer.value);
   } catch (error) {
-    // A result that cannot be copied fails its task, as in a local pool.
-    return resultFields(
-      task,
-      "error",
-      new TypeError(
+    return encodeAnswer({
+      task: answer.task,
+      outcome: "error",
+      value: new TypeError(
         `Cannot copy the task's result back to the caller: ${
           (error as Error).message
         }: return plain data (objects, arrays, strings, numbers, typed arrays)`,
       ),
-      host,
-    );
+    }, writer);
   }
-  return ["i", String(task), "o", outcome, "h", host, "r", payload];
+  return LETTERS[answer.outcome];
+}
+
+// The answers for one entry travel together, each naming its task; the
+// entry they answer is named once: a driver that sent a task again acts
+// only on the answer to the entry it sent last.
+/** The stream fields of the answers to tasks of one entry (XADD's field-value list). */
+export function resultFields(
+  entry: string,
+  answers: readonly Answer[],
+  host: string,
+): (string | Uint8Array)[] {
+  const writer = new RecordWriter();
+  let outcomes = "";
+  for (const answer of answers) outcomes += encodeAnswer(answer, writer);
+  return [
+    "e",
+    entry,
+    "i",
+    answers.map((answer) => answer.task).join(","),
+    "o",
+    outcomes,
+    "h",
+    host,
+    "r",
+    writer.view().slice(),
+  ];
 }
 
 /** A result read back by its driver. */
 export interface ResultEntry {
   task: number;
+  /** The stream entry of the task it answers. */
+  entry: string;
   outcome: Outcome;
   value: unknown;
   host: string;
 }
 
 // The pool's own error classes come back as themselves, not as look-alikes.
-/** The result in an entry's fields. */
-export function readResult(
+/** The results in an entry's fields. */
+export function readResults(
   fields: Map<string, Uint8Array | string>,
-): ResultEntry {
-  const outcome = text(fields.get("o")) as Outcome;
+): ResultEntry[] {
+  const entry = text(fields.get("e"));
+  const host = text(fields.get("h"));
+  const outcomes = text(fields.get("o"));
   const payload = fields.get("r");
-  let value = payload instanceof Uint8Array
-    ? new RecordReader(payload).next()
+  const reader = payload instanceof Uint8Array
+    ? new RecordReader(payload)
     : undefined;
-  if (outcome === "error") value = reviveError(decodeError(value));
-  return {
-    task: Number(text(fields.get("i"))),
-    outcome,
-    value,
-    host: text(fields.get("h")),
-  };
+  return text(fields.get("i")).split(",").map((task, i) => {
+    const letter = outcomes[i]!;
+    let value = reader?.more ? reader.next() : undefined;
+    if (letter === "e") value = reviveError(decodeError(value));
+    if (letter === "n") value = Array.from(unpack(value as Uint8Array));
+    return {
+      task: Number(task),
+      entry,
+      outcome: OUTCOMES[letter] ?? "error",
+      value,
+      host,
+    };
+  });
 }
 
 // decodeError rebuilds built-in classes only; these two are ours.

@@ -231,9 +231,9 @@ export interface RedisPoolStats {
   completed: number;
   /** This pool's tasks that failed. */
   failed: number;
-  /** Tasks of every driver of this name not yet taken by a host. */
+  /** Stream entries of every driver of this name not yet taken by a host (tasks submitted together share one). */
   queued: number;
-  /** Tasks of every driver of this name that hosts hold now. */
+  /** Stream entries of every driver of this name that hosts hold now. */
   inFlight: number;
   /** Tasks delivered again, by every driver of this name, ever. */
   redelivered: number;

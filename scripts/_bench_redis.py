@@ -2,8 +2,10 @@
 it with the Redis server's URL): Celery (Redis broker and result backend,
 two workers of concurrency 2, prefork) on the cases of
 scripts/_bench_redis_cases.ts, and a plain Redis list (redis-py LPUSH/BRPOP)
-between two processes. A baseline whose package is missing is skipped with
-its reason on stderr and in the output's "skipped".
+between two processes, and Python's own multiprocessing.Pool.map on this
+machine (4 processes, no network), the mark for a map. A baseline whose
+package is missing is skipped with its reason on stderr and in the output's
+"skipped".
 
 Prints {"runtime": ..., "cases": {name: [ms per round]}, "commands": {name:
 {command: calls per item in the last round}}, "skipped": {name: reason}};
@@ -27,8 +29,8 @@ from multiprocessing import Event, Process
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TRACE = os.environ.get("BENCH_TRACE") == "1"
-TINY = 10_000
-MAP = 100_000
+TINY = 20_000
+MAP = 1_000_000
 LATENCY_CALLS = 300
 QUEUE_ITEMS = 10_000
 HOSTS = 2
@@ -137,6 +139,26 @@ def celery_cases(url, cases, cleanup):
     cases[f"p50: {name}"] = p50(lambda i: noop.delay(i).get(), settle)
 
 
+def square_local(x):
+    return x * x
+
+
+def local_pool_cases(cases, cleanup):
+    """Python's own multiprocessing.Pool on this machine (4 processes, no
+    network): the mark a Redis map should reach."""
+    from multiprocessing import Pool
+
+    pool = Pool(HOSTS * PER_HOST)
+    cleanup.append(pool.terminate)
+    items = list(range(MAP))
+    expected = sum(x * x for x in items)
+
+    def mapped():
+        check(sum(pool.map(square_local, items, CHUNK)), expected, "map, Python Pool")
+
+    cases["map: Python multiprocessing.Pool (local)"] = timed(mapped, lambda: None)
+
+
 def produce(url, key, count, go):
     import redis
 
@@ -218,6 +240,7 @@ def main():
             celery_cases(url, cases, cleanup)
         except ImportError as error:
             skipped["Celery"] = f"{error}: install Debian's python3-celery"
+    local_pool_cases(cases, cleanup)
     for name, reason in skipped.items():
         print(f"{name} skipped: {reason}", file=sys.stderr)
     chosen = {name: case for name, case in cases.items() if only.search(name)}

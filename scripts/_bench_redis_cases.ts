@@ -22,8 +22,8 @@ import type * as Tasks from "./_bench_redis_tasks.ts";
 import type * as QueueTasks from "./_bench_redis_queue_tasks.ts";
 
 /** Tiny tasks submitted one by one; ints mapped; round trips timed one at a time; queue items. */
-export const TINY = 10_000;
-export const MAP = 100_000;
+export const TINY = 20_000;
+export const MAP = 1_000_000;
 export const LATENCY_CALLS = 300;
 export const QUEUE_ITEMS = 10_000;
 /** Hosts (worker processes) and the workers or concurrency of each. */

@@ -228,6 +228,14 @@ describe("record codec", () => {
     const reader = new RecordReader(copy.view());
     for (let i = 0; i < 100; i++) equal(reader.next(), i % 2 ? long : i);
   });
+
+  test("a number that grows the buffer is written into the grown one", () => {
+    // 1024 bytes hold 113 int records of 9 bytes: the 114th grows it.
+    const writer = new RecordWriter();
+    for (let i = 0; i < 300; i++) writer.add(i % 3 ? i : i + 0.5);
+    const reader = new RecordReader(writer.view());
+    for (let i = 0; i < 300; i++) equal(reader.next(), i % 3 ? i : i + 0.5);
+  });
 });
 
 /** A worker that only records what it is sent; the test answers for it. */

@@ -13,6 +13,23 @@ import { PIPE, Popen } from "../subprocess.ts";
 import { type RedisServer, startRedis } from "./_redis_server.ts";
 import { startHost, tasksModule } from "./_redis_hosts.ts";
 import type * as Tasks from "./fixtures/tasks.ts";
+import { RedisDriver } from "../_redis_driver.ts";
+import {
+  connectRedis,
+  type RedisConnection,
+  type Reply,
+} from "../_redis_client.ts";
+import {
+  ensureGroup,
+  fieldsOf,
+  GROUP,
+  type Outcome,
+  poolKeys,
+  resultFields,
+  text,
+} from "../_redis_wire.ts";
+import { SingleJob } from "../_jobs.ts";
+import { APPLY } from "../_wire.ts";
 
 type TaskModule = typeof Tasks;
 
@@ -409,6 +426,173 @@ describe("redis Pool: withdrawal, cancellation and errors", () => {
       pool.apply("square", [new LocalQueue()]),
       /Queue from "multiproc\/redis"/,
     );
+  });
+});
+
+describe("redis Pool: a result answers one delivery of its task", () => {
+  // The test is the host: it reads the driver's entries and writes the
+  // answers, and holds the driver's XADD replies back when it wants to.
+  async function fakeHost(name: string): Promise<{
+    host: RedisConnection;
+    driver: RedisDriver;
+    /** Holds the next replies to the driver's task XADDs until released. */
+    hold(): () => void;
+    /** The next entry of the stream, or undefined after a blocking second. */
+    take(): Promise<
+      { entry: string; driver: string; task: number } | undefined
+    >;
+    answer(
+      to: { entry: string; driver: string; task: number },
+      outcome: Outcome,
+      value: unknown,
+    ): Promise<void>;
+    resultsRead(driver: string): Promise<boolean>;
+  }> {
+    const keys = poolKeys(name);
+    const host = await connectRedis(server.url, "fake-host");
+    await ensureGroup(host, keys);
+    let gate: Promise<void> | undefined;
+    const driver = new RedisDriver({
+      url: server.url,
+      name,
+      visibilityTimeout: 60_000,
+      maxDeliveries: 3,
+      maxQueue: undefined,
+      resultTtl: 60_000,
+      async connect(url, label) {
+        const real = await connectRedis(url, label);
+        return {
+          ...real,
+          async call(command, background) {
+            const reply = await real.call(command, background);
+            if (command[0] === "XADD" && command[1] === keys.tasks) await gate;
+            return reply;
+          },
+        };
+      },
+    });
+    return {
+      host,
+      driver,
+      hold() {
+        let release!: () => void;
+        gate = new Promise((resolve) => release = resolve);
+        return () => {
+          gate = undefined;
+          release();
+        };
+      },
+      async take() {
+        const reply = await host.call([
+          "XREADGROUP",
+          "GROUP",
+          GROUP,
+          "fake",
+          "COUNT",
+          "1",
+          "BLOCK",
+          "1000",
+          "STREAMS",
+          keys.tasks,
+          ">",
+        ]);
+        if (!Array.isArray(reply) || reply.length === 0) return undefined;
+        const [id, fields] = ((reply[0] as Reply[])[1] as Reply[])[0] as [
+          Reply,
+          Reply,
+        ];
+        const map = fieldsOf(fields);
+        return {
+          entry: text(id),
+          driver: text(map.get("d")),
+          task: Number(text(map.get("i"))),
+        };
+      },
+      async answer(to, outcome, value) {
+        const results = keys.results(to.driver);
+        await host.atomically([
+          ["XACK", keys.tasks, GROUP, to.entry],
+          ["XDEL", keys.tasks, to.entry],
+          [
+            "XADD",
+            results,
+            "*",
+            ...resultFields(
+              to.entry,
+              [{ task: to.task, outcome, value }],
+              "fake",
+            ),
+          ],
+        ]);
+      },
+      // The driver deletes the results it has read.
+      resultsRead: (driverId) =>
+        until(async () =>
+          await host.call(["XLEN", keys.results(driverId)]) === 0
+        ),
+    };
+  }
+
+  test("'dropped' for an entry whose XADD reply is still on its way: the task goes out again", async () => {
+    const fake = await fakeHost(poolName());
+    try {
+      const release = fake.hold();
+      const job = new SingleJob<number>();
+      fake.driver.submit(
+        fake.driver.task("square", APPLY, [7], "arguments", job, 0, undefined),
+      );
+      const first = await fake.take();
+      ok(first !== undefined, "the task was added");
+      // The host took the driver for gone: its answer is read before the
+      // driver knows the id of the entry it answers.
+      await fake.answer(first, "dropped", undefined);
+      ok(await fake.resultsRead(first.driver));
+      release();
+      const again = await fake.take();
+      ok(again !== undefined, "the dropped task was not sent again");
+      ok(again.entry !== first.entry);
+      equal(again.task, first.task);
+      await fake.answer(again, "ok", 49);
+      equal(await job.promise, 49);
+      equal(fake.driver.counts().pending, 0);
+    } finally {
+      await fake.driver.terminate();
+      fake.host.destroy();
+    }
+  });
+
+  test("a stale 'dropped' for an older entry of a task that went out again is ignored", async () => {
+    const name = poolName();
+    const fake = await fakeHost(name);
+    try {
+      const job = new SingleJob<number>();
+      fake.driver.submit(
+        fake.driver.task("square", APPLY, [8], "arguments", job, 0, undefined),
+      );
+      const first = (await fake.take())!;
+      await fake.answer(first, "dropped", undefined);
+      const second = await fake.take();
+      ok(second !== undefined, "the dropped task was not sent again");
+      // The same answer again (a second host's, or one read late) is about
+      // the entry the driver replaced: the entry the host holds now stays.
+      await fake.answer(first, "dropped", undefined);
+      ok(await fake.resultsRead(first.driver));
+      await fake.answer(second, "ok", 64);
+      equal(await job.promise, 64);
+      await fake.driver.terminate();
+      // Commands of one connection run in order: any redelivery the stale
+      // answer made was counted before terminate() was answered.
+      equal(
+        text(
+          await fake.host.call(["HGET", poolKeys(name).stats, "redelivered"]),
+        ),
+        "1",
+      );
+      equal(await fake.take(), undefined);
+    } finally {
+      await fake.driver.terminate();
+      fake.host.destroy();
+    }
   });
 });
 
