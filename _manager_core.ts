@@ -113,6 +113,13 @@ function listIndex(list: unknown[], index: number, what: string): number {
   return at;
 }
 
+// An update must be synchronous.
+function promiseError(): TypeError {
+  return new TypeError(
+    "Cannot update with an async function or one that returned a promise: it must be synchronous, so that nothing changes the value between its read and its write; do the asynchronous work first, or read, compute and set under a Lock",
+  );
+}
+
 let nextId = 0;
 
 /** A manager's objects, where they live. */
@@ -239,6 +246,9 @@ export class ManagerCore implements ManagerOps {
   #apply(source: string, current: unknown): unknown {
     let fn = this.#functions.get(source);
     if (fn === undefined) {
+      // An async function's body would run up to its first await, side
+      // effects and all, before its promise is refused.
+      if (/^async[\s(]/.test(source)) throw promiseError();
       fn = compileFunction(source, "update function") as (
         value: unknown,
       ) => unknown;
@@ -254,11 +264,7 @@ export class ManagerCore implements ManagerOps {
         { cause: error },
       );
     }
-    if (isThenable(next)) {
-      throw new TypeError(
-        "Cannot update with a function that returned a promise: it must be synchronous, so that nothing changes the value between its read and its write; do the asynchronous work first, or read, compute and set under a Lock",
-      );
-    }
+    if (isThenable(next)) throw promiseError();
     return next;
   }
 }

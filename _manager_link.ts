@@ -14,6 +14,7 @@ import {
   type ManagerCore,
   type ManagerOps,
   ManagerShutdownError,
+  UPDATE,
 } from "./_manager_core.ts";
 import { onManagerFromParent, sendManagerToParent } from "./_queue_link.ts";
 import { decodeError, encodeError } from "./_wire.ts";
@@ -51,15 +52,26 @@ function argsOf(args: unknown[] | Uint8Array): unknown[] {
   return args instanceof Uint8Array ? deserialize(args) : args;
 }
 
+// An update function runs here, with this process's permissions: from a
+// sandbox it would be a way out.
+function sandboxedUpdateError(): TypeError {
+  return new TypeError(
+    "Cannot run an update function sent from a worker started with a permissions option: it would run in the manager's process with that process's permissions, outside the worker's sandbox; read with get(), compute in the worker and write with set() while holding a Lock instead",
+  );
+}
+
 /** The parent's end of one worker's manager calls. */
 export class ManagerLink {
   readonly #send: (payload: unknown[]) => void;
   readonly #held = new Map<number, ManagerCore>();
+  readonly #sandboxed: boolean;
   #disposed = false;
 
-  // One link per worker, beside its queue link.
-  constructor(send: (payload: unknown[]) => void) {
+  // One link per worker, beside its queue link; `sandboxed`: the worker
+  // runs with fewer permissions than this process.
+  constructor(send: (payload: unknown[]) => void, sandboxed = false) {
     this.#send = send;
+    this.#sandboxed = sandboxed;
   }
 
   /** Lets the worker use these managers; call before sending descriptors. */
@@ -94,6 +106,7 @@ export class ManagerLink {
     let value: unknown;
     try {
       if (core === undefined || core.ended) throw new ManagerShutdownError();
+      if (op === UPDATE && this.#sandboxed) throw sandboxedUpdateError();
       value = core.perform(id, op, argsOf(args));
     } catch (error) {
       status = error instanceof ManagerShutdownError ? ENDED : FAILED;

@@ -126,8 +126,19 @@ describe("Manager in one thread", () => {
     );
     await rejects(
       d.update("kept", () => Promise.resolve(2)),
-      /^TypeError: Cannot update with a function that returned a promise/,
+      /^TypeError: Cannot update with an async function or one that returned a promise/,
     );
+    // An async function is refused before its body runs.
+    const ran = "multiprocAsyncUpdateRan";
+    await rejects(
+      d.update("kept", async () => {
+        (globalThis as Record<string, unknown>)["multiprocAsyncUpdateRan"] =
+          true;
+        return await 2;
+      }),
+      /^TypeError: Cannot update with an async function/,
+    );
+    equal(ran in globalThis, false);
     const outside = 5;
     await rejects(d.update("kept", () => outside), (error: Error) => {
       ok(error instanceof ReferenceError);
@@ -287,7 +298,7 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       equal(promised[0], "TypeError");
       match(
         promised[1],
-        /^Cannot update with a function that returned a promise/,
+        /^Cannot update with an async function or one that returned a promise/,
       );
       equal(unclonable[0], "TypeError");
       match(unclonable[1], /^Cannot copy a function into or out of a manager/);
