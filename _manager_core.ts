@@ -28,13 +28,12 @@ export interface ManagerOps {
   readonly [MANAGER_CORE]: true;
   /**
    * Runs `op` on object `id` with `args` (copied here) and returns a copy of
-   * the result; `write` marks a call whose result is not needed, which a
-   * child process may send without waiting for its reply.
+   * the result.
    *
    * @throws {TypeError} when an argument cannot be copied.
    * @throws {ManagerShutdownError} once the manager is shut down.
    */
-  call(id: number, op: number, args: unknown[], write: boolean): unknown;
+  call(id: number, op: number, args: unknown[]): unknown;
 }
 
 /**
@@ -153,7 +152,7 @@ export class ManagerCore implements ManagerOps {
   }
 
   // The owner's own calls: arguments in and the result out are copied here.
-  call(id: number, op: number, args: unknown[], _write: boolean): unknown {
+  call(id: number, op: number, args: unknown[]): unknown {
     for (let i = 0; i < args.length; i++) args[i] = copyValue(args[i]);
     return copyValue(this.perform(id, op, args));
   }

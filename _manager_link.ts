@@ -2,13 +2,11 @@
 // holds a `RemoteManagerCore` per manager; its calls travel the queue
 // channel (`_queue_link.ts`, in order with queue and lock operations) to a
 // `ManagerLink` in the parent, which runs them on the manager's objects and
-// replies. A child process sends a write that returns nothing without
-// waiting for its reply, as a put to an unbounded queue: its channel keeps
-// it in order with everything the process does next (a lock's release, a
-// put, a result). A thread's lock release goes through shared memory, so
-// a thread waits for each reply.
+// replies. Every call waits for its reply, writes too: Deno writes a posted
+// message only once the event loop turns, so a write that resolved before
+// its reply could still be in memory when the process exits or is killed,
+// and writes that never wait would pile up without bound.
 import { deserialize, serialize } from "node:v8";
-import { isMainThread } from "node:worker_threads";
 import {
   MANAGER_CORE,
   type ManagerCore,
@@ -92,7 +90,7 @@ export class ManagerLink {
     }
   }
 
-  /** Runs one call from the worker; replies unless it wants none (req 0). */
+  /** Runs one call from the worker and replies. */
   receive(payload: unknown[]): void {
     const [req, managerId, id, op, args] = payload as [
       number,
@@ -112,8 +110,6 @@ export class ManagerLink {
       status = error instanceof ManagerShutdownError ? ENDED : FAILED;
       value = status === FAILED ? encodeError(error) : undefined;
     }
-    // A write sent without waiting hears back only when it failed.
-    if (req === 0 && status === OK) return;
     this.#post([req, status, value, managerId]);
   }
 
@@ -133,8 +129,6 @@ const requests = new Map<
 >();
 let nextReq = 0;
 let listening = false;
-/** A child process's writes need no reply (see the top of this file). */
-const pipelined = isMainThread;
 
 // The parent's replies about every manager this worker uses.
 function receiveFromParent(payload: unknown[]): void {
@@ -153,13 +147,8 @@ function receiveFromParent(payload: unknown[]): void {
     : undefined;
   const pending = requests.get(req);
   requests.delete(req);
-  if (pending === undefined) {
-    // A write sent without waiting failed: the next call says so.
-    if (error !== undefined && status === FAILED) core?.failed(error);
-    return;
-  }
-  if (error === undefined) pending.resolve(value);
-  else pending.reject(error);
+  if (error === undefined) pending?.resolve(value);
+  else pending?.reject(error);
 }
 
 // Primitives travel as they are; anything else is copied now, at the call.
@@ -197,7 +186,6 @@ class RemoteManagerCore implements ManagerOps {
   readonly [MANAGER_CORE] = true as const;
   readonly #managerId: number;
   #ended = false;
-  #failure: unknown;
 
   // One per manager per worker (remoteManagerCore): its proxies share it.
   constructor(descriptor: RemoteManagerDescriptor) {
@@ -209,32 +197,16 @@ class RemoteManagerCore implements ManagerOps {
     this.#ended = true;
   }
 
-  /** A write sent without waiting failed with `error`. */
-  failed(error: unknown): void {
-    this.#failure = error;
-  }
-
   // Copies the arguments at once, so later changes by the caller are never seen.
   call(
     id: number,
     op: number,
     args: unknown[],
-    write: boolean,
-  ): Promise<unknown> | undefined {
+  ): Promise<unknown> {
     const encoded = encodeArgs(args);
     if (this.#ended) throw new ManagerShutdownError();
-    if (this.#failure !== undefined) {
-      const failure = this.#failure;
-      this.#failure = undefined;
-      throw failure;
-    }
-    const message = [0, this.#managerId, id, op, encoded];
-    if (write && pipelined) {
-      sendManagerToParent(message, false);
-      return undefined;
-    }
     const req = ++nextReq;
-    message[0] = req;
+    const message = [req, this.#managerId, id, op, encoded];
     return new Promise((resolve, reject) => {
       requests.set(req, { resolve, reject });
       sendManagerToParent(message, true);

@@ -83,9 +83,8 @@ async function call(
   target: Target,
   op: number,
   args: unknown[],
-  write = false,
 ): Promise<unknown> {
-  return await target.core.call(target.id, op, args, write);
+  return await target.core.call(target.id, op, args);
 }
 
 // A proxy inside a value would arrive as an empty object.
@@ -249,13 +248,13 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, op, args, op === SET);
+    return call(this.#target, op, args);
   }
 
   /**
-   * Sets `key` to a copy of `value`. From a child process the call resolves
-   * once the value is copied and on its way, as a put to a queue: it arrives
-   * in order with that process's later calls, lock releases and results.
+   * Sets `key` to a copy of `value`. Like every call, from any worker, it
+   * resolves once the manager has applied it: a worker that exits or is
+   * killed right after cannot lose it.
    *
    * @param key The key.
    * @param value The value, copied now.
@@ -428,7 +427,7 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    * ```
    */
   clear(): Promise<void> {
-    return call(this.#target, CLEAR, [], true) as Promise<void>;
+    return call(this.#target, CLEAR, []) as Promise<void>;
   }
 
   /**
@@ -518,19 +517,19 @@ export class ListProxy<T = unknown> {
   }
 
   // Bad arguments reject rather than throw: every method is async.
-  #call(op: number, args: () => unknown[], write = false): Promise<unknown> {
+  #call(op: number, args: () => unknown[]): Promise<unknown> {
     let checked: unknown[];
     try {
       checked = args();
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, op, checked, write);
+    return call(this.#target, op, checked);
   }
 
   /**
-   * Adds a copy of `item` at the end. From a child process it resolves once
-   * the item is on its way, as {@linkcode DictProxy.set} does.
+   * Adds a copy of `item` at the end; resolves once it is there, as
+   * {@linkcode DictProxy.set} does.
    *
    * @param item The item, copied now.
    * @throws {TypeError} for an item that cannot be copied.
@@ -551,7 +550,7 @@ export class ListProxy<T = unknown> {
     return this.#call(APPEND, () => {
       checkStorable(item, "list");
       return [item];
-    }, true) as Promise<void>;
+    }) as Promise<void>;
   }
 
   /**
@@ -588,7 +587,7 @@ export class ListProxy<T = unknown> {
       const array = [...items];
       checkStorable(array, "list");
       return [array];
-    }, true) as Promise<void>;
+    }) as Promise<void>;
   }
 
   /**
@@ -779,7 +778,7 @@ export class ListProxy<T = unknown> {
    * ```
    */
   clear(): Promise<void> {
-    return call(this.#target, CLEAR, [], true) as Promise<void>;
+    return call(this.#target, CLEAR, []) as Promise<void>;
   }
 }
 
@@ -834,7 +833,6 @@ export class NamespaceProxy<
     op: number,
     name: unknown,
     args: () => unknown[],
-    write = false,
   ): Promise<unknown> {
     let checked: unknown[];
     try {
@@ -843,7 +841,7 @@ export class NamespaceProxy<
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, op, checked, write);
+    return call(this.#target, op, checked);
   }
 
   /**
@@ -870,8 +868,7 @@ export class NamespaceProxy<
 
   /**
    * Sets the attribute `name` to a copy of `value` (Python's `ns.name = v`);
-   * from a child process it resolves once the value is on its way, as
-   * {@linkcode DictProxy.set} does.
+   * resolves once it is set, as {@linkcode DictProxy.set} does.
    *
    * @param name The attribute's name.
    * @param value Its value, copied now.
@@ -894,7 +891,7 @@ export class NamespaceProxy<
     return this.#named(SET, name, () => {
       checkStorable(value, "namespace");
       return [name, value];
-    }, true) as Promise<void>;
+    }) as Promise<void>;
   }
 
   /**
@@ -1045,9 +1042,8 @@ export class ValueProxy<T = unknown> {
   }
 
   /**
-   * Replaces the value with a copy of `value`; from a child process it
-   * resolves once the value is on its way, as {@linkcode DictProxy.set}
-   * does.
+   * Replaces the value with a copy of `value`; resolves once it is set, as
+   * {@linkcode DictProxy.set} does.
    *
    * @param value The new value, copied now.
    * @throws {TypeError} for a value that cannot be copied (the old one
@@ -1071,7 +1067,7 @@ export class ValueProxy<T = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, SET, [VALUE_KEY, value], true) as Promise<void>;
+    return call(this.#target, SET, [VALUE_KEY, value]) as Promise<void>;
   }
 
   /**

@@ -327,11 +327,56 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       const [name, message] = await result;
       equal(name, "ManagerShutdownError");
       match(message, /after the manager was shut down/);
-      // A write sent without waiting (from a process) learns it later: the
-      // next call rejects.
+      // A write rejects too: it waits for its reply.
       const [set, get] = await pool.apply("setThenGet", [d]);
-      ok(set[0] === "resolved" || set[0] === "ManagerShutdownError", set[0]);
+      equal(set[0], "ManagerShutdownError");
       equal(get[0], "ManagerShutdownError");
+    });
+
+    test("a write that resolved is kept when the worker exits right after", async () => {
+      await using manager = new Manager();
+      const d = manager.dict<string, number>();
+      for (let i = 0; i < 3; i++) {
+        const p = new Process({
+          target: "setThenExit",
+          module: tasks,
+          args: [d, `k${i}`],
+          backend,
+        });
+        p.start();
+        await p.join();
+        equal(p.exitCode, 0);
+        equal(await d.get(`k${i}`), 1);
+        equal(await d.get(`k${i}+`), 2);
+      }
+    });
+
+    test("writes that resolved survive a task timeout that kills the worker", async () => {
+      await using manager = new Manager();
+      const d = manager.dict<number, number>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      await rejects(
+        pool.apply("setThenHang", [d, 50], { timeout: 1000 }),
+        { name: "TimeoutError" },
+      );
+      equal(await d.size(), 50);
+    });
+
+    test("writes with busy work between reach the manager as they resolve", async () => {
+      const manager = new Manager();
+      const d = manager.dict<string, number>();
+      const started = new Queue<string>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const result = pool.apply("setWhileBusy", [d, started]);
+      equal(await started.get(), "setting");
+      let last = 0;
+      for (let tries = 0; tries < 1000 && last < 3; tries++) {
+        last = await d.get("last", 0);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      ok(last >= 3, `last set seen: ${last}`);
+      manager.shutdown();
+      equal(await result, "ManagerShutdownError");
     });
 
     test("a worker killed mid-call loses nothing; the manager stays usable", async () => {
