@@ -6,7 +6,7 @@
 // message only once the event loop turns, so a write that resolved before
 // its reply could still be in memory when the process exits or is killed,
 // and writes that never wait would pile up without bound.
-import { deserialize, serialize } from "node:v8";
+import { serialize } from "node:v8";
 import {
   MANAGER_CORE,
   type ManagerCore,
@@ -16,7 +16,7 @@ import {
 } from "./_manager_core.ts";
 import { onManagerFromParent, sendManagerToParent } from "./_queue_link.ts";
 import { decodeError, encodeError } from "./_wire.ts";
-import { describeValue } from "./_values.ts";
+import { describeValue, deserializeOwned } from "./_values.ts";
 
 // Reply statuses, parent → worker: `[req, status, value, managerId]`.
 const OK = 0;
@@ -47,7 +47,9 @@ export function describeManager(core: ManagerOps): RemoteManagerDescriptor {
 
 // Arguments arrive as plain values (primitives) or serialized.
 function argsOf(args: unknown[] | Uint8Array): unknown[] {
-  return args instanceof Uint8Array ? deserialize(args) : args;
+  return args instanceof Uint8Array
+    ? deserializeOwned(args) as unknown[]
+    : args;
 }
 
 // An update function runs here, with this process's permissions: from a
@@ -56,6 +58,13 @@ function sandboxedUpdateError(): TypeError {
   return new TypeError(
     "Cannot run an update function sent from a worker started with a permissions option: it would run in the manager's process with that process's permissions, outside the worker's sandbox; read with get(), compute in the worker and write with set() while holding a Lock instead",
   );
+}
+
+// A result other than a primitive travels serialized, so that the worker
+// decodes it with typed arrays of their own (the channel's decoder makes
+// them views into its buffers).
+function encodeResult(value: unknown): unknown {
+  return typeof value === "object" && value !== null ? serialize(value) : value;
 }
 
 /** The parent's end of one worker's manager calls. */
@@ -105,7 +114,7 @@ export class ManagerLink {
     try {
       if (core === undefined || core.ended) throw new ManagerShutdownError();
       if (op === UPDATE && this.#sandboxed) throw sandboxedUpdateError();
-      value = core.perform(id, op, argsOf(args));
+      value = encodeResult(core.perform(id, op, argsOf(args)));
     } catch (error) {
       status = error instanceof ManagerShutdownError ? ENDED : FAILED;
       value = status === FAILED ? encodeError(error) : undefined;
@@ -147,8 +156,11 @@ function receiveFromParent(payload: unknown[]): void {
     : undefined;
   const pending = requests.get(req);
   requests.delete(req);
-  if (error === undefined) pending?.resolve(value);
-  else pending?.reject(error);
+  if (error === undefined) {
+    pending?.resolve(
+      value instanceof Uint8Array ? deserializeOwned(value) : value,
+    );
+  } else pending?.reject(error);
 }
 
 // Primitives travel as they are; anything else is copied now, at the call.

@@ -307,6 +307,18 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       deepEqual(await d.entries(), [["kept", 1]]);
     });
 
+    test("typed arrays own exactly their bytes, both ways", async () => {
+      await using manager = new Manager();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const d = manager.dict<string, unknown>();
+      deepEqual(await pool.apply("typedRoundTrip", [d]), [3, 16, 5]);
+      const t = await d.get("t") as { bytes: Uint8Array };
+      deepEqual([...t.bytes], [1, 2, 3]);
+      equal(t.bytes.buffer.byteLength, 3);
+      equal((await d.get("f") as Float64Array).buffer.byteLength, 16);
+      equal((await d.get("v") as DataView).buffer.byteLength, 5);
+    });
+
     test("a proxy cannot be passed on by the worker that received it", async () => {
       await using manager = new Manager();
       await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
