@@ -8,7 +8,7 @@ import { compileFunction, describeValue } from "./_values.ts";
 export const MANAGER_CORE: unique symbol = Symbol.for("multiproc.managerCore");
 
 /** The operations on an object; a list reads `GET`, `SET`, `SIZE`, `UPDATE` by index. */
-export const GET = 0; // key, hasDefault, default
+export const GET = 0; // key, wrapped (a map: [value] if present, else [])
 export const SET = 1; // key, value (a list: index, value)
 export const DELETE = 2; // key
 export const HAS = 3; // key
@@ -102,6 +102,13 @@ function isThenable(value: unknown): boolean {
 
 // A list index counts from the end when negative, as in Python.
 function listIndex(list: unknown[], index: number, what: string): number {
+  if (list.length === 0) {
+    throw new RangeError(
+      what === "pop"
+        ? "Cannot pop from an empty manager list"
+        : `Cannot ${what} index "${index}" of an empty manager list`,
+    );
+  }
   const at = index < 0 ? list.length + index : index;
   if (at < 0 || at >= list.length) {
     throw new RangeError(
@@ -175,7 +182,8 @@ export class ManagerCore implements ManagerOps {
   #onMap(map: Map<unknown, unknown>, op: number, args: unknown[]): unknown {
     switch (op) {
       case GET:
-        return map.has(args[0]) ? map.get(args[0]) : args[2];
+        if (!args[1]) return map.get(args[0]);
+        return map.has(args[0]) ? [map.get(args[0])] : [];
       case SET:
         map.set(args[0], args[1]);
         return undefined;

@@ -45,10 +45,10 @@ import {
 } from "./_manager_core.ts";
 import {
   Adoption,
-  holdsShareable,
   noteShareable,
   SHARE,
   type SharedForm,
+  someNested,
 } from "./_share.ts";
 import { defineInspect } from "./_inspect.ts";
 import { type AnyFunction, describeValue, functionSource } from "./_values.ts";
@@ -87,13 +87,64 @@ async function call(
   return await target.core.call(target.id, op, args);
 }
 
-// A proxy inside a value would arrive as an empty object.
+// What a copy would silently turn into something else: [what, why].
+function unstorable(item: object): [string, string] | undefined {
+  if (SHARE in item) {
+    return [
+      "a queue, lock or manager proxy",
+      "it would not work once copied; pass it to workers as its own argument instead",
+    ];
+  }
+  if (item instanceof Manager) {
+    return [
+      "a Manager",
+      "it would arrive as an empty object; pass its proxies to workers instead",
+    ];
+  }
+  if (
+    typeof SharedArrayBuffer === "function" &&
+    (item instanceof SharedArrayBuffer ||
+      (ArrayBuffer.isView(item) && item.buffer instanceof SharedArrayBuffer))
+  ) {
+    return [
+      "a SharedArrayBuffer or a view on one",
+      "a manager copies values, and shared memory would no longer be shared (or, in this thread, not be copied); copy its bytes (e.g. new Int32Array(shared).slice()), or pass it to workers as its own argument to share it",
+    ];
+  }
+  if (typeof Blob === "function" && item instanceof Blob) {
+    return [
+      "a Blob",
+      "it would arrive as an empty object; store its bytes or its text instead",
+    ];
+  }
+  return undefined;
+}
+
+// A proxy, shared memory or a Blob inside a value would not arrive as given.
 function checkStorable(value: unknown, where: string): void {
-  if (typeof value === "object" && value !== null && holdsShareable(value)) {
+  if (typeof value !== "object" || value === null) return;
+  let reason: [string, string] | undefined;
+  someNested(value, (item) => (reason = unstorable(item)) !== undefined);
+  if (reason !== undefined) {
     throw new TypeError(
-      `Cannot store a queue, lock or manager proxy in a manager ${where}: it would not work once copied; pass it to workers as its own argument instead`,
+      `Cannot store ${reason[0]} in a manager ${where}: ${reason[1]}`,
     );
   }
+}
+
+// Any iterable, strings too, as Python's list() and extend() take.
+function itemsOf(items: unknown, what: string): unknown[] {
+  if (
+    items === null || items === undefined ||
+    typeof (items as Iterable<unknown>)[Symbol.iterator] !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot ${what} ${
+        describeValue(items)
+      }: pass an array or another iterable`,
+    );
+  }
+  return [...items as Iterable<unknown>];
 }
 
 // Python's keys must be hashable; here they must compare by value.
@@ -142,7 +193,16 @@ function sourceOf(fn: unknown): string {
       }: pass a function that takes the current value and returns the new one`,
     );
   }
-  return functionSource(fn as AnyFunction);
+  try {
+    return functionSource(fn as AnyFunction);
+  } catch (error) {
+    throw new TypeError(
+      `Cannot update with the built-in or bound function "${
+        (fn as AnyFunction).name
+      }": an update function travels to the manager as its source, which it has not (only common built-ins such as Math.abs, Number and String are known by name); pass an arrow function that calls it, e.g. (x) => parseInt(x)`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -222,7 +282,8 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    *
    * @typeParam D What a missing key reads as.
    * @param key The key.
-   * @param defaultValue What a missing key reads as.
+   * @param defaultValue What a missing key reads as: returned as it is, not
+   * copied (a lock or a function works too).
    * @returns A copy of the value, or `defaultValue`.
    * @throws {TypeError} for a key that is not a primitive.
    * @throws {ManagerShutdownError} once the manager is shut down.
@@ -238,7 +299,11 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    */
   get<D>(key: K, defaultValue: D): Promise<V | D>;
   get(key: K, defaultValue?: unknown): Promise<unknown> {
-    return this.#keyed(GET, key, [key, undefined, defaultValue]);
+    if (defaultValue === undefined) return this.#keyed(GET, key, [key]);
+    // The default stays here, as given: only whether the key is there travels.
+    return this.#keyed(GET, key, [key, true]).then((found) =>
+      (found as unknown[]).length === 0 ? defaultValue : (found as unknown[])[0]
+    );
   }
 
   // Bad keys reject rather than throw: every method is async.
@@ -574,17 +639,7 @@ export class ListProxy<T = unknown> {
    */
   extend(items: Iterable<T>): Promise<void> {
     return this.#call(EXTEND, () => {
-      if (
-        items === null || typeof items !== "object" ||
-        typeof (items as Iterable<T>)[Symbol.iterator] !== "function"
-      ) {
-        throw new TypeError(
-          `Cannot extend a manager list with ${
-            describeValue(items)
-          }: pass an array or another iterable`,
-        );
-      }
-      const array = [...items];
+      const array = itemsOf(items, "extend a manager list with");
       checkStorable(array, "list");
       return [array];
     }) as Promise<void>;
@@ -1222,7 +1277,9 @@ export class Manager {
    * ```
    */
   list<T = unknown>(init?: Iterable<T>): ListProxy<T> {
-    const items = init === undefined ? [] : [...init];
+    const items = init === undefined
+      ? []
+      : itemsOf(init, "make a manager list from");
     checkStorable(items, "list");
     return new (ListProxy as unknown as new (
       ...args: unknown[]
@@ -1254,6 +1311,7 @@ export class Manager {
   ): NamespaceProxy<T> {
     const map = new Map<unknown, unknown>();
     for (const [name, value] of pairsOf(init, "namespace")) {
+      checkName(name);
       checkStorable(value, "namespace");
       map.set(name, copyValue(value));
     }

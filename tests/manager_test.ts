@@ -122,7 +122,7 @@ describe("Manager in one thread", () => {
     );
     await rejects(
       d.update("kept", Math.random as () => number),
-      /Cannot send the native function "random"/,
+      /^TypeError: Cannot update with the built-in or bound function "random": an update function travels to the manager as its source/,
     );
     await rejects(
       d.update("kept", () => Promise.resolve(2)),
@@ -197,6 +197,55 @@ describe("Manager in one thread", () => {
       /^TypeError: Cannot make a manager proxy with new: call manager.dict\(\)/,
     );
     deepEqual(await list.slice(), [1]);
+  });
+
+  test("values that a copy would change are refused; defaults stay local", async () => {
+    await using manager = new Manager();
+    const d = manager.dict<string, unknown>();
+    const lock = new Lock();
+    await rejects(
+      d.set("e", new Error("x", { cause: { lock } })),
+      /^TypeError: Cannot store a queue, lock or manager proxy in a manager dict/,
+    );
+    await rejects(
+      d.set("m", { inner: manager }),
+      /^TypeError: Cannot store a Manager in a manager dict/,
+    );
+    await rejects(
+      d.set("s", [new Int32Array(new SharedArrayBuffer(4))]),
+      /^TypeError: Cannot store a SharedArrayBuffer or a view on one in a manager dict: a manager copies values/,
+    );
+    await rejects(
+      d.set("b", new Blob(["x"])),
+      /^TypeError: Cannot store a Blob in a manager dict/,
+    );
+    deepEqual(await d.keys(), []);
+    // The default is not copied: a lock or a function comes back as given.
+    equal(await d.get("none", lock), lock);
+    const fn = (): number => 1;
+    equal(await d.get("none", fn), fn);
+    await d.set("there", undefined);
+    equal(await d.get("there", 5), undefined);
+    throws(
+      () => manager.namespace(new Map([[1, "one"]]) as never),
+      /^TypeError: Cannot use number 1 as the name of a manager namespace's attribute/,
+    );
+    throws(
+      () => manager.list(null as never),
+      /^TypeError: Cannot make a manager list from null: pass an array or another iterable$/,
+    );
+    const list = manager.list("ab");
+    await list.extend("cd" as Iterable<string>);
+    deepEqual(await list.slice(), ["a", "b", "c", "d"]);
+    await list.clear();
+    await rejects(
+      list.pop(),
+      /^RangeError: Cannot pop from an empty manager list$/,
+    );
+    await rejects(
+      manager.value("7").update(parseInt as never),
+      /^TypeError: Cannot update with the built-in or bound function "parseInt"/,
+    );
   });
 
   test("a proxy used after shutdown gives a clear error", async () => {
