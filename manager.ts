@@ -500,14 +500,19 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    * (`undefined` when missing) and returns the new one, in the manager's
    * process, with no other call in between. `fn` travels as its source, like
    * an inline task: it cannot use variables from the scope it was written
-   * in, and must be synchronous.
+   * in (a name that is also a global there reads that global), and must be
+   * synchronous. It runs in the manager's thread with the manager's
+   * process's permissions, blocking every other call until it returns, so a
+   * worker started with a `permissions` option cannot send one (a
+   * `TypeError`): read, compute and set under a `Lock` there.
    *
    * @param key The key.
    * @param fn From the current value to the new one.
    * @returns A copy of the new value.
    * @throws {TypeError} for a key that is not a primitive, a native or bound
-   * function, a function that returns a promise or a value that cannot be
-   * copied (the dict is unchanged).
+   * function, an async function or one that returns a promise, a value that
+   * cannot be copied (the dict is unchanged), or a call from a sandboxed
+   * worker.
    * @throws Whatever `fn` throws (the dict is unchanged).
    * @throws {ManagerShutdownError} once the manager is shut down.
    *
@@ -1184,9 +1189,13 @@ function pairsOf(init: unknown, what: string): [unknown, unknown][] {
  * `Process`'s `args`, on either backend; every call on it is atomic, and
  * `update(fn)` is an atomic read-modify-write. Values are copied in and
  * out. Nothing runs in the background: an idle manager keeps no program
- * alive. `shutdown()` (or the end of `await using manager`) drops the
- * objects; later calls, from anywhere, reject with
- * {@linkcode ManagerShutdownError}.
+ * alive. Its objects live until `shutdown()` (or the end of
+ * `await using manager`), which drops them all: a dict, list, namespace or
+ * value is never freed before, even when no proxy to it is left, so make a
+ * long-lived manager's objects once and reuse them rather than one per
+ * task. Later calls, from anywhere, reject with
+ * {@linkcode ManagerShutdownError}. Update functions run in this thread with
+ * this process's permissions (see {@linkcode DictProxy.update}).
  *
  * Python's `Manager().Lock()`, `Queue()`, `Event()`… are not needed: the
  * `Lock`, `Queue` and others of `sync.ts` and `queue.ts` cross to workers
