@@ -3,6 +3,7 @@
 // block. Primitives get short forms; everything else goes through V8's
 // serializer (structured clone), which copies the item when it is put.
 import v8 from "node:v8";
+import { deserializeOwned } from "./_values.ts";
 
 const UNDEFINED = 0;
 const NULL = 1;
@@ -210,7 +211,7 @@ export class RecordReader {
       case TRUE:
         return true;
       default:
-        return v8.deserialize(this.bytes.subarray(body, this.#offset));
+        return deserializeOwned(this.bytes.subarray(body, this.#offset));
     }
   }
 }

@@ -8,7 +8,7 @@ import { compileFunction, describeValue } from "./_values.ts";
 export const MANAGER_CORE: unique symbol = Symbol.for("multiproc.managerCore");
 
 /** The operations on an object; a list reads `GET`, `SET`, `SIZE`, `UPDATE` by index. */
-export const GET = 0; // key, hasDefault, default
+export const GET = 0; // key, wrapped (a map: [value] if present, else [])
 export const SET = 1; // key, value (a list: index, value)
 export const DELETE = 2; // key
 export const HAS = 3; // key
@@ -28,13 +28,12 @@ export interface ManagerOps {
   readonly [MANAGER_CORE]: true;
   /**
    * Runs `op` on object `id` with `args` (copied here) and returns a copy of
-   * the result; `write` marks a call whose result is not needed, which a
-   * child process may send without waiting for its reply.
+   * the result.
    *
    * @throws {TypeError} when an argument cannot be copied.
    * @throws {ManagerShutdownError} once the manager is shut down.
    */
-  call(id: number, op: number, args: unknown[], write: boolean): unknown;
+  call(id: number, op: number, args: unknown[]): unknown;
 }
 
 /**
@@ -103,6 +102,13 @@ function isThenable(value: unknown): boolean {
 
 // A list index counts from the end when negative, as in Python.
 function listIndex(list: unknown[], index: number, what: string): number {
+  if (list.length === 0) {
+    throw new RangeError(
+      what === "pop"
+        ? "Cannot pop from an empty manager list"
+        : `Cannot ${what} index "${index}" of an empty manager list`,
+    );
+  }
   const at = index < 0 ? list.length + index : index;
   if (at < 0 || at >= list.length) {
     throw new RangeError(
@@ -111,6 +117,13 @@ function listIndex(list: unknown[], index: number, what: string): number {
     );
   }
   return at;
+}
+
+// An update must be synchronous.
+function promiseError(): TypeError {
+  return new TypeError(
+    "Cannot update with an async function or one that returned a promise: it must be synchronous, so that nothing changes the value between its read and its write; do the asynchronous work first, or read, compute and set under a Lock",
+  );
 }
 
 let nextId = 0;
@@ -146,7 +159,7 @@ export class ManagerCore implements ManagerOps {
   }
 
   // The owner's own calls: arguments in and the result out are copied here.
-  call(id: number, op: number, args: unknown[], _write: boolean): unknown {
+  call(id: number, op: number, args: unknown[]): unknown {
     for (let i = 0; i < args.length; i++) args[i] = copyValue(args[i]);
     return copyValue(this.perform(id, op, args));
   }
@@ -169,7 +182,8 @@ export class ManagerCore implements ManagerOps {
   #onMap(map: Map<unknown, unknown>, op: number, args: unknown[]): unknown {
     switch (op) {
       case GET:
-        return map.has(args[0]) ? map.get(args[0]) : args[2];
+        if (!args[1]) return map.get(args[0]);
+        return map.has(args[0]) ? [map.get(args[0])] : [];
       case SET:
         map.set(args[0], args[1]);
         return undefined;
@@ -239,6 +253,9 @@ export class ManagerCore implements ManagerOps {
   #apply(source: string, current: unknown): unknown {
     let fn = this.#functions.get(source);
     if (fn === undefined) {
+      // An async function's body would run up to its first await, side
+      // effects and all, before its promise is refused.
+      if (/^async[\s(]/.test(source)) throw promiseError();
       fn = compileFunction(source, "update function") as (
         value: unknown,
       ) => unknown;
@@ -254,11 +271,7 @@ export class ManagerCore implements ManagerOps {
         { cause: error },
       );
     }
-    if (isThenable(next)) {
-      throw new TypeError(
-        "Cannot update with a function that returned a promise: it must be synchronous, so that nothing changes the value between its read and its write; do the asynchronous work first, or read, compute and set under a Lock",
-      );
-    }
+    if (isThenable(next)) throw promiseError();
     return next;
   }
 }

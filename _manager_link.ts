@@ -2,22 +2,21 @@
 // holds a `RemoteManagerCore` per manager; its calls travel the queue
 // channel (`_queue_link.ts`, in order with queue and lock operations) to a
 // `ManagerLink` in the parent, which runs them on the manager's objects and
-// replies. A child process sends a write that returns nothing without
-// waiting for its reply, as a put to an unbounded queue: its channel keeps
-// it in order with everything the process does next (a lock's release, a
-// put, a result). A thread's lock release goes through shared memory, so
-// a thread waits for each reply.
-import { deserialize, serialize } from "node:v8";
-import { isMainThread } from "node:worker_threads";
+// replies. Every call waits for its reply, writes too: Deno writes a posted
+// message only once the event loop turns, so a write that resolved before
+// its reply could still be in memory when the process exits or is killed,
+// and writes that never wait would pile up without bound.
+import { serialize } from "node:v8";
 import {
   MANAGER_CORE,
   type ManagerCore,
   type ManagerOps,
   ManagerShutdownError,
+  UPDATE,
 } from "./_manager_core.ts";
 import { onManagerFromParent, sendManagerToParent } from "./_queue_link.ts";
 import { decodeError, encodeError } from "./_wire.ts";
-import { describeValue } from "./_values.ts";
+import { describeValue, deserializeOwned } from "./_values.ts";
 
 // Reply statuses, parent → worker: `[req, status, value, managerId]`.
 const OK = 0;
@@ -48,18 +47,38 @@ export function describeManager(core: ManagerOps): RemoteManagerDescriptor {
 
 // Arguments arrive as plain values (primitives) or serialized.
 function argsOf(args: unknown[] | Uint8Array): unknown[] {
-  return args instanceof Uint8Array ? deserialize(args) : args;
+  return args instanceof Uint8Array
+    ? deserializeOwned(args) as unknown[]
+    : args;
+}
+
+// An update function runs here, with this process's permissions: from a
+// sandbox it would be a way out.
+function sandboxedUpdateError(): TypeError {
+  return new TypeError(
+    "Cannot run an update function sent from a worker started with a permissions option: it would run in the manager's process with that process's permissions, outside the worker's sandbox; read with get(), compute in the worker and write with set() while holding a Lock instead",
+  );
+}
+
+// A result other than a primitive travels serialized, so that the worker
+// decodes it with typed arrays of their own (the channel's decoder makes
+// them views into its buffers).
+function encodeResult(value: unknown): unknown {
+  return typeof value === "object" && value !== null ? serialize(value) : value;
 }
 
 /** The parent's end of one worker's manager calls. */
 export class ManagerLink {
   readonly #send: (payload: unknown[]) => void;
   readonly #held = new Map<number, ManagerCore>();
+  readonly #sandboxed: boolean;
   #disposed = false;
 
-  // One link per worker, beside its queue link.
-  constructor(send: (payload: unknown[]) => void) {
+  // One link per worker, beside its queue link; `sandboxed`: the worker
+  // runs with fewer permissions than this process.
+  constructor(send: (payload: unknown[]) => void, sandboxed = false) {
     this.#send = send;
+    this.#sandboxed = sandboxed;
   }
 
   /** Lets the worker use these managers; call before sending descriptors. */
@@ -80,7 +99,7 @@ export class ManagerLink {
     }
   }
 
-  /** Runs one call from the worker; replies unless it wants none (req 0). */
+  /** Runs one call from the worker and replies. */
   receive(payload: unknown[]): void {
     const [req, managerId, id, op, args] = payload as [
       number,
@@ -94,13 +113,12 @@ export class ManagerLink {
     let value: unknown;
     try {
       if (core === undefined || core.ended) throw new ManagerShutdownError();
-      value = core.perform(id, op, argsOf(args));
+      if (op === UPDATE && this.#sandboxed) throw sandboxedUpdateError();
+      value = encodeResult(core.perform(id, op, argsOf(args)));
     } catch (error) {
       status = error instanceof ManagerShutdownError ? ENDED : FAILED;
       value = status === FAILED ? encodeError(error) : undefined;
     }
-    // A write sent without waiting hears back only when it failed.
-    if (req === 0 && status === OK) return;
     this.#post([req, status, value, managerId]);
   }
 
@@ -120,8 +138,6 @@ const requests = new Map<
 >();
 let nextReq = 0;
 let listening = false;
-/** A child process's writes need no reply (see the top of this file). */
-const pipelined = isMainThread;
 
 // The parent's replies about every manager this worker uses.
 function receiveFromParent(payload: unknown[]): void {
@@ -140,13 +156,11 @@ function receiveFromParent(payload: unknown[]): void {
     : undefined;
   const pending = requests.get(req);
   requests.delete(req);
-  if (pending === undefined) {
-    // A write sent without waiting failed: the next call says so.
-    if (error !== undefined && status === FAILED) core?.failed(error);
-    return;
-  }
-  if (error === undefined) pending.resolve(value);
-  else pending.reject(error);
+  if (error === undefined) {
+    pending?.resolve(
+      value instanceof Uint8Array ? deserializeOwned(value) : value,
+    );
+  } else pending?.reject(error);
 }
 
 // Primitives travel as they are; anything else is copied now, at the call.
@@ -184,7 +198,6 @@ class RemoteManagerCore implements ManagerOps {
   readonly [MANAGER_CORE] = true as const;
   readonly #managerId: number;
   #ended = false;
-  #failure: unknown;
 
   // One per manager per worker (remoteManagerCore): its proxies share it.
   constructor(descriptor: RemoteManagerDescriptor) {
@@ -196,32 +209,16 @@ class RemoteManagerCore implements ManagerOps {
     this.#ended = true;
   }
 
-  /** A write sent without waiting failed with `error`. */
-  failed(error: unknown): void {
-    this.#failure = error;
-  }
-
   // Copies the arguments at once, so later changes by the caller are never seen.
   call(
     id: number,
     op: number,
     args: unknown[],
-    write: boolean,
-  ): Promise<unknown> | undefined {
+  ): Promise<unknown> {
     const encoded = encodeArgs(args);
     if (this.#ended) throw new ManagerShutdownError();
-    if (this.#failure !== undefined) {
-      const failure = this.#failure;
-      this.#failure = undefined;
-      throw failure;
-    }
-    const message = [0, this.#managerId, id, op, encoded];
-    if (write && pipelined) {
-      sendManagerToParent(message, false);
-      return undefined;
-    }
     const req = ++nextReq;
-    message[0] = req;
+    const message = [req, this.#managerId, id, op, encoded];
     return new Promise((resolve, reject) => {
       requests.set(req, { resolve, reject });
       sendManagerToParent(message, true);

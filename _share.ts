@@ -184,14 +184,26 @@ function refuseInside(
  * may not carry one).
  */
 export function holdsShareable(value: unknown): boolean {
-  if (!anyShared) return false;
+  return anyShared && someNested(value, isShareable);
+}
+
+/**
+ * Whether `test` holds for `value` or an object anywhere inside it: array
+ * items, map keys and values, set entries, own enumerable properties and an
+ * error's `cause` and `errors`. Typed arrays and buffers are tested, not
+ * entered.
+ */
+export function someNested(
+  value: unknown,
+  test: (item: object) => boolean,
+): boolean {
   const seen = new Set<object>();
   const stack: object[] = [];
   function visit(item: unknown): boolean {
     if (typeof item !== "object" || item === null || seen.has(item)) {
       return false;
     }
-    if (isShareable(item)) return true;
+    if (test(item)) return true;
     if (!ArrayBuffer.isView(item) && !(item instanceof ArrayBuffer)) {
       seen.add(item);
       stack.push(item);
@@ -209,6 +221,11 @@ export function holdsShareable(value: unknown): boolean {
     } else if (item instanceof Set) {
       for (const entry of item) if (visit(entry)) return true;
     } else {
+      // An error's cause and errors are not enumerable, but are copied.
+      if (
+        item instanceof Error &&
+        (visit(item.cause) || visit((item as { errors?: unknown }).errors))
+      ) return true;
       for (const key in item) {
         if (
           Object.hasOwn(item, key) &&

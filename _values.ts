@@ -1,7 +1,8 @@
 // Values on their way to a worker: task functions as source, module URLs,
 // and arguments copied at submission.
+import { Buffer } from "node:buffer";
 import { pathToFileURL } from "node:url";
-import { deserialize, serialize } from "node:v8";
+import { DefaultDeserializer, serialize } from "node:v8";
 
 // deno-lint-ignore no-explicit-any
 export type AnyFunction = (...args: any[]) => any;
@@ -122,10 +123,42 @@ export function serializeValues(
   }
 }
 
+// node:v8 makes a typed array a view into the bytes it reads, often a
+// pooled buffer holding other messages: each gets its own copy instead.
+// (`_readHostObject` is node:v8's hook for each typed array; its types
+// leave it out.)
+const readView = (DefaultDeserializer.prototype as unknown as {
+  _readHostObject(): ArrayBufferView;
+})._readHostObject;
+
+// Typed arrays and DataViews come out copied.
+class OwningDeserializer extends DefaultDeserializer {
+  // Replaces node:v8's hook.
+  _readHostObject(): unknown {
+    const view = readView.call(this);
+    const owned = new Uint8Array(view.byteLength);
+    owned.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+    if (Buffer.isBuffer(view)) return Buffer.from(owned.buffer);
+    const Type = view.constructor as new (buffer: ArrayBuffer) => unknown;
+    return new Type(owned.buffer);
+  }
+}
+
+/**
+ * `v8.deserialize`, with every typed array and DataView owning exactly its
+ * bytes: a view into `bytes` would expose the rest of its buffer through
+ * `.buffer`.
+ */
+export function deserializeOwned(bytes: Uint8Array): unknown {
+  const deserializer = new OwningDeserializer(bytes);
+  deserializer.readHeader();
+  return deserializer.readValue();
+}
+
 // The worker's side of serializeValues; both must use node:v8.
 /** The values of a payload from {@linkcode serializeValues}. */
 export function deserializeValues(bytes: Uint8Array): unknown[] {
-  return deserialize(bytes);
+  return deserializeOwned(bytes) as unknown[];
 }
 
 const builtinNames = new Map<AnyFunction, string>([

@@ -223,7 +223,11 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   const sync = new SyncLink((payload) => link.sendSync(payload));
-  const managers = new ManagerLink((payload) => link.sendManager(payload));
+  // A sandboxed child's update functions must not run here, unsandboxed.
+  const managers = new ManagerLink(
+    (payload) => link.sendManager(payload),
+    options.permissions !== undefined && options.permissions !== "inherit",
+  );
   const link = new ProxyLink(
     (message) => child.send(message),
     (payload) => sync.receive(payload),

@@ -45,10 +45,10 @@ import {
 } from "./_manager_core.ts";
 import {
   Adoption,
-  holdsShareable,
   noteShareable,
   SHARE,
   type SharedForm,
+  someNested,
 } from "./_share.ts";
 import { defineInspect } from "./_inspect.ts";
 import { type AnyFunction, describeValue, functionSource } from "./_values.ts";
@@ -83,18 +83,68 @@ async function call(
   target: Target,
   op: number,
   args: unknown[],
-  write = false,
 ): Promise<unknown> {
-  return await target.core.call(target.id, op, args, write);
+  return await target.core.call(target.id, op, args);
 }
 
-// A proxy inside a value would arrive as an empty object.
+// What a copy would silently turn into something else: [what, why].
+function unstorable(item: object): [string, string] | undefined {
+  if (SHARE in item) {
+    return [
+      "a queue, lock or manager proxy",
+      "it would not work once copied; pass it to workers as its own argument instead",
+    ];
+  }
+  if (item instanceof Manager) {
+    return [
+      "a Manager",
+      "it would arrive as an empty object; pass its proxies to workers instead",
+    ];
+  }
+  if (
+    typeof SharedArrayBuffer === "function" &&
+    (item instanceof SharedArrayBuffer ||
+      (ArrayBuffer.isView(item) && item.buffer instanceof SharedArrayBuffer))
+  ) {
+    return [
+      "a SharedArrayBuffer or a view on one",
+      "a manager copies values, and shared memory would no longer be shared (or, in this thread, not be copied); copy its bytes (e.g. new Int32Array(shared).slice()), or pass it to workers as its own argument to share it",
+    ];
+  }
+  if (typeof Blob === "function" && item instanceof Blob) {
+    return [
+      "a Blob",
+      "it would arrive as an empty object; store its bytes or its text instead",
+    ];
+  }
+  return undefined;
+}
+
+// A proxy, shared memory or a Blob inside a value would not arrive as given.
 function checkStorable(value: unknown, where: string): void {
-  if (typeof value === "object" && value !== null && holdsShareable(value)) {
+  if (typeof value !== "object" || value === null) return;
+  let reason: [string, string] | undefined;
+  someNested(value, (item) => (reason = unstorable(item)) !== undefined);
+  if (reason !== undefined) {
     throw new TypeError(
-      `Cannot store a queue, lock or manager proxy in a manager ${where}: it would not work once copied; pass it to workers as its own argument instead`,
+      `Cannot store ${reason[0]} in a manager ${where}: ${reason[1]}`,
     );
   }
+}
+
+// Any iterable, strings too, as Python's list() and extend() take.
+function itemsOf(items: unknown, what: string): unknown[] {
+  if (
+    items === null || items === undefined ||
+    typeof (items as Iterable<unknown>)[Symbol.iterator] !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot ${what} ${
+        describeValue(items)
+      }: pass an array or another iterable`,
+    );
+  }
+  return [...items as Iterable<unknown>];
 }
 
 // Python's keys must be hashable; here they must compare by value.
@@ -143,7 +193,16 @@ function sourceOf(fn: unknown): string {
       }: pass a function that takes the current value and returns the new one`,
     );
   }
-  return functionSource(fn as AnyFunction);
+  try {
+    return functionSource(fn as AnyFunction);
+  } catch (error) {
+    throw new TypeError(
+      `Cannot update with the built-in or bound function "${
+        (fn as AnyFunction).name
+      }": an update function travels to the manager as its source, which it has not (only common built-ins such as Math.abs, Number and String are known by name); pass an arrow function that calls it, e.g. (x) => parseInt(x)`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -223,7 +282,8 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    *
    * @typeParam D What a missing key reads as.
    * @param key The key.
-   * @param defaultValue What a missing key reads as.
+   * @param defaultValue What a missing key reads as: returned as it is, not
+   * copied (a lock or a function works too).
    * @returns A copy of the value, or `defaultValue`.
    * @throws {TypeError} for a key that is not a primitive.
    * @throws {ManagerShutdownError} once the manager is shut down.
@@ -239,7 +299,11 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    */
   get<D>(key: K, defaultValue: D): Promise<V | D>;
   get(key: K, defaultValue?: unknown): Promise<unknown> {
-    return this.#keyed(GET, key, [key, undefined, defaultValue]);
+    if (defaultValue === undefined) return this.#keyed(GET, key, [key]);
+    // The default stays here, as given: only whether the key is there travels.
+    return this.#keyed(GET, key, [key, true]).then((found) =>
+      (found as unknown[]).length === 0 ? defaultValue : (found as unknown[])[0]
+    );
   }
 
   // Bad keys reject rather than throw: every method is async.
@@ -249,13 +313,13 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, op, args, op === SET);
+    return call(this.#target, op, args);
   }
 
   /**
-   * Sets `key` to a copy of `value`. From a child process the call resolves
-   * once the value is copied and on its way, as a put to a queue: it arrives
-   * in order with that process's later calls, lock releases and results.
+   * Sets `key` to a copy of `value`. Like every call, from any worker, it
+   * resolves once the manager has applied it: a worker that exits or is
+   * killed right after cannot lose it.
    *
    * @param key The key.
    * @param value The value, copied now.
@@ -428,7 +492,7 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    * ```
    */
   clear(): Promise<void> {
-    return call(this.#target, CLEAR, [], true) as Promise<void>;
+    return call(this.#target, CLEAR, []) as Promise<void>;
   }
 
   /**
@@ -436,14 +500,19 @@ export class DictProxy<K extends DictKey = DictKey, V = unknown> {
    * (`undefined` when missing) and returns the new one, in the manager's
    * process, with no other call in between. `fn` travels as its source, like
    * an inline task: it cannot use variables from the scope it was written
-   * in, and must be synchronous.
+   * in (a name that is also a global there reads that global), and must be
+   * synchronous. It runs in the manager's thread with the manager's
+   * process's permissions, blocking every other call until it returns, so a
+   * worker started with a `permissions` option cannot send one (a
+   * `TypeError`): read, compute and set under a `Lock` there.
    *
    * @param key The key.
    * @param fn From the current value to the new one.
    * @returns A copy of the new value.
    * @throws {TypeError} for a key that is not a primitive, a native or bound
-   * function, a function that returns a promise or a value that cannot be
-   * copied (the dict is unchanged).
+   * function, an async function or one that returns a promise, a value that
+   * cannot be copied (the dict is unchanged), or a call from a sandboxed
+   * worker.
    * @throws Whatever `fn` throws (the dict is unchanged).
    * @throws {ManagerShutdownError} once the manager is shut down.
    *
@@ -518,19 +587,19 @@ export class ListProxy<T = unknown> {
   }
 
   // Bad arguments reject rather than throw: every method is async.
-  #call(op: number, args: () => unknown[], write = false): Promise<unknown> {
+  #call(op: number, args: () => unknown[]): Promise<unknown> {
     let checked: unknown[];
     try {
       checked = args();
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, op, checked, write);
+    return call(this.#target, op, checked);
   }
 
   /**
-   * Adds a copy of `item` at the end. From a child process it resolves once
-   * the item is on its way, as {@linkcode DictProxy.set} does.
+   * Adds a copy of `item` at the end; resolves once it is there, as
+   * {@linkcode DictProxy.set} does.
    *
    * @param item The item, copied now.
    * @throws {TypeError} for an item that cannot be copied.
@@ -551,7 +620,7 @@ export class ListProxy<T = unknown> {
     return this.#call(APPEND, () => {
       checkStorable(item, "list");
       return [item];
-    }, true) as Promise<void>;
+    }) as Promise<void>;
   }
 
   /**
@@ -575,20 +644,10 @@ export class ListProxy<T = unknown> {
    */
   extend(items: Iterable<T>): Promise<void> {
     return this.#call(EXTEND, () => {
-      if (
-        items === null || typeof items !== "object" ||
-        typeof (items as Iterable<T>)[Symbol.iterator] !== "function"
-      ) {
-        throw new TypeError(
-          `Cannot extend a manager list with ${
-            describeValue(items)
-          }: pass an array or another iterable`,
-        );
-      }
-      const array = [...items];
+      const array = itemsOf(items, "extend a manager list with");
       checkStorable(array, "list");
       return [array];
-    }, true) as Promise<void>;
+    }) as Promise<void>;
   }
 
   /**
@@ -779,7 +838,7 @@ export class ListProxy<T = unknown> {
    * ```
    */
   clear(): Promise<void> {
-    return call(this.#target, CLEAR, [], true) as Promise<void>;
+    return call(this.#target, CLEAR, []) as Promise<void>;
   }
 }
 
@@ -834,7 +893,6 @@ export class NamespaceProxy<
     op: number,
     name: unknown,
     args: () => unknown[],
-    write = false,
   ): Promise<unknown> {
     let checked: unknown[];
     try {
@@ -843,7 +901,7 @@ export class NamespaceProxy<
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, op, checked, write);
+    return call(this.#target, op, checked);
   }
 
   /**
@@ -870,8 +928,7 @@ export class NamespaceProxy<
 
   /**
    * Sets the attribute `name` to a copy of `value` (Python's `ns.name = v`);
-   * from a child process it resolves once the value is on its way, as
-   * {@linkcode DictProxy.set} does.
+   * resolves once it is set, as {@linkcode DictProxy.set} does.
    *
    * @param name The attribute's name.
    * @param value Its value, copied now.
@@ -894,7 +951,7 @@ export class NamespaceProxy<
     return this.#named(SET, name, () => {
       checkStorable(value, "namespace");
       return [name, value];
-    }, true) as Promise<void>;
+    }) as Promise<void>;
   }
 
   /**
@@ -1045,9 +1102,8 @@ export class ValueProxy<T = unknown> {
   }
 
   /**
-   * Replaces the value with a copy of `value`; from a child process it
-   * resolves once the value is on its way, as {@linkcode DictProxy.set}
-   * does.
+   * Replaces the value with a copy of `value`; resolves once it is set, as
+   * {@linkcode DictProxy.set} does.
    *
    * @param value The new value, copied now.
    * @throws {TypeError} for a value that cannot be copied (the old one
@@ -1071,7 +1127,7 @@ export class ValueProxy<T = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return call(this.#target, SET, [VALUE_KEY, value], true) as Promise<void>;
+    return call(this.#target, SET, [VALUE_KEY, value]) as Promise<void>;
   }
 
   /**
@@ -1133,9 +1189,13 @@ function pairsOf(init: unknown, what: string): [unknown, unknown][] {
  * `Process`'s `args`, on either backend; every call on it is atomic, and
  * `update(fn)` is an atomic read-modify-write. Values are copied in and
  * out. Nothing runs in the background: an idle manager keeps no program
- * alive. `shutdown()` (or the end of `await using manager`) drops the
- * objects; later calls, from anywhere, reject with
- * {@linkcode ManagerShutdownError}.
+ * alive. Its objects live until `shutdown()` (or the end of
+ * `await using manager`), which drops them all: a dict, list, namespace or
+ * value is never freed before, even when no proxy to it is left, so make a
+ * long-lived manager's objects once and reuse them rather than one per
+ * task. Later calls, from anywhere, reject with
+ * {@linkcode ManagerShutdownError}. Update functions run in this thread with
+ * this process's permissions (see {@linkcode DictProxy.update}).
  *
  * Python's `Manager().Lock()`, `Queue()`, `Event()`… are not needed: the
  * `Lock`, `Queue` and others of `sync.ts` and `queue.ts` cross to workers
@@ -1226,7 +1286,9 @@ export class Manager {
    * ```
    */
   list<T = unknown>(init?: Iterable<T>): ListProxy<T> {
-    const items = init === undefined ? [] : [...init];
+    const items = init === undefined
+      ? []
+      : itemsOf(init, "make a manager list from");
     checkStorable(items, "list");
     return new (ListProxy as unknown as new (
       ...args: unknown[]
@@ -1258,6 +1320,7 @@ export class Manager {
   ): NamespaceProxy<T> {
     const map = new Map<unknown, unknown>();
     for (const [name, value] of pairsOf(init, "namespace")) {
+      checkName(name);
       checkStorable(value, "namespace");
       map.set(name, copyValue(value));
     }

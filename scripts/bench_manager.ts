@@ -70,12 +70,13 @@ ${table(groupOf(all, "thread"), rate, isPython, false)}
 
 Python's proxies make a round trip over a socket to the manager's server process for each call, a set
 as well as a get. Here the dict lives in the process that made the manager, which a worker reaches over
-its IPC channel (a thread: its message port): a worker process's \`set\` resolves once the value is
-copied and on its way, as a queue put does, and travels with the next \`get\` (its order with that
-process's later calls, lock releases, puts and results is kept), so a pair costs one round trip. A
-thread waits for the reply of each call, since its lock releases go through shared memory and could
-overtake a write on its way; the IPC channels of Deno and Node (V8 serialization in JavaScript) cost
-more per message than Python's pickled socket, which is what bounds both figures.
+its IPC channel (a thread: its message port), and every call waits for its reply, a \`set\` too, so a
+pair costs two round trips, as in Python. (Until this run a worker process's \`set\` resolved without
+a reply, one round trip a pair, about 35,000 pairs/s on Deno and 30,000 on Node on a less loaded
+machine; but such a write could be lost when the process exited or was killed right after, and a
+loop of them piled up in memory, so writes now wait.) The IPC channels of Deno and Node (V8
+serialization in JavaScript) cost more per message than Python's pickled socket, which is what
+bounds these figures.
 ${loaded}`;
 await writeSection(join(root, "BENCHMARKS.md"), "manager", report);
 console.log(report);

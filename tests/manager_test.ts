@@ -122,12 +122,23 @@ describe("Manager in one thread", () => {
     );
     await rejects(
       d.update("kept", Math.random as () => number),
-      /Cannot send the native function "random"/,
+      /^TypeError: Cannot update with the built-in or bound function "random": an update function travels to the manager as its source/,
     );
     await rejects(
       d.update("kept", () => Promise.resolve(2)),
-      /^TypeError: Cannot update with a function that returned a promise/,
+      /^TypeError: Cannot update with an async function or one that returned a promise/,
     );
+    // An async function is refused before its body runs.
+    const ran = "multiprocAsyncUpdateRan";
+    await rejects(
+      d.update("kept", async () => {
+        (globalThis as Record<string, unknown>)["multiprocAsyncUpdateRan"] =
+          true;
+        return await 2;
+      }),
+      /^TypeError: Cannot update with an async function/,
+    );
+    equal(ran in globalThis, false);
     const outside = 5;
     await rejects(d.update("kept", () => outside), (error: Error) => {
       ok(error instanceof ReferenceError);
@@ -186,6 +197,55 @@ describe("Manager in one thread", () => {
       /^TypeError: Cannot make a manager proxy with new: call manager.dict\(\)/,
     );
     deepEqual(await list.slice(), [1]);
+  });
+
+  test("values that a copy would change are refused; defaults stay local", async () => {
+    await using manager = new Manager();
+    const d = manager.dict<string, unknown>();
+    const lock = new Lock();
+    await rejects(
+      d.set("e", new Error("x", { cause: { lock } })),
+      /^TypeError: Cannot store a queue, lock or manager proxy in a manager dict/,
+    );
+    await rejects(
+      d.set("m", { inner: manager }),
+      /^TypeError: Cannot store a Manager in a manager dict/,
+    );
+    await rejects(
+      d.set("s", [new Int32Array(new SharedArrayBuffer(4))]),
+      /^TypeError: Cannot store a SharedArrayBuffer or a view on one in a manager dict: a manager copies values/,
+    );
+    await rejects(
+      d.set("b", new Blob(["x"])),
+      /^TypeError: Cannot store a Blob in a manager dict/,
+    );
+    deepEqual(await d.keys(), []);
+    // The default is not copied: a lock or a function comes back as given.
+    equal(await d.get("none", lock), lock);
+    const fn = (): number => 1;
+    equal(await d.get("none", fn), fn);
+    await d.set("there", undefined);
+    equal(await d.get("there", 5), undefined);
+    throws(
+      () => manager.namespace(new Map([[1, "one"]]) as never),
+      /^TypeError: Cannot use number 1 as the name of a manager namespace's attribute/,
+    );
+    throws(
+      () => manager.list(null as never),
+      /^TypeError: Cannot make a manager list from null: pass an array or another iterable$/,
+    );
+    const list = manager.list("ab");
+    await list.extend("cd" as Iterable<string>);
+    deepEqual(await list.slice(), ["a", "b", "c", "d"]);
+    await list.clear();
+    await rejects(
+      list.pop(),
+      /^RangeError: Cannot pop from an empty manager list$/,
+    );
+    await rejects(
+      manager.value("7").update(parseInt as never),
+      /^TypeError: Cannot update with the built-in or bound function "parseInt"/,
+    );
   });
 
   test("a proxy used after shutdown gives a clear error", async () => {
@@ -287,13 +347,25 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       equal(promised[0], "TypeError");
       match(
         promised[1],
-        /^Cannot update with a function that returned a promise/,
+        /^Cannot update with an async function or one that returned a promise/,
       );
       equal(unclonable[0], "TypeError");
       match(unclonable[1], /^Cannot copy a function into or out of a manager/);
       deepEqual(thrown, ["RangeError", "no thanks"]);
       deepEqual(entries, [["kept", 1]]);
       deepEqual(await d.entries(), [["kept", 1]]);
+    });
+
+    test("typed arrays own exactly their bytes, both ways", async () => {
+      await using manager = new Manager();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const d = manager.dict<string, unknown>();
+      deepEqual(await pool.apply("typedRoundTrip", [d]), [3, 16, 5]);
+      const t = await d.get("t") as { bytes: Uint8Array };
+      deepEqual([...t.bytes], [1, 2, 3]);
+      equal(t.bytes.buffer.byteLength, 3);
+      equal((await d.get("f") as Float64Array).buffer.byteLength, 16);
+      equal((await d.get("v") as DataView).buffer.byteLength, 5);
     });
 
     test("a proxy cannot be passed on by the worker that received it", async () => {
@@ -316,11 +388,56 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       const [name, message] = await result;
       equal(name, "ManagerShutdownError");
       match(message, /after the manager was shut down/);
-      // A write sent without waiting (from a process) learns it later: the
-      // next call rejects.
+      // A write rejects too: it waits for its reply.
       const [set, get] = await pool.apply("setThenGet", [d]);
-      ok(set[0] === "resolved" || set[0] === "ManagerShutdownError", set[0]);
+      equal(set[0], "ManagerShutdownError");
       equal(get[0], "ManagerShutdownError");
+    });
+
+    test("a write that resolved is kept when the worker exits right after", async () => {
+      await using manager = new Manager();
+      const d = manager.dict<string, number>();
+      for (let i = 0; i < 3; i++) {
+        const p = new Process({
+          target: "setThenExit",
+          module: tasks,
+          args: [d, `k${i}`],
+          backend,
+        });
+        p.start();
+        await p.join();
+        equal(p.exitCode, 0);
+        equal(await d.get(`k${i}`), 1);
+        equal(await d.get(`k${i}+`), 2);
+      }
+    });
+
+    test("writes that resolved survive a task timeout that kills the worker", async () => {
+      await using manager = new Manager();
+      const d = manager.dict<number, number>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      await rejects(
+        pool.apply("setThenHang", [d, 50], { timeout: 1000 }),
+        { name: "TimeoutError" },
+      );
+      equal(await d.size(), 50);
+    });
+
+    test("writes with busy work between reach the manager as they resolve", async () => {
+      const manager = new Manager();
+      const d = manager.dict<string, number>();
+      const started = new Queue<string>();
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const result = pool.apply("setWhileBusy", [d, started]);
+      equal(await started.get(), "setting");
+      let last = 0;
+      for (let tries = 0; tries < 1000 && last < 3; tries++) {
+        last = await d.get("last", 0);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      ok(last >= 3, `last set seen: ${last}`);
+      manager.shutdown();
+      equal(await result, "ManagerShutdownError");
     });
 
     test("a worker killed mid-call loses nothing; the manager stays usable", async () => {

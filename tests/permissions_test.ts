@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { Pool, Process, Queue } from "../mod.ts";
+import { Manager, Pool, Process, Queue } from "../mod.ts";
 import { fixtureUrl, limitedTest, runScriptWith, runtime } from "./_helpers.ts";
 
 /** The package's own files (the sources, or the npm build's esm/). */
@@ -142,6 +142,23 @@ describe(`Permissions (${runtime})`, () => {
         name: "NotCapable",
         message: /Requires env access.*--allow-env/,
       });
+    });
+
+    test("a sandboxed task cannot run an update function in the manager's process", async () => {
+      await using manager = new Manager();
+      const d = manager.dict<string, string>({ k: "a" });
+      await using pool = new Pool<typeof import("./fixtures/sandbox_tasks.ts")>(
+        fixtureUrl("sandbox_tasks"),
+        { processes: 1, backend: "process", permissions: "none" },
+      );
+      const [name, message] = await pool.apply("updateOutside", [d]);
+      equal(name, "TypeError");
+      match(
+        message,
+        /^Cannot run an update function sent from a worker started with a permissions option: it would run in the manager's process.*get\(\).*set\(\) while holding a Lock/,
+      );
+      // Nothing ran: the value is as it was; reads and writes still work.
+      equal(await d.get("k"), "a!");
     });
 
     test('a Process with permissions "none" cannot read files; its exit code says so', async () => {

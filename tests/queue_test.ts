@@ -294,6 +294,19 @@ for (const backend of ["worker", "process"] as Backend[]) {
       return new Pool<Tasks>(tasks, { processes: 2, backend, ...options });
     }
 
+    test("typed arrays from a worker own exactly their bytes", async () => {
+      const q = new Queue<unknown>();
+      await using workers = pool({ processes: 1 });
+      await workers.apply("putTyped", [q]);
+      await q.get();
+      const words = await q.get() as Uint16Array;
+      deepEqual([...words], [1, 2]);
+      equal(words.buffer.byteLength, 4);
+      const { bytes } = await q.get() as { bytes: Uint8Array };
+      equal(bytes.buffer.byteLength, 1);
+      equal((await q.get() as DataView).buffer.byteLength, 3);
+    });
+
     test("the tour's writer and reader, each a Process", async () => {
       const q = new Queue<string>();
       const write = new Process({
