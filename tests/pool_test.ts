@@ -28,13 +28,7 @@ import {
 } from "../_runtime.ts";
 import { INIT, ONLINE, type WorkerSetup } from "../_wire.ts";
 import { spillDirectory } from "../_spill.ts";
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
