@@ -92,10 +92,17 @@ function processEndpoint(): Endpoint {
     process.send!(message, undefined, {}, sent)
   );
   return {
-    post: (message) => process.send!(message),
+    // With a callback, a write to a parent that has just gone away fails
+    // quietly (then "disconnect" ends the child); without one it throws
+    // "Uncaught BrokenPipe" (Deno) or an unhandled EPIPE (Node) onto stderr,
+    // which the child shares with its parent's program.
+    post: (message) => process.send!(message, undefined, {}, ignore),
     listen: (handler) => process.on("message", handler),
   };
 }
+
+/** A message that could not be written: the parent is gone. */
+function ignore(_error: unknown): void {}
 
 if (parentPort) adoptLiveness(workerData.liveness);
 // Registering a loader's hooks overlaps with the wait for the setup.

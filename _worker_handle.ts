@@ -203,6 +203,11 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   };
 }
 
+// A child that has just died breaks the pipe before its exit is seen: the
+// exit reports it, and the write error must not pose as a spawn error.
+/** Ignores the failure of a message written to a child that is gone. */
+function ignoreWriteError(_error: Error | null): void {}
+
 // backend: "process": its own heap, a heap limit, and in Deno a sandbox.
 /** Starts the bootstrap in a child process of this runtime, talking over IPC. */
 export function startProcess(options: WorkerStartOptions): WorkerHandle {
@@ -229,7 +234,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     options.permissions !== undefined && options.permissions !== "inherit",
   );
   const link = new ProxyLink(
-    (message) => child.send(message),
+    (message) => child.send(message, undefined, {}, ignoreWriteError),
     (payload) => sync.receive(payload),
     (payload) => managers.receive(payload),
     child.pid,
@@ -276,7 +281,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   return {
     pid: child.pid ?? 0,
     post(message: ToWorker): void {
-      if (child.connected) child.send(message);
+      if (child.connected) child.send(message, undefined, {}, ignoreWriteError);
     },
     kill(signal: "SIGTERM" | "SIGKILL"): void {
       child.kill(signal);
