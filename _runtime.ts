@@ -51,9 +51,19 @@ export function cpuCount(): number {
   return availableParallelism();
 }
 
-/** Flags of ours that a child must not inherit: test runners, debuggers. */
-function inheritableNodeFlag(flag: string): boolean {
-  return !/^--(test|inspect|debug|watch|experimental-test)/.test(flag);
+// Node's execArgv holds options only, so an element without a dash is the
+// value of the option before it (`--test-name-pattern x`) and goes with it.
+/** This process's Node flags minus test runners, debuggers and watchers. */
+export function inheritableNodeFlags(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  let dropping = false;
+  for (const arg of execArgv) {
+    if (arg.startsWith("-")) {
+      dropping = /^--(test|inspect|debug|watch|experimental-test)/.test(arg);
+    }
+    if (!dropping) kept.push(arg);
+  }
+  return kept;
 }
 
 /** How to start a child runtime. */
@@ -94,7 +104,7 @@ export function childRuntimeCommand(
   return {
     command: process.execPath,
     args: [
-      ...process.execArgv.filter(inheritableNodeFlag),
+      ...inheritableNodeFlags(process.execArgv),
       ...options.v8Flags,
       script.pathname,
     ],

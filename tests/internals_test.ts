@@ -15,6 +15,7 @@ import { Dispatcher, type DispatcherOptions } from "../_dispatcher.ts";
 import { TimeoutError, WorkerExitError } from "../_errors.ts";
 import { MapJob, SingleJob, StreamJob } from "../_jobs.ts";
 import { childPermissionFlags } from "../_permissions.ts";
+import { inheritableNodeFlags } from "../_runtime.ts";
 import type { WorkerPermissions } from "../_types.ts";
 import {
   APPLY,
@@ -152,6 +153,27 @@ describe("permission flags of a Deno child process", () => {
     throws(
       () => childPermissionFlags({ net: ["example.com"] }, undefined),
       RangeError,
+    );
+  });
+});
+
+describe("Node flags a child process inherits", () => {
+  test("test runner, debugger and watch flags go with their separate values", () => {
+    deepEqual(
+      inheritableNodeFlags([
+        "--test-name-pattern",
+        "x",
+        "--stack-size=900",
+        "--import",
+        "./hooks.js",
+        "--inspect-port",
+        "0",
+        "--test",
+        "--max-old-space-size=64",
+        "--watch-path",
+        "src",
+      ]),
+      ["--stack-size=900", "--import", "./hooks.js", "--max-old-space-size=64"],
     );
   });
 });
