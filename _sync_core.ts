@@ -86,6 +86,8 @@ export interface SyncWait {
   signal?: AbortSignal;
   /** Whether the wait holds the event loop. @default {true} */
   hold?: boolean;
+  /** Aborts when the owner is gone (a child process that died): even a condition's retake of its lock gives up. */
+  gone?: AbortSignal;
 }
 
 /** What crosses to a worker thread: the memory itself. */
@@ -661,9 +663,11 @@ export class SyncCore implements SyncOps {
     }
     const depth = core.#releaseAll(owner);
     const got = await this.#await(slot, ticket, wait);
+    // A dead waiter must not take the lock back: nobody would release it.
+    if (wait.gone?.aborted) return got;
     // Python takes the lock back without a timeout, whatever happened.
-    await core.acquire(owner, {});
-    if (core.kind === RLOCK) core.#restore(depth);
+    const back = await core.acquire(owner, { signal: wait.gone });
+    if (back > 0 && core.kind === RLOCK) core.#restore(depth);
     return got;
   }
 

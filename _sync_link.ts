@@ -104,6 +104,8 @@ export class SyncLink {
   readonly #send: (payload: unknown[]) => void;
   readonly #held = new Map<number, SyncCore>();
   readonly #pending = new Map<number, AbortController>();
+  /** Aborted when the child is gone: its condition waits do not retake their lock. */
+  readonly #gone = new AbortController();
   #disposed = false;
 
   // One link per child, beside its queue link.
@@ -151,6 +153,7 @@ export class SyncLink {
       deadline: deadlineOf(timeout),
       signal: controller.signal,
       hold: false,
+      gone: this.#gone.signal,
     };
   }
 
@@ -250,6 +253,7 @@ export class SyncLink {
   dispose(abnormally: boolean): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#gone.abort();
     for (const controller of this.#pending.values()) controller.abort();
     this.#pending.clear();
     for (const core of this.#held.values()) core.died(this.token, abnormally);

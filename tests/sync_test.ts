@@ -519,6 +519,32 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
   });
 }
 
+describe("Workers that die inside a primitive's wait (process backend)", () => {
+  for (const predicate of [false, true]) {
+    test(`a killed waiter in Condition.${predicate ? "waitFor" : "wait"}() does not take the lock back`, async () => {
+      const lock = new Lock();
+      const condition = new Condition(lock);
+      const started = new Queue<string>();
+      const pool = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
+      const waiter = pool.apply("waitNotifiedForever", [
+        condition,
+        started,
+        predicate,
+      ]);
+      equal(await started.get(), "waiting");
+      await pool.terminate();
+      await rejects(waiter);
+      // A dead waiter retaking the lock did so as soon as its wait ended.
+      await delay(100);
+      equal(lock.locked(), false);
+      equal(await lock.acquire({ timeout: 0 }), true);
+      lock.release();
+      await delay(100);
+      equal(lock.locked(), false);
+    });
+  }
+});
+
 test("programs that use every primitive exit on their own", async () => {
   const result = await runScript("fixtures/sync_exits");
   equal(result.stderr, "");
