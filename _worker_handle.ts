@@ -151,10 +151,13 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   worker.once("exit", (exitCode) => {
     clearTimeout(fallback);
     // A thread stopped in the middle of a queue operation left its lock.
-    markDead(liveness.token);
-    // Its locks are released and a barrier it may never reach breaks.
+    const dead = markDead(liveness.token);
+    // Its locks (and those of the workers it started) are released and a
+    // barrier it may never reach breaks.
     const abnormally = exitCode !== 0 || error !== undefined;
-    for (const core of syncs) core.died(liveness.token, abnormally);
+    for (const core of syncs) {
+      for (const token of dead) core.died(token, abnormally);
+    }
     options.onExit({ exitCode, signal: null, error });
   });
   return {

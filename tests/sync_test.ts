@@ -545,6 +545,24 @@ describe("Workers that die inside a primitive's wait (process backend)", () => {
   }
 });
 
+describe("A lock held by a nested worker", () => {
+  for (const inner of ["worker", "process"] as const) {
+    test(`is released when the thread that started its ${inner} is killed`, async () => {
+      const lock = new Lock();
+      const started = new Queue<string>();
+      const pool = new Pool<Tasks>(tasks, { processes: 1, backend: "worker" });
+      const middle = pool.apply("holdNested", [lock, started, inner]);
+      equal(await started.get(), "holding");
+      equal(lock.locked(), true);
+      await pool.terminate();
+      await rejects(middle);
+      equal(await lock.acquire({ timeout: 20_000 }), true);
+      equal(lock.ownerDied, true);
+      lock.release();
+    });
+  }
+});
+
 test("programs that use every primitive exit on their own", async () => {
   const result = await runScript("fixtures/sync_exits");
   equal(result.stderr, "");
