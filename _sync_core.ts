@@ -581,10 +581,13 @@ export class SyncCore implements SyncOps {
     }
   }
 
-  /** RLock, after a condition's wait: sets the depth taken back. */
+  /**
+   * RLock, after a condition's wait took one level back: adds the other
+   * levels (another async function of the owner may hold some meanwhile).
+   */
   #restore(depth: number): void {
     this.#lock();
-    this.head[COUNT] = depth;
+    this.head[COUNT] += depth - 1;
     this.#unlock();
   }
 

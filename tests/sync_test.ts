@@ -227,6 +227,27 @@ describe("Condition", () => {
     c.notify();
   });
 
+  test("over an RLock, the levels another async function took meanwhile are kept", async () => {
+    const lock = new RLock();
+    const condition = new Condition(lock);
+    const a = (async () => {
+      await condition.acquire();
+      await condition.acquire();
+      equal(await condition.wait({ timeout: 20_000 }), true);
+      condition.release();
+      condition.release();
+    })();
+    await delay(10);
+    await condition.acquire();
+    condition.notify();
+    await a;
+    // This function still holds its level: another owner cannot take it.
+    await using pool = new Pool<Tasks>(tasks, { processes: 1 });
+    equal(await pool.apply("tryAcquire", [lock, 50]), false);
+    condition.release();
+    equal(lock.locked(), false);
+  });
+
   test("wait and notify without the lock are errors", async () => {
     const c = new Condition();
     await rejects(c.wait(), /does not hold its lock/);
