@@ -106,7 +106,10 @@ export class SyncLink {
   readonly #pending = new Map<number, AbortController>();
   /** Aborted when the child is gone: its condition waits do not retake their lock. */
   readonly #gone = new AbortController();
+  /** Waits whose answer is not sent yet: a grant they got is given back before the child's holds are. */
+  readonly #answering = new Set<Promise<void>>();
   #disposed = false;
+  #died = false;
 
   // One link per child, beside its queue link.
   constructor(send: (payload: unknown[]) => void) {
@@ -171,7 +174,10 @@ export class SyncLink {
     core: SyncCore,
     result: Promise<number>,
   ): Promise<void> {
-    this.#reply(req, await result, id, core);
+    const answer = result.then((got) => this.#reply(req, got, id, core));
+    this.#answering.add(answer);
+    await answer;
+    this.#answering.delete(answer);
   }
 
   /** Handles one operation from the child. */
@@ -251,14 +257,32 @@ export class SyncLink {
    * ended `abnormally` (killed, crashed or failed).
    */
   dispose(abnormally: boolean): void {
+    if (this.#died) return;
+    this.#died = true;
+    this.stop();
+    const die = (): void => {
+      for (const core of this.#held.values()) {
+        core.died(this.token, abnormally);
+      }
+      this.#held.clear();
+    };
+    // A grant that came as the child died is given back as a clean release
+    // first: only what the child really held is released as its death.
+    if (this.#answering.size === 0) die();
+    else Promise.allSettled(this.#answering).then(die);
+  }
+
+  /**
+   * The child can run nothing more (killed with SIGKILL, or gone): its waits
+   * end at once, so nothing is handed to it that it would never release.
+   */
+  stop(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    markDead(this.token);
     this.#gone.abort();
     for (const controller of this.#pending.values()) controller.abort();
     this.#pending.clear();
-    for (const core of this.#held.values()) core.died(this.token, abnormally);
-    this.#held.clear();
-    markDead(this.token);
   }
 }
 

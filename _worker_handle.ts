@@ -257,6 +257,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     },
     kill(signal: "SIGTERM" | "SIGKILL"): void {
       child.kill(signal);
+      // Nothing is granted to a child that can no longer take it.
+      if (signal === "SIGKILL") sync.stop();
     },
     setRef(ref: boolean): void {
       // A spawn that failed has nothing to hold.

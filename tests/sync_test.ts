@@ -566,6 +566,40 @@ describe("Workers that die inside a primitive's wait (process backend)", () => {
   }
 });
 
+describe("A process worker stopped while it only waits for a lock", () => {
+  for (const how of ["terminate", "timeout"] as const) {
+    test(`(${how}) leaves no owner death behind`, async () => {
+      const lock = new Lock();
+      await lock.acquire();
+      const started = new Queue<string>();
+      const pool = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
+      // Started first: the task's timeout counts from its start.
+      await pool.apply("tryAcquire", [new Lock(), 0]);
+      const waiter = pool.apply(
+        "sayAndAcquire",
+        [lock, started, 20_000],
+        how === "timeout" ? { timeout: 500 } : {},
+      );
+      equal(await started.get(), "acquiring");
+      if (how === "terminate") {
+        await delay(100);
+        const stopped = pool.terminate();
+        await rejects(waiter);
+        // Released before the worker's exit was seen: nobody may get it.
+        lock.release();
+        await stopped;
+      } else {
+        await rejects(waiter, TimeoutError);
+        lock.release();
+        await pool.terminate();
+      }
+      equal(await lock.acquire({ timeout: 20_000 }), true);
+      equal(lock.ownerDied, false);
+      lock.release();
+    });
+  }
+});
+
 describe("A lock held by a nested worker", () => {
   for (const inner of ["worker", "process"] as const) {
     test(`is released when the thread that started its ${inner} is killed`, async () => {
