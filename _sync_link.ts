@@ -10,10 +10,12 @@ import { onSyncFromParent, sendSyncToParent } from "./_queue_link.ts";
 import {
   ABORTED,
   BARRIER,
+  BOUNDED_SEMAPHORE,
   EVENT,
   type Kind,
   LOCK,
   NOT_HELD,
+  OVER_BOUND,
   RLOCK,
   SYNC_CORE,
   type SyncCore,
@@ -342,7 +344,7 @@ class RemoteSyncCore implements SyncOps {
   readonly #id: number;
   readonly #limit: number;
   #state: SyncState;
-  /** Lock, RLock: how deep this process holds it. */
+  /** Lock, RLock: how deep this process holds it; a semaphore: the units it acquired. */
   #depth = 0;
   /** An operation sent without reply failed in the parent: the next call says so. */
   #failure = 0;
@@ -402,6 +404,15 @@ class RemoteSyncCore implements SyncOps {
       if (this.#depth === 0) return NOT_HELD;
       // Free as far as this process knows, until the parent says more.
       if (--this.#depth === 0) this.#state = { ...this.#state, owner: 0 };
+    } else {
+      // Units this process acquired can go back; past them, an over-release
+      // the mirror can see throws here, at the release that is wrong.
+      if (
+        this.kind === BOUNDED_SEMAPHORE && n > this.#depth &&
+        this.#state.count + n > this.#limit
+      ) return OVER_BOUND;
+      this.#depth = Math.max(0, this.#depth - n);
+      this.#state = { ...this.#state, count: this.#state.count + n };
     }
     sendSyncToParent(this.#op(RELEASE, n), true);
     return 0;

@@ -449,6 +449,19 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       );
     });
 
+    test("a bounded semaphore's over-release throws where it happens; later pairs work", async () => {
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const semaphore = new BoundedSemaphore(1);
+      deepEqual(await pool.apply("overReleaseFirst", [semaphore]), [
+        "RangeError",
+        "true",
+        "released",
+      ]);
+      equal(await semaphore.acquire({ timeout: 20_000 }), true);
+      equal(semaphore.getValue(), 0);
+      semaphore.release();
+    });
+
     test("an Event stops a worker's loop; a worker's set wakes waiters here", async () => {
       const stop = new Event();
       const started = new Queue<string>();
