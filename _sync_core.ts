@@ -825,9 +825,9 @@ export class SyncCore implements SyncOps {
   /**
    * `token`'s thread or process ended: its waits are dropped, what it held
    * is released (the next holder learns the owner died), and a barrier it
-   * could still arrive at breaks when it ended `abnormally`.
+   * was waiting at breaks (a party that finished with it breaks nothing).
    */
-  died(token: number, abnormally: boolean): void {
+  died(token: number): void {
     const ints = this.ints;
     this.#lock();
     try {
@@ -856,7 +856,7 @@ export class SyncCore implements SyncOps {
           for (let i = 0; i < units; i++) this.#handOff(OWNER_DIED);
           break;
         case BARRIER:
-          if (wasWaiting || abnormally) this.#break();
+          if (wasWaiting) this.#break();
           break;
       }
     } finally {

@@ -255,16 +255,15 @@ export class SyncLink {
 
   /**
    * The child is gone: its waits end, what it held is released (the next
-   * holder learns its owner died), and a barrier it shared breaks when it
-   * ended `abnormally` (killed, crashed or failed).
+   * holder learns its owner died), and a barrier it waited at breaks.
    */
-  dispose(abnormally: boolean): void {
+  dispose(): void {
     if (this.#died) return;
     this.#died = true;
     this.stop();
     const die = (): void => {
       for (const core of this.#held.values()) {
-        core.died(this.token, abnormally);
+        core.died(this.token);
       }
       this.#held.clear();
     };

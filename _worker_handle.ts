@@ -153,10 +153,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     // A thread stopped in the middle of a queue operation left its lock.
     const dead = markDead(liveness.token);
     // Its locks (and those of the workers it started) are released and a
-    // barrier it may never reach breaks.
-    const abnormally = exitCode !== 0 || error !== undefined;
+    // barrier it waited at breaks.
     for (const core of syncs) {
-      for (const token of dead) core.died(token, abnormally);
+      for (const token of dead) core.died(token);
     }
     options.onExit({ exitCode, signal: null, error });
   });
@@ -230,8 +229,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     clearTimeout(grace);
     // What the child fetched ahead and did not read goes back first.
     link.dispose();
-    // What it held is released; a barrier it may never reach breaks.
-    sync.dispose(exitCode !== 0 || signal !== null);
+    // What it held is released; a barrier it waited at breaks.
+    sync.dispose();
     options.onExit({
       exitCode,
       signal,

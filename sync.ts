@@ -16,9 +16,9 @@
  * process that dies is released, and the next holder learns it from
  * {@linkcode Lock.ownerDied} (or {@linkcode Held.ownerDied}), so it can
  * repair what the dead owner left half done (a robust mutex). A barrier
- * that a worker was given breaks when that worker dies abnormally (killed,
- * crashed, timed out): it could never arrive, so the others get
- * {@linkcode BrokenBarrierError} instead of waiting forever.
+ * breaks when a worker dies while waiting at it (killed, crashed, timed
+ * out): the others get {@linkcode BrokenBarrierError} instead of waiting
+ * forever. A worker that only was given it breaks nothing when it ends.
  *
  * "Owner" means a thread or a process: every async function of one thread
  * holds a lock as that thread, as in Python every call of one thread does.

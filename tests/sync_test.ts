@@ -539,16 +539,33 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       equal(semaphore.ownerDied, true);
     });
 
-    test("a barrier with a killed party breaks for the rest", async () => {
-      const barrier = new Barrier(3);
-      const started = new Queue<string>();
+    test("a barrier with a party killed while waiting breaks for the rest", async () => {
+      const barrier = new Barrier(4);
       await using pool = new Pool<Tasks>(tasks, { processes: 2, backend });
       const waiter = pool.apply("arrive", [barrier]);
-      const doomed = pool.apply("hang", [started, barrier], { timeout: 300 });
-      equal(await started.get(), "started");
+      const doomed = pool.apply("arrive", [barrier], { timeout: 300 });
       await rejects(barrier.wait({ timeout: 20_000 }), BrokenBarrierError);
       equal(await waiter, "BrokenBarrierError");
       await rejects(doomed, TimeoutError);
+    });
+
+    test("a barrier given to workers that end without waiting at it stays whole", async () => {
+      const barrier = new Barrier(2);
+      const started = new Queue<string>();
+      {
+        // A task killed by its timeout, one that returns, then the pool ends.
+        await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+        const doomed = pool.apply("hang", [started, barrier], { timeout: 300 });
+        equal(await started.get(), "started");
+        await rejects(doomed, TimeoutError);
+        equal(await pool.apply("parties", [barrier]), 2);
+      }
+      await delay(100);
+      equal(barrier.broken, false);
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const theirs = pool.apply("arrive", [barrier]);
+      const mine = await barrier.wait({ timeout: 20_000 });
+      deepEqual([mine, await theirs].sort(), [0, 1]);
     });
   });
 }
