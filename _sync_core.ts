@@ -36,6 +36,8 @@ export const ABORTED = -2;
 export const BROKEN = -3;
 export const NOT_HELD = -4;
 export const OVER_BOUND = -5;
+/** A semaphore's value would pass the largest one an Int32 holds. */
+export const OVER_MAX = -7;
 /** A barrier's last arrival, which runs the action before the others pass. */
 export const LAST = -6;
 
@@ -117,7 +119,7 @@ export interface SyncOps {
   tryAcquire(owner: number): number;
   /** Acquires a lock or semaphore: `ACQUIRED`, `OWNER_DIED`, `TIMED_OUT` or `ABORTED`. */
   acquire(owner: number, wait: SyncWait): Promise<number>;
-  /** Releases `n` units: 0, `NOT_HELD` or `OVER_BOUND`. */
+  /** Releases `n` units: 0, `NOT_HELD`, `OVER_BOUND` or `OVER_MAX`. */
   release(owner: number, n: number): number;
   /** Whether `owner` holds this lock (any owner, for `undefined`). */
   held(owner: number | undefined): boolean;
@@ -549,6 +551,7 @@ export class SyncCore implements SyncOps {
       ) {
         return OVER_BOUND;
       }
+      if (this.head[COUNT] + n > 0x7fffffff) return OVER_MAX;
       for (let i = 0; i < n; i++) {
         this.#addHolds(owner, -1);
         this.#handOff(ACQUIRED);

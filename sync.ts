@@ -56,6 +56,7 @@ import {
   LOCK,
   NOT_HELD,
   OVER_BOUND,
+  OVER_MAX,
   OWNER_DIED,
   RLOCK,
   SEMAPHORE,
@@ -469,10 +470,11 @@ export class Semaphore {
    * Any thread or process may release.
    *
    * @param n How many units. @default {1}
-   * @throws {RangeError} when `n` is not a whole number >= 1, or when a
+   * @throws {RangeError} when `n` is not a whole number >= 1, when a
    * {@linkcode BoundedSemaphore} would rise past its start value (in a
-   * process worker that is found by the parent and thrown by the next
-   * `release`).
+   * process worker, past the units it acquired and the value last reported;
+   * else the parent finds it and the next `release` throws), or when the
+   * value would pass 2147483647.
    *
    * @example Release two at once
    * ```ts
@@ -486,9 +488,15 @@ export class Semaphore {
    */
   release(n = 1): void {
     const units = checkCount(n, "release of", 1);
-    if (this.#core.release(threadToken(), units) === OVER_BOUND) {
+    const result = this.#core.release(threadToken(), units);
+    if (result === OVER_BOUND) {
       throw new RangeError(
         `Cannot release the bounded semaphore by "${units}": it would rise past its start value "${this.#core.limit()}"; release only what was acquired`,
+      );
+    }
+    if (result === OVER_MAX) {
+      throw new RangeError(
+        `Cannot release the semaphore by "${units}": its value "${this.#core.count()}" would pass the largest one, "2147483647"; release fewer units`,
       );
     }
   }

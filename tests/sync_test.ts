@@ -156,6 +156,20 @@ describe("Semaphore and BoundedSemaphore", () => {
     });
   });
 
+  test("a release past the largest value is a RangeError; the value stays", () => {
+    const semaphore = new Semaphore(0x7fffffff);
+    throws(() => semaphore.release(), {
+      name: "RangeError",
+      message:
+        'Cannot release the semaphore by "1": its value "2147483647" would pass the largest one, "2147483647"; release fewer units',
+    });
+    equal(semaphore.getValue(), 0x7fffffff);
+    const near = new Semaphore(0x7ffffff0);
+    throws(() => near.release(0x20), RangeError);
+    near.release(0xf);
+    equal(near.getValue(), 0x7fffffff);
+  });
+
   test("bad values are RangeErrors that quote the value", () => {
     throws(
       () => new Semaphore(-1),
