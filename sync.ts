@@ -101,6 +101,20 @@ function waitOf(options: AcquireOptions | undefined): SyncWait {
   };
 }
 
+// A promise is truthy and finishes later: a callback here must be synchronous.
+function refuseThenable(result: unknown, what: string): void {
+  if (
+    result === null ||
+    (typeof result !== "object" && typeof result !== "function") ||
+    typeof (result as { then?: unknown }).then !== "function"
+  ) return;
+  // Its rejection is ours to report, not an unhandled one.
+  (result as PromiseLike<unknown>).then(undefined, () => {});
+  throw new TypeError(
+    `Cannot use ${what} that returned a promise: pass a synchronous function`,
+  );
+}
+
 // An abort rejects with the signal's reason, as queues do.
 function abortReason(signal: AbortSignal | undefined): unknown {
   return signal?.reason ??
@@ -882,18 +896,23 @@ export class Condition {
    * ```
    */
   async waitFor<T>(
-    predicate: () => T,
+    predicate: () => T extends PromiseLike<unknown> ? never : T,
     options?: AcquireOptions,
   ): Promise<T> {
     const wait = waitOf(options);
-    let result = predicate();
+    const check = (): T => {
+      const result = predicate();
+      refuseThenable(result, "a waitFor predicate");
+      return result as T;
+    };
+    let result = check();
     while (!result) {
       const left = wait.deadline === undefined
         ? undefined
         : Math.max(0, wait.deadline - performance.now());
       if (left === 0) break;
       await this.wait({ timeout: left, signal: options?.signal });
-      result = predicate();
+      result = check();
     }
     return result;
   }
@@ -987,7 +1006,16 @@ export interface BarrierOptions {
    *
    * @default {undefined}
    */
-  action?: () => void;
+  action?: () =>
+    | void
+    | null
+    | boolean
+    | number
+    | string
+    | bigint
+    | symbol
+    // Anything but a promise: an action runs before the others pass.
+    | (object & { then?: undefined });
   /** The default `timeout` of {@linkcode Barrier.wait}, in milliseconds. @default {undefined} */
   timeout?: number;
 }
@@ -1009,7 +1037,7 @@ export interface BarrierOptions {
  */
 export class Barrier {
   readonly #core: SyncOps;
-  readonly #action: (() => void) | undefined;
+  readonly #action: (() => unknown) | undefined;
   readonly #timeout: number | undefined;
 
   /**
@@ -1028,6 +1056,11 @@ export class Barrier {
         `Cannot use the barrier action "${
           String(options.action)
         }": pass a function`,
+      );
+    }
+    if (options.action?.constructor.name === "AsyncFunction") {
+      throw new TypeError(
+        "Cannot use an async function as the barrier action: it runs before the others pass, so pass a synchronous function",
       );
     }
     checkTimeout(options.timeout);
@@ -1080,7 +1113,7 @@ export class Barrier {
     const got = await this.#core.arrive(threadToken(), wait, hasAction);
     if (got === LAST) {
       try {
-        this.#action!();
+        refuseThenable(this.#action!(), "a barrier action");
       } catch (error) {
         this.#core.pass(true);
         throw new BrokenBarrierError(

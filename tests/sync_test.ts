@@ -241,6 +241,20 @@ describe("Condition", () => {
     c.notify();
   });
 
+  test("waitFor refuses a predicate that returns a promise", async () => {
+    const c = new Condition();
+    await using _held = await c.hold();
+    await rejects(
+      // @ts-expect-error: the predicate must be synchronous.
+      c.waitFor(() => Promise.reject(new Error("not ours")), { timeout: 10 }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot use a waitFor predicate that returned a promise: pass a synchronous function",
+      },
+    );
+  });
+
   test("over an RLock, the levels another async function took meanwhile are kept", async () => {
     const lock = new RLock();
     const condition = new Condition(lock);
@@ -312,6 +326,29 @@ describe("Barrier", () => {
       c.wait({ signal: AbortSignal.abort(new Error("aborted")) }),
       /aborted/,
     );
+  });
+
+  test("an async action is a TypeError; a promise an action returns breaks the barrier", async () => {
+    throws(
+      () =>
+        // @ts-expect-error: the action must be synchronous.
+        new Barrier(1, { action: async () => {} }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot use an async function as the barrier action: it runs before the others pass, so pass a synchronous function",
+      },
+    );
+    const b = new Barrier(1, {
+      // @ts-expect-error: the action must be synchronous.
+      action: () => Promise.reject(new Error("action failed")),
+    });
+    await rejects(
+      b.wait(),
+      (error) =>
+        error instanceof BrokenBarrierError && error.cause instanceof TypeError,
+    );
+    equal(b.broken, true);
   });
 
   test("bad parties are RangeErrors; a barrier with an action stays here", async () => {
