@@ -1108,7 +1108,11 @@ export class Barrier {
    * ```
    */
   async wait(options?: AcquireOptions): Promise<number> {
-    const wait = waitOf({ timeout: this.#timeout, ...options });
+    // Python's timeout=None: the barrier's own.
+    const wait = waitOf({
+      ...options,
+      timeout: options?.timeout ?? this.#timeout,
+    });
     const hasAction = this.#action !== undefined;
     const got = await this.#core.arrive(threadToken(), wait, hasAction);
     if (got === LAST) {

@@ -351,6 +351,14 @@ describe("Barrier", () => {
     equal(b.broken, true);
   });
 
+  test("wait({ timeout: undefined }) uses the barrier's own timeout", async () => {
+    const b = new Barrier(2, { timeout: 10 });
+    // The signal only keeps a regression from hanging.
+    const signal = AbortSignal.timeout(20_000);
+    await rejects(b.wait({ timeout: undefined, signal }), BrokenBarrierError);
+    equal(b.broken, true);
+  });
+
   test("bad parties are RangeErrors; a barrier with an action stays here", async () => {
     throws(
       () => new Barrier(0),
