@@ -629,6 +629,24 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
   });
 }
 
+describe("Primitives where they cannot travel", () => {
+  test("a task that returns a Lock, and an Event put in a queue, are named in the error", async () => {
+    await using pool = new Pool<Tasks>(tasks, { processes: 1 });
+    await rejects(pool.apply("makeLock", []), {
+      name: "TypeError",
+      message:
+        "The task returned a Lock, which cannot travel back to the caller: make queues, locks, events and the other primitives in the caller and pass them to tasks in their arguments; return plain data",
+    });
+    const q = new Queue<unknown>();
+    await rejects(q.put({ stop: new Event() }), {
+      name: "TypeError",
+      message:
+        "Cannot put an Object holding an Event into a queue or pipe: queues, pipe ends, locks, events and the other primitives travel in task and Process arguments (and initArgs), not inside items; pass it to the worker that needs it as an argument",
+    });
+    await rejects(q.put(new Lock()), { message: /^Cannot put a Lock into/ });
+  });
+});
+
 describe("Workers that die inside a primitive's wait (process backend)", () => {
   for (const predicate of [false, true]) {
     test(`a killed waiter in Condition.${predicate ? "waitFor" : "wait"}() does not take the lock back`, async () => {
