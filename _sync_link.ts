@@ -11,6 +11,7 @@ import {
   ABORTED,
   BARRIER,
   BOUNDED_SEMAPHORE,
+  BROKEN,
   EVENT,
   type Kind,
   LOCK,
@@ -23,6 +24,7 @@ import {
   type SyncOps,
   type SyncState,
   type SyncWait,
+  TIMED_OUT,
 } from "./_sync_core.ts";
 
 // Child → parent, each `[op, req, id, ...args]` (req 0: no reply wanted).
@@ -311,20 +313,51 @@ function receiveFromParent(payload: unknown[]): void {
   }
 }
 
-/** Sends a request and resolves with the parent's result. */
+/** How a wait of this process gives up on its own. */
+interface GiveUp {
+  /** What a wait that timed out here resolves to. */
+  timedOut: number;
+  /** Takes a result the parent sends after the wait gave up. */
+  late?: (result: number) => void;
+}
+
+/**
+ * Sends a request and resolves with the parent's result. With `giveUp`,
+ * the wait's deadline and signal end it here even while the parent is busy:
+ * the parent is told to cancel, and what it answers later goes to `late`.
+ */
 function request(
   payload: unknown[],
-  signal: AbortSignal | undefined,
+  wait: SyncWait,
+  giveUp?: GiveUp,
 ): Promise<number> {
   const req = ++nextReq;
   payload[1] = req;
+  const { signal, deadline } = wait;
   return new Promise((resolve) => {
-    const onAbort = (): void => sendSyncToParent([CANCEL, req], true);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    requests.set(req, (result) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const settle = (result: number): void => {
+      clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       resolve(result);
-    });
+    };
+    const abandon = (result: number): void => {
+      requests.set(req, (late) => giveUp?.late?.(late));
+      sendSyncToParent([CANCEL, req], true);
+      settle(result);
+    };
+    const onAbort = (): void => {
+      if (giveUp !== undefined) abandon(ABORTED);
+      else sendSyncToParent([CANCEL, req], true);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (giveUp !== undefined && deadline !== undefined) {
+      timer = setTimeout(
+        () => abandon(giveUp.timedOut),
+        Math.max(0, deadline - performance.now()),
+      );
+    }
+    requests.set(req, settle);
     sendSyncToParent(payload, true);
   });
 }
@@ -378,10 +411,13 @@ class RemoteSyncCore implements SyncOps {
 
   // A wait in the parent, in the name of this process.
   async acquire(_owner: number, wait: SyncWait): Promise<number> {
-    const result = await request(
-      this.#op(ACQUIRE, timeoutOf(wait)),
-      wait.signal,
-    );
+    // A grant that comes after this process gave up goes straight back.
+    const result = await request(this.#op(ACQUIRE, timeoutOf(wait)), wait, {
+      timedOut: TIMED_OUT,
+      late: (got) => {
+        if (got > 0) sendSyncToParent(this.#op(RELEASE, 1), true);
+      },
+    });
     if (result <= 0) return result;
     this.#depth++;
     // Granted as the signal fired: the caller gets the abort, so give back.
@@ -441,7 +477,9 @@ class RemoteSyncCore implements SyncOps {
 
   // Asked even when the mirror says set: the parent knows best.
   waitSet(_owner: number, wait: SyncWait): Promise<number> {
-    return request(this.#op(WAIT_SET, timeoutOf(wait)), wait.signal);
+    return request(this.#op(WAIT_SET, timeoutOf(wait)), wait, {
+      timedOut: TIMED_OUT,
+    });
   }
 
   // The parent releases and takes back the lock for us.
@@ -450,7 +488,9 @@ class RemoteSyncCore implements SyncOps {
     if (other.#depth === 0) return Promise.resolve(NOT_HELD);
     return request(
       this.#op(WAIT_NOTIFY, other.#id, timeoutOf(wait)),
-      wait.signal,
+      // Python's wait holds the lock again when it returns: the parent
+      // takes it back for us, so its answer is awaited.
+      { signal: wait.signal },
     );
   }
 
@@ -461,7 +501,10 @@ class RemoteSyncCore implements SyncOps {
 
   // An action never crosses, so the parent never answers LAST.
   arrive(_owner: number, wait: SyncWait): Promise<number> {
-    return request(this.#op(ARRIVE, timeoutOf(wait)), wait.signal);
+    // Given up here, the parent's cancel breaks the barrier for all.
+    return request(this.#op(ARRIVE, timeoutOf(wait)), wait, {
+      timedOut: BROKEN,
+    });
   }
 
   // Only the process that made a barrier with an action runs it.

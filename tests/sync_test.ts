@@ -707,6 +707,48 @@ describe("A process worker stopped while it only waits for a lock", () => {
   }
 });
 
+test("a process worker's timed waits end on time while this thread is busy; late grants come back", async () => {
+  const lock = new Lock();
+  const semaphore = new Semaphore(0);
+  const event = new Event();
+  const barrier = new Barrier(2);
+  const started = new Queue<string>();
+  await lock.acquire();
+  await using pool = new Pool<Tasks>(tasks, {
+    processes: 1,
+    backend: "process",
+  });
+  const waits = pool.apply("timedWaits", [
+    lock,
+    semaphore,
+    event,
+    barrier,
+    started,
+  ]);
+  equal(await started.get(), "started");
+  // Synchronous work: the worker's requests wait for this thread.
+  const end = Date.now() + 3_000;
+  while (Date.now() < end) { /* busy */ }
+  const busyEnd = Date.now();
+  // Granted to the worker's timed-out waits, which give them back.
+  lock.release();
+  semaphore.release();
+  const [results, waitsEnd] = await waits;
+  deepEqual(results, [
+    false,
+    false,
+    false,
+    "BrokenBarrierError",
+    "TimeoutError",
+  ]);
+  ok(waitsEnd < busyEnd, `${waitsEnd} < ${busyEnd}`);
+  equal(await lock.acquire({ timeout: 20_000 }), true);
+  equal(lock.ownerDied, false);
+  lock.release();
+  equal(await semaphore.acquire({ timeout: 20_000 }), true);
+  equal(barrier.broken, true);
+});
+
 describe("A lock held by a nested worker", () => {
   for (const inner of ["worker", "process"] as const) {
     test(`is released when the thread that started its ${inner} is killed`, async () => {
