@@ -135,6 +135,49 @@ describe("Semaphore and BoundedSemaphore", () => {
     equal(s.getValue(), 1);
   });
 
+  test("20,000 jobs throttled by a semaphore of 10 all run, in order", async () => {
+    const semaphore = new Semaphore(10);
+    const order: number[] = [];
+    let running = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: 20_000 }, async (_, i) => {
+        await using _slot = await semaphore.hold();
+        order.push(i);
+        most = Math.max(most, ++running);
+        await Promise.resolve();
+        running--;
+      }),
+    );
+    equal(most, 10);
+    deepEqual(order, Array.from({ length: 20_000 }, (_, i) => i));
+    equal(semaphore.getValue(), 10);
+  });
+
+  test("waiters that time out among others leave the rest first in, first out", async () => {
+    const lock = new Lock();
+    await lock.acquire();
+    const served: number[] = [];
+    const timed: Promise<boolean>[] = [];
+    const waits = Array.from({ length: 300 }, async (_, i) => {
+      if (i % 3 === 0) {
+        timed.push(lock.acquire({ timeout: 1 }));
+        return;
+      }
+      equal(await lock.acquire(), true);
+      served.push(i);
+      lock.release();
+    });
+    // Released once every timed waiter gave up: none can be granted.
+    deepEqual(new Set(await Promise.all(timed)), new Set([false]));
+    lock.release();
+    await Promise.all(waits);
+    deepEqual(
+      served,
+      Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 3 !== 0),
+    );
+  });
+
   test("a signal stops the wait", async () => {
     const s = new Semaphore(0);
     const controller = new AbortController();
