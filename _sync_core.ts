@@ -90,7 +90,7 @@ const HOLDS = 3;
 
 const INITIAL_SLOTS = 4;
 // Only address space is reserved up front: memory grows with the waiters.
-const MAX_SLOTS = 1 << 20;
+const MAX_SLOTS = 1 << 18;
 /** How long to wait for the guard before asking whether its holder died. */
 const GUARD_CHECK_MS = 20;
 
