@@ -5,16 +5,12 @@
 // The worker swaps descriptors back for working handles.
 import { coreId, remoteCore, type RemoteDescriptor } from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
-import {
-  isSyncCore,
-  SyncCore,
-  type SyncDescriptor,
-  type SyncOps,
-} from "./_sync_core.ts";
+import { isSyncCore, type SyncDescriptor, type SyncOps } from "./_sync_core.ts";
 import {
   describeSync,
   remoteSyncCore,
   type RemoteSyncDescriptor,
+  threadSyncCore,
 } from "./_sync_link.ts";
 import type { Backend } from "./_types.ts";
 
@@ -281,7 +277,7 @@ function isDescriptor(value: object): boolean {
 
 // A descriptor with shared memory is a ring; one without, an id at the parent.
 function reviveCore(descriptor: CoreDescriptor): AnyCore {
-  if ("sync" in descriptor) return new SyncCore(descriptor);
+  if ("sync" in descriptor) return threadSyncCore(descriptor);
   if ("syncId" in descriptor) return remoteSyncCore(descriptor);
   return "ctl" in descriptor
     ? new Ring(descriptor)

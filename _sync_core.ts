@@ -107,6 +107,8 @@ export interface SyncWait {
 /** What crosses to a worker thread: the memory itself. */
 export interface SyncDescriptor {
   sync: SharedArrayBuffer;
+  /** The id the thread names it by when it lets go of it. */
+  id?: number;
 }
 
 /** A snapshot of a core's state, mirrored by other processes. */
@@ -265,15 +267,37 @@ export class SyncCore implements SyncOps {
    * Resolves once the state changed after `seen` (a value of `changes()`),
    * without holding the event loop.
    */
-  async changedSince(seen: number): Promise<void> {
+  async changedSince(seen: number, until?: () => boolean): Promise<void> {
     Atomics.add(this.head, WATCHERS, 1);
     try {
-      while (Atomics.load(this.head, CHANGES) === seen) {
+      while (Atomics.load(this.head, CHANGES) === seen && !until?.()) {
         const wait = Atomics.waitAsync(this.head, CHANGES, seen);
         if (wait.async) await wait.value;
       }
     } finally {
       Atomics.sub(this.head, WATCHERS, 1);
+    }
+  }
+
+  /** Wakes `changedSince` to look at its `until` again. */
+  wakeWatchers(): void {
+    Atomics.notify(this.head, CHANGES);
+  }
+
+  /** Whether `token` holds this primitive or waits on it. */
+  involves(token: number): boolean {
+    this.#lock();
+    try {
+      if (this.head[OWNER] === token) return true;
+      for (let i = 0; i < this.head[SLOTS]; i++) {
+        const at = HEADER + i * SLOT_WORDS;
+        if (
+          this.ints[at + S_STATE] !== FREE && this.ints[at + S_TOKEN] === token
+        ) return true;
+      }
+      return false;
+    } finally {
+      this.#unlock();
     }
   }
 

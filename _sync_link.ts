@@ -5,6 +5,7 @@
 // memory in the name of the child: the link's token is the child's owner
 // token. When the child ends, the link drops its waits and releases what it
 // held, so the next holder of a lock learns that its owner died.
+import { parentPort } from "node:worker_threads";
 import { markDead, newThreadToken } from "./_liveness.ts";
 import { onSyncFromParent, sendSyncToParent } from "./_queue_link.ts";
 import {
@@ -19,13 +20,14 @@ import {
   OVER_BOUND,
   RLOCK,
   SYNC_CORE,
-  type SyncCore,
+  SyncCore,
   type SyncDescriptor,
   type SyncOps,
   type SyncState,
   type SyncWait,
   TIMED_OUT,
 } from "./_sync_core.ts";
+import { SYNC_DROPPED } from "./_wire.ts";
 
 // Child → parent, each `[op, req, id, ...args]` (req 0: no reply wanted).
 const ACQUIRE = 0; // timeout
@@ -39,6 +41,7 @@ const ARRIVE = 7; // timeout
 const RESET = 8;
 const ABORT = 9;
 const CANCEL = 10;
+const DROPPED = 11; // n: copies of the primitive the child let go of
 // Parent → child.
 const REPLY = 20; // req, result, id, owner, count, flag
 const STATE = 21; // id, owner, count, flag: an event or barrier changed
@@ -60,7 +63,8 @@ const cores = new Map<number, WeakRef<SyncCore>>();
 const forget = new FinalizationRegistry<number>((id) => cores.delete(id));
 
 // A child cannot hold the memory: it names the primitive by this id.
-function syncCoreId(core: SyncCore): number {
+/** The id workers name `core` by. */
+export function syncCoreId(core: SyncCore): number {
   let id = ids.get(core);
   if (id === undefined) {
     id = ++nextId;
@@ -87,7 +91,9 @@ export function describeSync(
     );
   }
   const local = core as SyncCore;
-  if (backend === "worker") return local.descriptor();
+  if (backend === "worker") {
+    return { ...local.descriptor(), id: syncCoreId(local) };
+  }
   return {
     syncId: syncCoreId(local),
     kind: local.kind,
@@ -107,6 +113,8 @@ export class SyncLink {
   readonly token: number = newThreadToken();
   readonly #send: (payload: unknown[]) => void;
   readonly #held = new Map<number, SyncCore>();
+  /** How many copies of each primitive the child was sent and may still have. */
+  readonly #copies = new Map<number, number>();
   readonly #pending = new Map<number, AbortController>();
   /** Aborted when the child is gone: its condition waits do not retake their lock. */
   readonly #gone = new AbortController();
@@ -124,6 +132,7 @@ export class SyncLink {
   share(shared: readonly SyncCore[]): void {
     for (const core of shared) {
       const id = syncCoreId(core);
+      this.#copies.set(id, (this.#copies.get(id) ?? 0) + 1);
       if (this.#held.has(id)) continue;
       this.#held.set(id, core);
       // A child reads isSet(), broken and nWaiting without asking.
@@ -133,10 +142,11 @@ export class SyncLink {
 
   // Mirrors an event or barrier into the child while the child lives.
   async #watch(id: number, core: SyncCore): Promise<void> {
-    while (!this.#disposed) {
+    const over = (): boolean => this.#disposed || this.#held.get(id) !== core;
+    while (!over()) {
       const seen = core.changes();
-      await core.changedSince(seen);
-      if (this.#disposed) return;
+      await core.changedSince(seen, over);
+      if (over()) return;
       const state = core.state();
       this.#post([STATE, id, state.owner, state.count, state.flag]);
     }
@@ -191,6 +201,7 @@ export class SyncLink {
       this.#pending.get(req)?.abort();
       return;
     }
+    if (op === DROPPED) return this.#dropped(id, payload[3] as number);
     const core = this.#held.get(id);
     if (core === undefined || this.#disposed) return;
     const token = this.token;
@@ -255,6 +266,22 @@ export class SyncLink {
     }
   }
 
+  // A primitive sent with every task would otherwise be kept for the
+  // child's life; one it holds or waits on stays, for its release at death.
+  /** The child let go of `n` copies of primitive `id`: forgets it when no other is left. */
+  #dropped(id: number, n: number): void {
+    const left = (this.#copies.get(id) ?? 0) - n;
+    const core = this.#held.get(id);
+    if (left > 0 || core === undefined) {
+      this.#copies.set(id, left);
+      return;
+    }
+    this.#copies.delete(id);
+    if (core.involves(this.token)) return;
+    this.#held.delete(id);
+    core.wakeWatchers();
+  }
+
   /**
    * The child is gone: its waits end, what it held is released (the next
    * holder learns its owner died), and a barrier it waited at breaks.
@@ -291,7 +318,17 @@ export class SyncLink {
 
 // ---- the child side ---------------------------------------------------
 
-const remote = new Map<number, RemoteSyncCore>();
+const remote = new Map<number, WeakRef<RemoteSyncCore>>();
+/** How many times a primitive arrived since this process last let go of it. */
+interface Tally {
+  id: number;
+  copies: number;
+}
+// The parent keeps what it sent until told that it is garbage here.
+const collected = new FinalizationRegistry<Tally>((tally) => {
+  if (remote.get(tally.id)?.deref() === undefined) remote.delete(tally.id);
+  sendSyncToParent([DROPPED, 0, tally.id, tally.copies], false);
+});
 const requests = new Map<number, (result: number) => void>();
 let nextReq = 0;
 let listening = false;
@@ -301,15 +338,15 @@ function receiveFromParent(payload: unknown[]): void {
   const op = payload[0] as number;
   if (op === REPLY) {
     const [, req, result, id, owner, count, flag] = payload as number[];
-    remote.get(id)?.learn({ owner, count, flag });
+    remote.get(id)?.deref()?.learn({ owner, count, flag });
     const settle = requests.get(req);
     requests.delete(req);
     settle?.(result);
   } else if (op === STATE) {
     const [, id, owner, count, flag] = payload as number[];
-    remote.get(id)?.learn({ owner, count, flag });
+    remote.get(id)?.deref()?.learn({ owner, count, flag });
   } else if (op === FAILED) {
-    remote.get(payload[1] as number)?.failed(payload[2] as number);
+    remote.get(payload[1] as number)?.deref()?.failed(payload[2] as number);
   }
 }
 
@@ -380,6 +417,8 @@ class RemoteSyncCore implements SyncOps {
   #depth = 0;
   /** An operation sent without reply failed in the parent: the next call says so. */
   #failure = 0;
+  /** How many times it arrived: the parent forgets that many when it is garbage. */
+  readonly tally: Tally;
 
   // One per primitive per process (remoteSyncCore): handles share it.
   constructor(descriptor: RemoteSyncDescriptor) {
@@ -387,6 +426,8 @@ class RemoteSyncCore implements SyncOps {
     this.kind = descriptor.kind;
     this.#limit = descriptor.limit;
     this.#state = descriptor.state;
+    this.tally = { id: descriptor.syncId, copies: 1 };
+    collected.register(this, this.tally);
   }
 
   /** The state the parent reported last. */
@@ -540,11 +581,26 @@ export function remoteSyncCore(descriptor: RemoteSyncDescriptor): SyncOps {
     listening = true;
     onSyncFromParent(receiveFromParent);
   }
-  let core = remote.get(descriptor.syncId);
+  let core = remote.get(descriptor.syncId)?.deref();
   if (core === undefined) {
     core = new RemoteSyncCore(descriptor);
-    remote.set(descriptor.syncId, core);
-  } else core.learn(descriptor.state);
+    remote.set(descriptor.syncId, new WeakRef(core));
+  } else {
+    core.tally.copies++;
+    core.learn(descriptor.state);
+  }
+  return core;
+}
+
+// A worker thread's copies: the parent keeps each until told it is garbage.
+const threadCopies = new FinalizationRegistry<number>((id) => {
+  parentPort?.postMessage([SYNC_DROPPED, id, 1]);
+});
+
+/** A worker thread's core for a primitive it was sent, tracked for its parent. */
+export function threadSyncCore(descriptor: SyncDescriptor): SyncCore {
+  const core = new SyncCore(descriptor);
+  if (descriptor.id !== undefined) threadCopies.register(core, descriptor.id);
   return core;
 }
 

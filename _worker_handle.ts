@@ -8,7 +8,7 @@ import { livenessSeed, markDead } from "./_liveness.ts";
 import { ProxyLink } from "./_queue_link.ts";
 import type { AnyCore } from "./_share.ts";
 import { isSyncCore, type SyncCore } from "./_sync_core.ts";
-import { SyncLink } from "./_sync_link.ts";
+import { syncCoreId, SyncLink } from "./_sync_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
 import { threadEnvironment } from "./_loaders.ts";
 import { guardedCommand } from "./_watchdog.ts";
@@ -17,6 +17,7 @@ import {
   INIT,
   LOADED,
   QUEUE,
+  SYNC_DROPPED,
   type ToWorker,
 } from "./_wire.ts";
 import type { Backend, WorkerPermissions } from "./_types.ts";
@@ -127,8 +128,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   let error: unknown;
-  // What the thread may hold: released if it dies holding it.
-  const syncs = new Set<SyncCore>();
+  // What the thread may hold: released if it dies holding it. Each counts
+  // the copies the thread was sent and has not let go of (SYNC_DROPPED).
+  const syncs = new Map<number, { core: SyncCore; copies: number }>();
   // Node leaks the file descriptors of the modules a thread is loading when
   // it is terminated then: until the bootstrap's first message, and from
   // INIT to LOADED while it imports the task module, a kill waits.
@@ -140,6 +142,14 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     worker.terminate();
   };
   worker.on("message", (message: FromWorker) => {
+    if ((message[0] as number) === SYNC_DROPPED) {
+      const [, id, n] = message as unknown as number[];
+      const shared = syncs.get(id);
+      if (shared === undefined || (shared.copies -= n) > 0) return;
+      // One it holds or waits on stays, for its release at death.
+      if (!shared.core.involves(liveness.token)) syncs.delete(id);
+      return;
+    }
     if (message[0] === LOADED || loading) {
       loading = false;
       if (killed) return terminate();
@@ -154,7 +164,7 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     const dead = markDead(liveness.token);
     // Its locks (and those of the workers it started) are released and a
     // barrier it waited at breaks.
-    for (const core of syncs) {
+    for (const { core } of syncs.values()) {
       for (const token of dead) core.died(token);
     }
     options.onExit({ exitCode, signal: null, error });
@@ -182,7 +192,12 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     },
     share(cores: readonly AnyCore[]): void {
       // Threads share the memory itself; locks are noted for their release.
-      for (const core of splitCores(cores)[1]) syncs.add(core);
+      for (const core of splitCores(cores)[1]) {
+        const id = syncCoreId(core);
+        const shared = syncs.get(id) ?? { core, copies: 0 };
+        shared.copies++;
+        syncs.set(id, shared);
+      }
     },
   };
 }

@@ -28,6 +28,8 @@ import {
   Value,
 } from "../mod.ts";
 import { delay, fixtureUrl, runScript, runtime } from "./_helpers.ts";
+import { ACQUIRED, EVENT, LOCK, OWNER_DIED, SyncCore } from "../_sync_core.ts";
+import { syncCoreId, SyncLink } from "../_sync_link.ts";
 
 type Tasks = typeof import("./fixtures/sync_tasks.ts");
 const tasks = fixtureUrl("sync_tasks");
@@ -790,6 +792,50 @@ test("a process worker's timed waits end on time while this thread is busy; late
   lock.release();
   equal(await semaphore.acquire({ timeout: 20_000 }), true);
   equal(barrier.broken, true);
+});
+
+describe("What a process worker lets go of, its parent forgets", () => {
+  // The child's notice that its copies are garbage: [DROPPED, req, id, n].
+  const dropped = (core: SyncCore, n: number): unknown[] => [
+    11,
+    0,
+    syncCoreId(core),
+    n,
+  ];
+
+  test("an event the child dropped is no longer watched for it", async () => {
+    const sent: unknown[][] = [];
+    const link = new SyncLink((payload) => sent.push(payload));
+    const event = SyncCore.create(EVENT);
+    link.share([event]);
+    link.share([event]);
+    link.receive(dropped(event, 1));
+    event.set();
+    await delay(20);
+    equal(sent.length, 1, "still watched while a copy is left");
+    link.receive(dropped(event, 1));
+    await delay(20);
+    event.clear();
+    await delay(20);
+    equal(sent.length, 1);
+    link.dispose();
+  });
+
+  test("a lock the child dropped while holding it is still released at its death", () => {
+    const link = new SyncLink(() => {});
+    const lock = SyncCore.create(LOCK);
+    link.share([lock]);
+    equal(lock.tryAcquire(link.token), ACQUIRED);
+    link.receive(dropped(lock, 1));
+    link.dispose();
+    equal(lock.tryAcquire(1), OWNER_DIED);
+    const free = SyncCore.create(LOCK);
+    const other = new SyncLink(() => {});
+    other.share([free]);
+    other.receive(dropped(free, 1));
+    other.dispose();
+    equal(free.tryAcquire(1), ACQUIRED);
+  });
 });
 
 describe("A lock held by a nested worker", () => {
