@@ -800,7 +800,27 @@ export class SyncCore implements SyncOps {
     } finally {
       this.#unlock();
     }
-    const got = await this.#await(slot, ticket, wait);
+    // An abort breaks the barrier at once: a child process that gave up
+    // and says so finds it broken by the time its next message is read.
+    const breakNow = (): void => {
+      this.#lock();
+      try {
+        const at = HEADER + slot * SLOT_WORDS;
+        if (
+          ints[at + S_STATE] === WAITING_STATE && ints[at + S_TICKET] === ticket
+        ) this.#break();
+      } finally {
+        this.#unlock();
+      }
+    };
+    wait.signal?.addEventListener("abort", breakNow, { once: true });
+    let got: number;
+    try {
+      got = await this.#await(slot, ticket, wait);
+    } finally {
+      wait.signal?.removeEventListener("abort", breakNow);
+    }
+    if (got === BROKEN && wait.signal?.aborted) return ABORTED;
     if (got === TIMED_OUT || got === ABORTED) {
       this.#lock();
       this.#break();
