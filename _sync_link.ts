@@ -463,7 +463,9 @@ interface GiveUp {
 
 /**
  * Sends a request and resolves with the parent's result. With `giveUp`,
- * the wait's deadline and signal end it here even while the parent is busy:
+ * the wait's deadline (unless it is already due: a try such as
+ * `acquire({ timeout: 0 })`, which the parent answers at once) and signal
+ * end it here even while the parent is busy:
  * the parent is told to cancel, and what it answers later goes to `late`.
  * `onReply` reads a reply in time before anything that came with it.
  */
@@ -493,11 +495,10 @@ function request(
       else sendSyncToParent([CANCEL, req], true);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    if (giveUp !== undefined && deadline !== undefined) {
-      timer = setTimeout(
-        () => abandon(giveUp.timedOut),
-        Math.max(0, deadline - performance.now()),
-      );
+    // A wait without time left is a try: only the parent can answer it.
+    const left = deadline === undefined ? 0 : deadline - performance.now();
+    if (giveUp !== undefined && left > 0) {
+      timer = setTimeout(() => abandon(giveUp.timedOut), left);
     }
     requests.set(req, (result, leased) => {
       onReply?.(result, leased);

@@ -1005,6 +1005,50 @@ test("a process worker's timed waits end on time while this thread is busy; late
   equal(barrier.broken, true);
 });
 
+test("a process worker's try (timeout 0) of a free Lock and Semaphore succeeds: the parent answers it", async () => {
+  await using pool = new Pool<Tasks>(tasks, {
+    processes: 1,
+    backend: "process",
+  });
+  for (let i = 0; i < 3; i++) {
+    equal(await pool.apply("tryAcquire", [new Lock(), 0]), true);
+    equal(await pool.apply("tryAcquire", [new Semaphore(1), 0]), true);
+  }
+});
+
+test("a process worker's timed acquire that gave up before a leased grant came hands back the lock and its lease", async () => {
+  const lock = new Lock();
+  const started = new Queue<string>();
+  const held = new Queue<string>();
+  await using pool = new Pool<Tasks>(tasks, {
+    processes: 1,
+    backend: "process",
+  });
+  const late = pool.apply("acquireLateThenTry", [lock, started, held]);
+  equal(await started.get(), "started");
+  // The worker's acquire reaches this thread only after it gave up: the lock
+  // is free and nobody waits, so it is granted with the lease, too late.
+  const end = Date.now() + 1_000;
+  while (Date.now() < end) { /* busy */ }
+  await delay(100);
+  // The late grant came back whole: this thread gets the lock, cleanly.
+  equal(await lock.acquire({ timeout: 20_000 }), true);
+  equal(lock.ownerDied, false);
+  await held.put("held");
+  // The worker took no lease from it: its next try asks, and is refused.
+  // (Its first acquire is false unless this thread read it before the loop.)
+  const [, again, locked] = await late;
+  deepEqual([again, locked], [false, true]);
+  lock.release();
+  // Leases work again afterwards, and the pool's end leaves no owner death.
+  equal(await pool.apply("tryAcquire", [lock, 20_000]), true);
+  equal(await pool.apply("tryAcquire", [lock, 20_000]), true);
+  await pool.terminate();
+  equal(await lock.acquire({ timeout: 20_000 }), true);
+  equal(lock.ownerDied, false);
+  lock.release();
+});
+
 describe("What a process worker lets go of, its parent forgets", () => {
   // The child's notice that its copies are garbage: [DROPPED, req, id, n].
   const dropped = (core: SyncCore, n: number): unknown[] => [
