@@ -1076,6 +1076,26 @@ describe("What a process worker lets go of, its parent forgets", () => {
     link.dispose();
   });
 
+  test("a Lock leased to the child, handed back, then dropped: its death flags nothing", async () => {
+    const sent: unknown[][] = [];
+    const link = new SyncLink((payload) => sent.push(payload));
+    const lock = SyncCore.create(LOCK);
+    link.share([lock]);
+    const id = syncCoreId(lock);
+    // [ACQUIRE, req, id, no timeout]: nobody waits, so it comes with the lease.
+    link.receive([0, 1, id, -1]);
+    await delay(20);
+    const reply = sent.at(-1)!;
+    deepEqual([reply[0], reply[1], reply[2], reply.at(-1)], [20, 1, 1, 1]);
+    equal(lock.held(link.token), true);
+    // [RELEASE, 0, id, 1]: the lease and the lock go back together.
+    link.receive([1, 0, id, 1]);
+    equal(lock.held(undefined), false);
+    link.receive(dropped(lock, 1));
+    link.dispose();
+    equal(lock.tryAcquire(1), ACQUIRED);
+  });
+
   test("a lock the child dropped while holding it is still released at its death", () => {
     const link = new SyncLink(() => {});
     const lock = SyncCore.create(LOCK);
