@@ -457,8 +457,8 @@ function settleLeases(): void {
 interface GiveUp {
   /** What a wait that timed out here resolves to. */
   timedOut: number;
-  /** Takes a result (and whether it came with a lease) the parent sends after the wait gave up. */
-  late?: (result: number, leased: boolean) => void;
+  /** Takes a result the parent sends after the wait gave up. */
+  late?: (result: number) => void;
 }
 
 /**
@@ -486,7 +486,7 @@ function request(
       resolve(result);
     };
     const abandon = (result: number): void => {
-      requests.set(req, (late, leased) => giveUp?.late?.(late, leased));
+      requests.set(req, (late) => giveUp?.late?.(late));
       sendSyncToParent([CANCEL, req], true);
       settle(result);
     };
