@@ -14,7 +14,7 @@ import {
   receiveFromParent,
   settleQueues,
 } from "./_queue_link.ts";
-import { holdsShareable, reviveValues } from "./_share.ts";
+import { findShareable, reviveValues } from "./_share.ts";
 import { revivers } from "./_revivers.ts";
 import { ipcRejectsUncloneable } from "./_runtime.ts";
 import { adoptThreadLoaders, loaderHint } from "./_loaders.ts";
@@ -340,9 +340,13 @@ async function drain(): Promise<void> {
         value = await value;
       }
       // Structured clone would make an empty object of it.
-      if (holdsShareable(value)) {
+      const held = findShareable(value);
+      if (held !== undefined) {
+        const where = held === value ? "" : ` inside ${describeValue(value)}`;
         throw new TypeError(
-          "The task returned a queue or pipe end, which cannot travel back to the caller: pass queues to tasks in their arguments and return plain data",
+          `The task returned ${
+            describeValue(held)
+          }${where}, which cannot travel back to the caller: make queues, locks, events and the other primitives in the caller and pass them to tasks in their arguments; return plain data`,
         );
       }
     } catch (error) {

@@ -7,7 +7,11 @@
 const SLOTS = 65536;
 
 interface Table {
-  /** `[0]`: the last token handed out; `[1 + token % SLOTS]`: the token while that thread lives. */
+  /**
+   * `[0]`: the last token handed out; `[1 + token % SLOTS]`: the token while
+   * that thread lives; `[1 + SLOTS + token % SLOTS]`: the token of the thread
+   * that made it.
+   */
   cells: Int32Array;
   token: number;
 }
@@ -19,7 +23,7 @@ type Holder = { [key]?: Table };
 function table(): Table {
   const holder = globalThis as Holder;
   if (holder[key] === undefined) {
-    const cells = new Int32Array(new SharedArrayBuffer((SLOTS + 1) * 4));
+    const cells = new Int32Array(new SharedArrayBuffer((2 * SLOTS + 1) * 4));
     holder[key] = { cells, token: 0 };
     holder[key].token = newThreadToken();
   }
@@ -35,8 +39,9 @@ export interface LivenessSeed {
 // A queue's lock names its holder by token; a reused slot drops the old one.
 /** Hands out a token for a thread about to start and marks it alive. */
 export function newThreadToken(): number {
-  const { cells } = table();
+  const { cells, token: parent } = table();
   const token = (Atomics.add(cells, 0, 1) + 1) & 0x7fffffff || 1;
+  Atomics.store(cells, 1 + SLOTS + token % SLOTS, parent);
   Atomics.store(cells, 1 + token % SLOTS, token);
   return token;
 }
@@ -64,10 +69,27 @@ export function threadToken(): number {
   return table().token;
 }
 
-// Called when a worker thread exits, so its locks can be taken over.
-/** Marks a thread that exited as dead. */
-export function markDead(token: number): void {
-  Atomics.compareExchange(table().cells, 1 + token % SLOTS, token, 0);
+// Called when a worker thread exits, so its locks can be taken over. What
+// it started (threads, child process links) ended with it, but their own
+// exit handlers ran in it, if at all: they die here too.
+/** Marks a thread that exited, and every thread it made, as dead: returns their tokens. */
+export function markDead(token: number): number[] {
+  const { cells } = table();
+  const dead = [token];
+  const found = new Set(dead);
+  Atomics.compareExchange(cells, 1 + token % SLOTS, token, 0);
+  for (let more = true; more;) {
+    more = false;
+    for (let i = 1; i <= SLOTS; i++) {
+      const alive = Atomics.load(cells, i);
+      if (alive === 0 || !found.has(Atomics.load(cells, SLOTS + i))) continue;
+      if (Atomics.compareExchange(cells, i, alive, 0) !== alive) continue;
+      dead.push(alive);
+      found.add(alive);
+      more = true;
+    }
+  }
+  return dead;
 }
 
 // Lets a long waiter take over a lock whose holder died.

@@ -16,16 +16,12 @@ import {
   spillDirOf,
 } from "./_queue_link.ts";
 import { type Core, Ring, type RingDescriptor } from "./_ring.ts";
-import {
-  isSyncCore,
-  SyncCore,
-  type SyncDescriptor,
-  type SyncOps,
-} from "./_sync_core.ts";
+import { isSyncCore, type SyncDescriptor, type SyncOps } from "./_sync_core.ts";
 import {
   describeSync,
   remoteSyncCore,
   type RemoteSyncDescriptor,
+  threadSyncCore,
 } from "./_sync_link.ts";
 import type { Backend } from "./_types.ts";
 
@@ -184,7 +180,13 @@ function refuseInside(
  * may not carry one).
  */
 export function holdsShareable(value: unknown): boolean {
-  return anyShared && someNested(value, isShareable);
+  return findShareable(value) !== undefined;
+}
+
+// Errors name what a value holds: "a Lock", not "a queue or pipe end".
+/** The first queue, pipe end or sync primitive in `value` at any depth. */
+export function findShareable(value: unknown): object | undefined {
+  return anyShared ? findNested(value, isShareable) : undefined;
 }
 
 /**
@@ -197,44 +199,56 @@ export function someNested(
   value: unknown,
   test: (item: object) => boolean,
 ): boolean {
+  return findNested(value, test) !== undefined;
+}
+
+// One walk for both questions: is something inside, and which is it.
+function findNested(
+  value: unknown,
+  test: (item: object) => boolean,
+): object | undefined {
   const seen = new Set<object>();
   const stack: object[] = [];
+  let found: object | undefined;
   function visit(item: unknown): boolean {
     if (typeof item !== "object" || item === null || seen.has(item)) {
       return false;
     }
-    if (test(item)) return true;
+    if (test(item)) {
+      found = item;
+      return true;
+    }
     if (!ArrayBuffer.isView(item) && !(item instanceof ArrayBuffer)) {
       seen.add(item);
       stack.push(item);
     }
     return false;
   }
-  if (visit(value)) return true;
+  if (visit(value)) return found;
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     if (Array.isArray(item)) {
-      for (let i = 0; i < item.length; i++) if (visit(item[i])) return true;
+      for (let i = 0; i < item.length; i++) if (visit(item[i])) return found;
     } else if (item instanceof Map) {
       for (const [key, entry] of item) {
-        if (visit(key) || visit(entry)) return true;
+        if (visit(key) || visit(entry)) return found;
       }
     } else if (item instanceof Set) {
-      for (const entry of item) if (visit(entry)) return true;
+      for (const entry of item) if (visit(entry)) return found;
     } else {
       // An error's cause and errors are not enumerable, but are copied.
       if (
         item instanceof Error &&
         (visit(item.cause) || visit((item as { errors?: unknown }).errors))
-      ) return true;
+      ) return found;
       for (const key in item) {
         if (
           Object.hasOwn(item, key) &&
           visit((item as Record<string, unknown>)[key])
-        ) return true;
+        ) return found;
       }
     }
   }
-  return false;
+  return undefined;
 }
 
 // A thread shares the queue's memory; a child reaches it by id through us.
@@ -302,7 +316,7 @@ function isDescriptor(value: object): boolean {
 
 // A descriptor with shared memory is a ring; one without, an id at the parent.
 function reviveCore(descriptor: CoreDescriptor): AnyCore {
-  if ("sync" in descriptor) return new SyncCore(descriptor);
+  if ("sync" in descriptor) return threadSyncCore(descriptor);
   if ("syncId" in descriptor) return remoteSyncCore(descriptor);
   if ("managerId" in descriptor) return remoteManagerCore(descriptor);
   return "ctl" in descriptor

@@ -36,6 +36,8 @@ export const ABORTED = -2;
 export const BROKEN = -3;
 export const NOT_HELD = -4;
 export const OVER_BOUND = -5;
+/** A semaphore's value would pass the largest one an Int32 holds. */
+export const OVER_MAX = -7;
 /** A barrier's last arrival, which runs the action before the others pass. */
 export const LAST = -6;
 
@@ -67,14 +69,25 @@ const WATCHERS = 12;
  * the lease lasts, whether or not the child holds the lock right now.
  */
 const LEASE = 13;
-const HEADER = 16;
+// Slot lists, each by index + 1 (0: empty), so new memory is empty lists.
+/** The waiting slots in ticket order: first and last. */
+const WAIT_FIRST = 16;
+const WAIT_LAST = 17;
+/** The free slots. */
+const FREE_FIRST = 18;
+/** A semaphore's holder records. */
+const HOLDS_FIRST = 19;
+const HEADER = 20;
 
 // Slot words and states.
 const S_STATE = 0;
 const S_TICKET = 1;
 const S_TOKEN = 2;
 const S_ARG = 3;
-const SLOT_WORDS = 4;
+/** The next and previous slot of the slot's list, by index + 1. */
+const S_NEXT = 4;
+const S_PREV = 5;
+const SLOT_WORDS = 6;
 const FREE = 0;
 const WAITING_STATE = 1;
 const GRANTED = 2;
@@ -82,7 +95,8 @@ const GRANTED = 2;
 const HOLDS = 3;
 
 const INITIAL_SLOTS = 4;
-const MAX_SLOTS = 1 << 14;
+// Only address space is reserved up front: memory grows with the waiters.
+const MAX_SLOTS = 1 << 18;
 /** How long to wait for the guard before asking whether its holder died. */
 const GUARD_CHECK_MS = 20;
 
@@ -92,11 +106,15 @@ export interface SyncWait {
   signal?: AbortSignal;
   /** Whether the wait holds the event loop. @default {true} */
   hold?: boolean;
+  /** Aborts when the owner is gone (a child process that died): even a condition's retake of its lock gives up. */
+  gone?: AbortSignal;
 }
 
 /** What crosses to a worker thread: the memory itself. */
 export interface SyncDescriptor {
   sync: SharedArrayBuffer;
+  /** The id the thread names it by when it lets go of it. */
+  id?: number;
 }
 
 /** A snapshot of a core's state, mirrored by other processes. */
@@ -121,7 +139,7 @@ export interface SyncOps {
   tryAcquire(owner: number): number;
   /** Acquires a lock or semaphore: `ACQUIRED`, `OWNER_DIED`, `TIMED_OUT` or `ABORTED`. */
   acquire(owner: number, wait: SyncWait): Promise<number>;
-  /** Releases `n` units: 0, `NOT_HELD` or `OVER_BOUND`. */
+  /** Releases `n` units: 0, `NOT_HELD`, `OVER_BOUND` or `OVER_MAX`. */
   release(owner: number, n: number): number;
   /** Whether `owner` holds this lock (any owner, for `undefined`). */
   held(owner: number | undefined): boolean;
@@ -180,8 +198,9 @@ export class SyncCore implements SyncOps {
     head[KIND] = kind;
     head[COUNT] = count;
     head[LIMIT] = limit;
-    head[SLOTS] = INITIAL_SLOTS;
-    return new SyncCore({ sync: buffer });
+    const core = new SyncCore({ sync: buffer });
+    core.#addSlots(0, INITIAL_SLOTS);
+    return core;
   }
 
   // A worker thread gets the memory itself; structured clone shares it.
@@ -259,15 +278,37 @@ export class SyncCore implements SyncOps {
    * Resolves once the state changed after `seen` (a value of `changes()`),
    * without holding the event loop.
    */
-  async changedSince(seen: number): Promise<void> {
+  async changedSince(seen: number, until?: () => boolean): Promise<void> {
     Atomics.add(this.head, WATCHERS, 1);
     try {
-      while (Atomics.load(this.head, CHANGES) === seen) {
+      while (Atomics.load(this.head, CHANGES) === seen && !until?.()) {
         const wait = Atomics.waitAsync(this.head, CHANGES, seen);
         if (wait.async) await wait.value;
       }
     } finally {
       Atomics.sub(this.head, WATCHERS, 1);
+    }
+  }
+
+  /** Wakes `changedSince` to look at its `until` again. */
+  wakeWatchers(): void {
+    Atomics.notify(this.head, CHANGES);
+  }
+
+  /** Whether `token` holds this primitive or waits on it. */
+  involves(token: number): boolean {
+    this.#lock();
+    try {
+      if (this.head[OWNER] === token) return true;
+      for (let i = 0; i < this.head[SLOTS]; i++) {
+        const at = HEADER + i * SLOT_WORDS;
+        if (
+          this.ints[at + S_STATE] !== FREE && this.ints[at + S_TOKEN] === token
+        ) return true;
+      }
+      return false;
+    } finally {
+      this.#unlock();
     }
   }
 
@@ -279,57 +320,93 @@ export class SyncCore implements SyncOps {
   // ---- slots -------------------------------------------------------------
 
   // Slots never move, so a waiter's index stays valid while the table grows.
+  /** Makes slots `from` to `to` (exclusive) free; the guard is held. */
+  #addSlots(from: number, to: number): void {
+    for (let i = to - 1; i >= from; i--) this.#push(FREE_FIRST, -1, i);
+    this.head[SLOTS] = to;
+  }
+
+  /** Puts `slot` at the end of a list (its start, without `last`); the guard is held. */
+  #push(first: number, last: number, slot: number): void {
+    const ints = this.ints;
+    const at = HEADER + slot * SLOT_WORDS;
+    if (last < 0) {
+      const next = this.head[first];
+      ints[at + S_NEXT] = next;
+      ints[at + S_PREV] = 0;
+      if (next !== 0) {
+        ints[HEADER + (next - 1) * SLOT_WORDS + S_PREV] = slot + 1;
+      }
+      this.head[first] = slot + 1;
+      return;
+    }
+    const prev = this.head[last];
+    ints[at + S_NEXT] = 0;
+    ints[at + S_PREV] = prev;
+    if (prev === 0) this.head[first] = slot + 1;
+    else ints[HEADER + (prev - 1) * SLOT_WORDS + S_NEXT] = slot + 1;
+    this.head[last] = slot + 1;
+  }
+
+  /** Takes `slot` out of a list; the guard is held. */
+  #unlink(first: number, last: number, slot: number): void {
+    const ints = this.ints;
+    const at = HEADER + slot * SLOT_WORDS;
+    const next = ints[at + S_NEXT];
+    const prev = ints[at + S_PREV];
+    if (prev === 0) this.head[first] = next;
+    else ints[HEADER + (prev - 1) * SLOT_WORDS + S_NEXT] = next;
+    if (next !== 0) ints[HEADER + (next - 1) * SLOT_WORDS + S_PREV] = prev;
+    else if (last >= 0) this.head[last] = prev;
+  }
+
+  /** Frees `slot` from the list its state puts it in; the guard is held. */
+  #free(slot: number): void {
+    const at = HEADER + slot * SLOT_WORDS;
+    const state = this.ints[at + S_STATE];
+    if (state === FREE) return;
+    if (state === WAITING_STATE) {
+      this.#unlink(WAIT_FIRST, WAIT_LAST, slot);
+      this.head[WAITING]--;
+    } else if (state === HOLDS) this.#unlink(HOLDS_FIRST, -1, slot);
+    Atomics.store(this.ints, at + S_STATE, FREE);
+    this.#push(FREE_FIRST, -1, slot);
+  }
+
   /** Takes a free slot (growing the table if none); the guard is held. */
   #take(state: number, token: number, arg: number): number {
     const ints = this.ints;
-    let slots = this.head[SLOTS];
-    let found = -1;
-    for (let i = 0; i < slots; i++) {
-      if (ints[HEADER + i * SLOT_WORDS + S_STATE] === FREE) {
-        found = i;
-        break;
-      }
-    }
-    if (found < 0) {
+    if (this.head[FREE_FIRST] === 0) {
+      const slots = this.head[SLOTS];
       if (slots >= MAX_SLOTS) {
         throw new RangeError(
-          `Cannot wait on a primitive that "${slots}" waiters or holders already use: use fewer waiters at once`,
+          `Cannot wait on a primitive that already has "${slots}" waiters and holders: use fewer at once (a semaphore lets many jobs take turns with far fewer waiting)`,
         );
       }
       const grown = Math.min(slots * 2, MAX_SLOTS);
       (ints.buffer as SharedArrayBuffer).grow(
         (HEADER + grown * SLOT_WORDS) * 4,
       );
-      found = slots;
-      this.head[SLOTS] = slots = grown;
+      this.#addSlots(slots, grown);
     }
+    const found = this.head[FREE_FIRST] - 1;
+    this.#unlink(FREE_FIRST, -1, found);
     const at = HEADER + found * SLOT_WORDS;
     ints[at + S_TICKET] = this.head[NEXT_TICKET]++;
     ints[at + S_TOKEN] = token;
     ints[at + S_ARG] = arg;
     Atomics.store(ints, at + S_STATE, state);
-    if (state === WAITING_STATE) this.head[WAITING]++;
+    // Tickets only grow: the end of the list is the latest.
+    if (state === WAITING_STATE) {
+      this.#push(WAIT_FIRST, WAIT_LAST, found);
+      this.head[WAITING]++;
+    } else if (state === HOLDS) this.#push(HOLDS_FIRST, -1, found);
     return found;
   }
 
   /** The waiting slot with the lowest ticket, or -1; the guard is held. */
   #first(): number {
-    const ints = this.ints;
-    if (this.head[WAITING] === 0) return -1;
-    let best = -1;
-    let bestTicket = 0;
-    const slots = this.head[SLOTS];
-    for (let i = 0; i < slots; i++) {
-      const at = HEADER + i * SLOT_WORDS;
-      if (ints[at + S_STATE] !== WAITING_STATE) continue;
-      const ticket = ints[at + S_TICKET];
-      // Tickets wrap: compare their difference.
-      if (best < 0 || ((ticket - bestTicket) | 0) < 0) {
-        best = i;
-        bestTicket = ticket;
-      }
-    }
-    return best;
+    return this.head[WAIT_FIRST] - 1;
   }
 
   /** Wakes the waiter in `slot` with `arg`; the guard is held. */
@@ -337,6 +414,7 @@ export class SyncCore implements SyncOps {
     const ints = this.ints;
     const at = HEADER + slot * SLOT_WORDS;
     ints[at + S_ARG] = arg;
+    this.#unlink(WAIT_FIRST, WAIT_LAST, slot);
     this.head[WAITING]--;
     Atomics.store(ints, at + S_STATE, GRANTED);
     Atomics.notify(ints, at + S_STATE);
@@ -345,12 +423,8 @@ export class SyncCore implements SyncOps {
   /** Wakes every waiter, each with `arg` (or its own arg when `undefined`). */
   #grantAll(arg: number | undefined): void {
     const ints = this.ints;
-    const slots = this.head[SLOTS];
-    for (let i = 0; i < slots && this.head[WAITING] > 0; i++) {
-      const at = HEADER + i * SLOT_WORDS;
-      if (ints[at + S_STATE] === WAITING_STATE) {
-        this.#grant(i, arg ?? ints[at + S_ARG]);
-      }
+    for (let next = this.#first(); next >= 0; next = this.#first()) {
+      this.#grant(next, arg ?? ints[HEADER + next * SLOT_WORDS + S_ARG]);
     }
   }
 
@@ -358,16 +432,16 @@ export class SyncCore implements SyncOps {
   /** Adds `n` (may be negative) to what `token` holds; the guard is held. */
   #addHolds(token: number, n: number): void {
     const ints = this.ints;
-    const slots = this.head[SLOTS];
     let any = -1;
-    for (let i = 0; i < slots; i++) {
+    for (let next = this.head[HOLDS_FIRST]; next !== 0;) {
+      const i = next - 1;
       const at = HEADER + i * SLOT_WORDS;
-      if (ints[at + S_STATE] !== HOLDS) continue;
       if (ints[at + S_TOKEN] === token) {
         this.#changeHolds(i, n);
         return;
       }
       any = i;
+      next = ints[at + S_NEXT];
     }
     if (n > 0) this.#take(HOLDS, token, n);
     // Released by another owner than the one that acquired: count it
@@ -381,7 +455,7 @@ export class SyncCore implements SyncOps {
     const at = HEADER + slot * SLOT_WORDS;
     const held = this.ints[at + S_ARG] + n;
     if (held > 0) this.ints[at + S_ARG] = held;
-    else Atomics.store(this.ints, at + S_STATE, FREE);
+    else this.#free(slot);
   }
 
   // ---- waiting -------------------------------------------------------------
@@ -425,13 +499,11 @@ export class SyncCore implements SyncOps {
       if (ints[at + S_TICKET] !== ticket) return ABORTED;
       const state = ints[at + S_STATE];
       if (state === GRANTED) {
-        Atomics.store(ints, at + S_STATE, FREE);
-        return ints[at + S_ARG];
+        const arg = ints[at + S_ARG];
+        this.#free(slot);
+        return arg;
       }
-      if (state === WAITING_STATE) {
-        this.head[WAITING]--;
-        Atomics.store(ints, at + S_STATE, FREE);
-      }
+      if (state === WAITING_STATE) this.#free(slot);
       return signal?.aborted ? ABORTED : TIMED_OUT;
     } finally {
       this.#unlock();
@@ -566,6 +638,7 @@ export class SyncCore implements SyncOps {
       ) {
         return OVER_BOUND;
       }
+      if (this.head[COUNT] + n > 0x7fffffff) return OVER_MAX;
       for (let i = 0; i < n; i++) {
         this.#addHolds(owner, -1);
         this.#handOff(ACQUIRED);
@@ -627,10 +700,13 @@ export class SyncCore implements SyncOps {
     }
   }
 
-  /** RLock, after a condition's wait: sets the depth taken back. */
+  /**
+   * RLock, after a condition's wait took one level back: adds the other
+   * levels (another async function of the owner may hold some meanwhile).
+   */
   #restore(depth: number): void {
     this.#lock();
-    this.head[COUNT] = depth;
+    this.head[COUNT] += depth - 1;
     this.#unlock();
   }
 
@@ -709,9 +785,11 @@ export class SyncCore implements SyncOps {
     }
     const depth = core.#releaseAll(owner);
     const got = await this.#await(slot, ticket, wait);
+    // A dead waiter must not take the lock back: nobody would release it.
+    if (wait.gone?.aborted) return got;
     // Python takes the lock back without a timeout, whatever happened.
-    await core.acquire(owner, {});
-    if (core.kind === RLOCK) core.#restore(depth);
+    const back = await core.acquire(owner, { signal: wait.gone });
+    if (back > 0 && core.kind === RLOCK) core.#restore(depth);
     return got;
   }
 
@@ -770,7 +848,27 @@ export class SyncCore implements SyncOps {
     } finally {
       this.#unlock();
     }
-    const got = await this.#await(slot, ticket, wait);
+    // An abort breaks the barrier at once: a child process that gave up
+    // and says so finds it broken by the time its next message is read.
+    const breakNow = (): void => {
+      this.#lock();
+      try {
+        const at = HEADER + slot * SLOT_WORDS;
+        if (
+          ints[at + S_STATE] === WAITING_STATE && ints[at + S_TICKET] === ticket
+        ) this.#break();
+      } finally {
+        this.#unlock();
+      }
+    };
+    wait.signal?.addEventListener("abort", breakNow, { once: true });
+    let got: number;
+    try {
+      got = await this.#await(slot, ticket, wait);
+    } finally {
+      wait.signal?.removeEventListener("abort", breakNow);
+    }
+    if (got === BROKEN && wait.signal?.aborted) return ABORTED;
     if (got === TIMED_OUT || got === ABORTED) {
       this.#lock();
       this.#break();
@@ -784,11 +882,10 @@ export class SyncCore implements SyncOps {
   #waiters(): { slot: number; ticket: number }[] {
     const ints = this.ints;
     const found: { slot: number; ticket: number }[] = [];
-    for (let i = 0; i < this.head[SLOTS]; i++) {
-      const at = HEADER + i * SLOT_WORDS;
-      if (ints[at + S_STATE] === WAITING_STATE) {
-        found.push({ slot: i, ticket: ints[at + S_TICKET] });
-      }
+    for (let next = this.head[WAIT_FIRST]; next !== 0;) {
+      const at = HEADER + (next - 1) * SLOT_WORDS;
+      found.push({ slot: next - 1, ticket: ints[at + S_TICKET] });
+      next = ints[at + S_NEXT];
     }
     return found;
   }
@@ -866,9 +963,9 @@ export class SyncCore implements SyncOps {
   /**
    * `token`'s thread or process ended: its waits are dropped, what it held
    * is released (the next holder learns the owner died), and a barrier it
-   * could still arrive at breaks when it ended `abnormally`.
+   * was waiting at breaks (a party that finished with it breaks nothing).
    */
-  died(token: number, abnormally: boolean): void {
+  died(token: number): void {
     const ints = this.ints;
     this.#lock();
     try {
@@ -878,12 +975,9 @@ export class SyncCore implements SyncOps {
         const at = HEADER + i * SLOT_WORDS;
         const state = ints[at + S_STATE];
         if (state === FREE || ints[at + S_TOKEN] !== token) continue;
-        if (state === WAITING_STATE) {
-          wasWaiting = true;
-          this.head[WAITING]--;
-        }
+        if (state === WAITING_STATE) wasWaiting = true;
         if (state === HOLDS) units += ints[at + S_ARG];
-        Atomics.store(ints, at + S_STATE, FREE);
+        this.#free(i);
         // A proxy wait in a parent may still be asleep on it.
         Atomics.notify(ints, at + S_STATE);
       }
@@ -897,7 +991,7 @@ export class SyncCore implements SyncOps {
           for (let i = 0; i < units; i++) this.#handOff(OWNER_DIED);
           break;
         case BARRIER:
-          if (wasWaiting || abnormally) this.#break();
+          if (wasWaiting) this.#break();
           break;
       }
     } finally {

@@ -20,8 +20,15 @@
 // it reports the owner died, which is wrong only when the child died after
 // a release and before the lease went back, i.e. within the same turn of its
 // event loop (a process stuck in a computation after a release stays in it).
-import { markDead, newThreadToken } from "./_liveness.ts";
+// A grant that reaches a child after its wait gave up goes straight back
+// with a RELEASE, a leased one too (the RELEASE ends the lease): the child
+// never takes a lease it did not wait for. A child's lock with the lease
+// and not held always has an idle check pending, which keeps its core alive:
+// a core the child's garbage collector dropped holds no lease it could give
+// back.
+import { parentPort } from "node:worker_threads";
 import { setImmediate } from "node:timers";
+import { markDead, newThreadToken } from "./_liveness.ts";
 import {
   onSettleSync,
   onSyncFromParent,
@@ -31,18 +38,23 @@ import {
   ABORTED,
   ACQUIRED,
   BARRIER,
+  BOUNDED_SEMAPHORE,
+  BROKEN,
   EVENT,
   type Kind,
   LOCK,
   NOT_HELD,
+  OVER_BOUND,
   RLOCK,
   SYNC_CORE,
-  type SyncCore,
+  SyncCore,
   type SyncDescriptor,
   type SyncOps,
   type SyncState,
   type SyncWait,
+  TIMED_OUT,
 } from "./_sync_core.ts";
+import { SYNC_DROPPED } from "./_wire.ts";
 
 // Child → parent, each `[op, req, id, ...args]` (req 0: no reply wanted).
 const ACQUIRE = 0; // timeout
@@ -56,6 +68,7 @@ const ARRIVE = 7; // timeout
 const RESET = 8;
 const ABORT = 9;
 const CANCEL = 10;
+const DROPPED = 11; // n: copies of the primitive the child let go of
 // Parent → child.
 const REPLY = 20; // req, result, id, owner, count, flag, leased
 const STATE = 21; // id, owner, count, flag: an event or barrier changed
@@ -78,7 +91,8 @@ const cores = new Map<number, WeakRef<SyncCore>>();
 const forget = new FinalizationRegistry<number>((id) => cores.delete(id));
 
 // A child cannot hold the memory: it names the primitive by this id.
-function syncCoreId(core: SyncCore): number {
+/** The id workers name `core` by. */
+export function syncCoreId(core: SyncCore): number {
   let id = ids.get(core);
   if (id === undefined) {
     id = ++nextId;
@@ -105,7 +119,9 @@ export function describeSync(
     );
   }
   const local = core as SyncCore;
-  if (backend === "worker") return local.descriptor();
+  if (backend === "worker") {
+    return { ...local.descriptor(), id: syncCoreId(local) };
+  }
   return {
     syncId: syncCoreId(local),
     kind: local.kind,
@@ -125,12 +141,19 @@ export class SyncLink {
   readonly token: number = newThreadToken();
   readonly #send: (payload: unknown[]) => void;
   readonly #held = new Map<number, SyncCore>();
+  /** How many copies of each primitive the child was sent and may still have. */
+  readonly #copies = new Map<number, number>();
   readonly #pending = new Map<number, AbortController>();
+  /** Aborted when the child is gone: its condition waits do not retake their lock. */
+  readonly #gone = new AbortController();
+  /** Waits whose answer is not sent yet: a grant they got is given back before the child's holds are. */
+  readonly #answering = new Set<Promise<void>>();
   /** Leased locks watched for waiters. */
   readonly #watching = new Set<number>();
   /** Leased locks whose lease was revoked. */
   readonly #revoked = new Set<number>();
   #disposed = false;
+  #died = false;
 
   // One link per child, beside its queue link.
   constructor(send: (payload: unknown[]) => void) {
@@ -141,6 +164,7 @@ export class SyncLink {
   share(shared: readonly SyncCore[]): void {
     for (const core of shared) {
       const id = syncCoreId(core);
+      this.#copies.set(id, (this.#copies.get(id) ?? 0) + 1);
       if (this.#held.has(id)) continue;
       this.#held.set(id, core);
       // A child reads isSet(), broken and nWaiting without asking.
@@ -150,10 +174,11 @@ export class SyncLink {
 
   // Mirrors an event or barrier into the child while the child lives.
   async #watch(id: number, core: SyncCore): Promise<void> {
-    while (!this.#disposed) {
+    const over = (): boolean => this.#disposed || this.#held.get(id) !== core;
+    while (!over()) {
       const seen = core.changes();
-      await core.changedSince(seen);
-      if (this.#disposed) return;
+      await core.changedSince(seen, over);
+      if (over()) return;
       const state = core.state();
       this.#post([STATE, id, state.owner, state.count, state.flag]);
     }
@@ -177,6 +202,7 @@ export class SyncLink {
       deadline: deadlineOf(timeout),
       signal: controller.signal,
       hold: false,
+      gone: this.#gone.signal,
     };
   }
 
@@ -202,21 +228,34 @@ export class SyncLink {
     ]);
   }
 
-  // An acquire that found nobody else waiting leases the lock to the child.
-  async #answerAcquire(
+  // Waits answer when they end; the rest fail loudly in the child only.
+  async #answer(
     req: number,
     id: number,
     core: SyncCore,
     result: Promise<number>,
+    leasable = false,
   ): Promise<void> {
-    const got = await result;
+    const answer = result.then((got) =>
+      leasable
+        ? this.#answerAcquire(req, got, id, core)
+        : this.#reply(req, got, id, core)
+    );
+    this.#answering.add(answer);
+    await answer;
+    this.#answering.delete(answer);
+  }
+
+  // An acquire that found nobody else waiting leases the lock to the child;
+  // the reply goes first, so that a revocation never comes before it.
+  #answerAcquire(req: number, got: number, id: number, core: SyncCore): void {
     if (got <= 0 || this.#disposed || !core.lease(this.token)) {
       return this.#reply(req, got, id, core);
     }
     this.#revoked.delete(id);
+    this.#reply(req, got, id, core, 1);
     core.onWanted = (): void => this.#revokeIfWanted(id, core);
     if (!this.#watching.has(id)) this.#watchLease(id, core);
-    this.#reply(req, got, id, core, 1);
   }
 
   // Once per lease: the child hands it back at its next release.
@@ -243,16 +282,6 @@ export class SyncLink {
     }
   }
 
-  // Waits answer when they end; the rest fail loudly in the child only.
-  async #answer(
-    req: number,
-    id: number,
-    core: SyncCore,
-    result: Promise<number>,
-  ): Promise<void> {
-    this.#reply(req, await result, id, core);
-  }
-
   /** Handles one operation from the child. */
   receive(payload: unknown[]): void {
     const [op, req, id] = payload as number[];
@@ -260,16 +289,18 @@ export class SyncLink {
       this.#pending.get(req)?.abort();
       return;
     }
+    if (op === DROPPED) return this.#dropped(id, payload[3] as number);
     const core = this.#held.get(id);
     if (core === undefined || this.#disposed) return;
     const token = this.token;
     switch (op) {
       case ACQUIRE:
-        this.#answerAcquire(
+        this.#answer(
           req,
           id,
           core,
           core.acquire(token, this.#wait(req, payload[3] as number)),
+          true,
         );
         break;
       case RELEASE: {
@@ -324,28 +355,70 @@ export class SyncLink {
     }
   }
 
+  // A primitive sent with every task would otherwise be kept for the
+  // child's life; one it holds or waits on stays, for its release at death.
+  /** The child let go of `n` copies of primitive `id`: forgets it when no other is left. */
+  #dropped(id: number, n: number): void {
+    const left = (this.#copies.get(id) ?? 0) - n;
+    const core = this.#held.get(id);
+    if (left > 0 || core === undefined) {
+      this.#copies.set(id, left);
+      return;
+    }
+    this.#copies.delete(id);
+    if (core.involves(this.token)) return;
+    this.#held.delete(id);
+    core.wakeWatchers();
+  }
+
   /**
    * The child is gone: its waits end, what it held is released (the next
-   * holder learns its owner died), and a barrier it shared breaks when it
-   * ended `abnormally` (killed, crashed or failed).
+   * holder learns its owner died), and a barrier it waited at breaks.
    */
-  dispose(abnormally: boolean): void {
+  dispose(): void {
+    if (this.#died) return;
+    this.#died = true;
+    this.stop();
+    const die = (): void => {
+      for (const core of this.#held.values()) {
+        if (core.leasedTo(this.token)) core.onWanted = undefined;
+        core.died(this.token);
+      }
+      this.#held.clear();
+    };
+    // A grant that came as the child died is given back as a clean release
+    // first: only what the child really held is released as its death.
+    if (this.#answering.size === 0) die();
+    else Promise.allSettled(this.#answering).then(die);
+  }
+
+  /**
+   * The child can run nothing more (killed with SIGKILL, or gone): its waits
+   * end at once, so nothing is handed to it that it would never release.
+   */
+  stop(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    markDead(this.token);
+    this.#gone.abort();
     for (const controller of this.#pending.values()) controller.abort();
     this.#pending.clear();
-    for (const core of this.#held.values()) {
-      if (core.leasedTo(this.token)) core.onWanted = undefined;
-      core.died(this.token, abnormally);
-    }
-    this.#held.clear();
-    markDead(this.token);
   }
 }
 
 // ---- the child side ---------------------------------------------------
 
-const remote = new Map<number, RemoteSyncCore>();
+const remote = new Map<number, WeakRef<RemoteSyncCore>>();
+/** How many times a primitive arrived since this process last let go of it. */
+interface Tally {
+  id: number;
+  copies: number;
+}
+// The parent keeps what it sent until told that it is garbage here.
+const collected = new FinalizationRegistry<Tally>((tally) => {
+  if (remote.get(tally.id)?.deref() === undefined) remote.delete(tally.id);
+  sendSyncToParent([DROPPED, 0, tally.id, tally.copies], false);
+});
 /**
  * How soon after its release a process may take a leased lock again without
  * asking, in `Date.now()` ticks (a few times cheaper than `performance.now()`
@@ -361,40 +434,75 @@ function receiveFromParent(payload: unknown[]): void {
   const op = payload[0] as number;
   if (op === REPLY) {
     const [, req, result, id, owner, count, flag, leased] = payload as number[];
-    remote.get(id)?.learn({ owner, count, flag });
+    remote.get(id)?.deref()?.learn({ owner, count, flag });
     const settle = requests.get(req);
     requests.delete(req);
     settle?.(result, leased === 1);
   } else if (op === STATE) {
     const [, id, owner, count, flag] = payload as number[];
-    remote.get(id)?.learn({ owner, count, flag });
+    remote.get(id)?.deref()?.learn({ owner, count, flag });
   } else if (op === FAILED) {
-    remote.get(payload[1] as number)?.failed(payload[2] as number);
+    remote.get(payload[1] as number)?.deref()?.failed(payload[2] as number);
   } else if (op === REVOKE) {
-    remote.get(payload[1] as number)?.revoke();
+    remote.get(payload[1] as number)?.deref()?.revoke();
   }
 }
 
 // A task ended: leases of locks it left free go back before its result.
 function settleLeases(): void {
-  for (const core of remote.values()) core.idle();
+  for (const core of remote.values()) core.deref()?.idle();
 }
 
-/** Sends a request and resolves with the parent's result. */
+/** How a wait of this process gives up on its own. */
+interface GiveUp {
+  /** What a wait that timed out here resolves to. */
+  timedOut: number;
+  /** Takes a result the parent sends after the wait gave up. */
+  late?: (result: number) => void;
+}
+
+/**
+ * Sends a request and resolves with the parent's result. With `giveUp`,
+ * the wait's deadline (unless it is already due: a try such as
+ * `acquire({ timeout: 0 })`, which the parent answers at once) and signal
+ * end it here even while the parent is busy:
+ * the parent is told to cancel, and what it answers later goes to `late`.
+ * `onReply` reads a reply in time before anything that came with it.
+ */
 function request(
   payload: unknown[],
-  signal: AbortSignal | undefined,
+  wait: SyncWait,
+  giveUp?: GiveUp,
   onReply?: (result: number, leased: boolean) => void,
 ): Promise<number> {
   const req = ++nextReq;
   payload[1] = req;
+  const { signal, deadline } = wait;
   return new Promise((resolve) => {
-    const onAbort = (): void => sendSyncToParent([CANCEL, req], true);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    requests.set(req, (result, leased) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const settle = (result: number): void => {
+      clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
-      onReply?.(result, leased);
       resolve(result);
+    };
+    const abandon = (result: number): void => {
+      requests.set(req, (late) => giveUp?.late?.(late));
+      sendSyncToParent([CANCEL, req], true);
+      settle(result);
+    };
+    const onAbort = (): void => {
+      if (giveUp !== undefined) abandon(ABORTED);
+      else sendSyncToParent([CANCEL, req], true);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // A wait without time left is a try: only the parent can answer it.
+    const left = deadline === undefined ? 0 : deadline - performance.now();
+    if (giveUp !== undefined && left > 0) {
+      timer = setTimeout(() => abandon(giveUp.timedOut), left);
+    }
+    requests.set(req, (result, leased) => {
+      onReply?.(result, leased);
+      settle(result);
     });
     sendSyncToParent(payload, true);
   });
@@ -414,10 +522,12 @@ class RemoteSyncCore implements SyncOps {
   readonly #id: number;
   readonly #limit: number;
   #state: SyncState;
-  /** Lock, RLock: how deep this process holds it. */
+  /** Lock, RLock: how deep this process holds it; a semaphore: the units it acquired. */
   #depth = 0;
   /** An operation sent without reply failed in the parent: the next call says so. */
   #failure = 0;
+  /** How many times it arrived: the parent forgets that many when it is garbage. */
+  readonly tally: Tally;
   /** Lock: the parent holds it for this process; acquire and release are local. */
   #leased = false;
   /** Lock: someone waits for it; the lease goes back at the next release. */
@@ -433,6 +543,8 @@ class RemoteSyncCore implements SyncOps {
     this.kind = descriptor.kind;
     this.#limit = descriptor.limit;
     this.#state = descriptor.state;
+    this.tally = { id: descriptor.syncId, copies: 1 };
+    collected.register(this, this.tally);
   }
 
   /** The state the parent reported last. */
@@ -510,10 +622,18 @@ class RemoteSyncCore implements SyncOps {
     if (local !== 0) return local;
     // Held here under the lease: our wait in the parent revokes it.
     if (this.#leased && timeoutOf(wait) !== 0) this.#revoking = true;
+    // A grant that comes after this process gave up goes straight back,
+    // a leased one with its lease: the RELEASE ends both.
     const result = await request(
       this.#op(ACQUIRE, timeoutOf(wait)),
-      wait.signal,
-      (result, leased) => this.#granted(result, leased),
+      wait,
+      {
+        timedOut: TIMED_OUT,
+        late: (got) => {
+          if (got > 0) sendSyncToParent(this.#op(RELEASE, 1), true);
+        },
+      },
+      (got, leased) => this.#granted(got, leased),
     );
     if (result <= 0) return result;
     // Granted as the signal fired: the caller gets the abort, so give back.
@@ -542,6 +662,15 @@ class RemoteSyncCore implements SyncOps {
       }
       // Free as far as this process knows, until the parent says more.
       if (--this.#depth === 0) this.#state = { ...this.#state, owner: 0 };
+    } else {
+      // Units this process acquired can go back; past them, an over-release
+      // the mirror can see throws here, at the release that is wrong.
+      if (
+        this.kind === BOUNDED_SEMAPHORE && n > this.#depth &&
+        this.#state.count + n > this.#limit
+      ) return OVER_BOUND;
+      this.#depth = Math.max(0, this.#depth - n);
+      this.#state = { ...this.#state, count: this.#state.count + n };
     }
     sendSyncToParent(this.#op(RELEASE, n), true);
     return 0;
@@ -572,7 +701,9 @@ class RemoteSyncCore implements SyncOps {
 
   // Asked even when the mirror says set: the parent knows best.
   waitSet(_owner: number, wait: SyncWait): Promise<number> {
-    return request(this.#op(WAIT_SET, timeoutOf(wait)), wait.signal);
+    return request(this.#op(WAIT_SET, timeoutOf(wait)), wait, {
+      timedOut: TIMED_OUT,
+    });
   }
 
   // The parent releases and takes back the lock for us.
@@ -584,7 +715,9 @@ class RemoteSyncCore implements SyncOps {
     other.#revoking = false;
     return request(
       this.#op(WAIT_NOTIFY, other.#id, timeoutOf(wait)),
-      wait.signal,
+      // Python's wait holds the lock again when it returns: the parent
+      // takes it back for us, so its answer is awaited.
+      { signal: wait.signal },
     );
   }
 
@@ -595,7 +728,10 @@ class RemoteSyncCore implements SyncOps {
 
   // An action never crosses, so the parent never answers LAST.
   arrive(_owner: number, wait: SyncWait): Promise<number> {
-    return request(this.#op(ARRIVE, timeoutOf(wait)), wait.signal);
+    // Given up here, the parent's cancel breaks the barrier for all.
+    return request(this.#op(ARRIVE, timeoutOf(wait)), wait, {
+      timedOut: BROKEN,
+    });
   }
 
   // Only the process that made a barrier with an action runs it.
@@ -632,11 +768,26 @@ export function remoteSyncCore(descriptor: RemoteSyncDescriptor): SyncOps {
     onSyncFromParent(receiveFromParent);
     onSettleSync(settleLeases);
   }
-  let core = remote.get(descriptor.syncId);
+  let core = remote.get(descriptor.syncId)?.deref();
   if (core === undefined) {
     core = new RemoteSyncCore(descriptor);
-    remote.set(descriptor.syncId, core);
-  } else core.learn(descriptor.state);
+    remote.set(descriptor.syncId, new WeakRef(core));
+  } else {
+    core.tally.copies++;
+    core.learn(descriptor.state);
+  }
+  return core;
+}
+
+// A worker thread's copies: the parent keeps each until told it is garbage.
+const threadCopies = new FinalizationRegistry<number>((id) => {
+  parentPort?.postMessage([SYNC_DROPPED, id, 1]);
+});
+
+/** A worker thread's core for a primitive it was sent, tracked for its parent. */
+export function threadSyncCore(descriptor: SyncDescriptor): SyncCore {
+  const core = new SyncCore(descriptor);
+  if (descriptor.id !== undefined) threadCopies.register(core, descriptor.id);
   return core;
 }
 

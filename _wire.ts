@@ -24,6 +24,11 @@ export const ONLINE = 8;
  */
 export const LOADED = 9;
 /**
+ * Worker thread → parent: `[SYNC_DROPPED, id, n]`, `n` copies of the sync
+ * primitive `id` it was sent are garbage now (see `_sync_link.ts`).
+ */
+export const SYNC_DROPPED = 10;
+/**
  * Either way, between a child process and its parent: an operation on a
  * queue (`_queue_link.ts` lays out the rest of the message).
  */

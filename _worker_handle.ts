@@ -10,7 +10,7 @@ import { ManagerLink } from "./_manager_link.ts";
 import { ProxyLink } from "./_queue_link.ts";
 import type { AnyCore } from "./_share.ts";
 import { isSyncCore, type SyncCore } from "./_sync_core.ts";
-import { SyncLink } from "./_sync_link.ts";
+import { syncCoreId, SyncLink } from "./_sync_link.ts";
 import { withPermissionHint } from "./_permissions.ts";
 import { threadEnvironment } from "./_loaders.ts";
 import { guardedCommand } from "./_watchdog.ts";
@@ -19,6 +19,7 @@ import {
   INIT,
   LOADED,
   QUEUE,
+  SYNC_DROPPED,
   type ToWorker,
 } from "./_wire.ts";
 import type { Backend, WorkerPermissions } from "./_types.ts";
@@ -134,8 +135,9 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     throw withPermissionHint(error);
   }
   let error: unknown;
-  // What the thread may hold: released if it dies holding it.
-  const syncs = new Set<SyncCore>();
+  // What the thread may hold: released if it dies holding it. Each counts
+  // the copies the thread was sent and has not let go of (SYNC_DROPPED).
+  const syncs = new Map<number, { core: SyncCore; copies: number }>();
   // Its manager calls come over the queue channel, as a child's do.
   const managers = new ManagerLink((payload) => link.sendManager(payload));
   const link = new ProxyLink(
@@ -154,6 +156,14 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     worker.terminate();
   };
   worker.on("message", (message: FromWorker) => {
+    if ((message[0] as number) === SYNC_DROPPED) {
+      const [, id, n] = message as unknown as number[];
+      const shared = syncs.get(id);
+      if (shared === undefined || (shared.copies -= n) > 0) return;
+      // One it holds or waits on stays, for its release at death.
+      if (!shared.core.involves(liveness.token)) syncs.delete(id);
+      return;
+    }
     if (message[0] === LOADED || loading) {
       loading = false;
       if (killed) return terminate();
@@ -166,11 +176,13 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   worker.once("exit", (exitCode) => {
     clearTimeout(fallback);
     // A thread stopped in the middle of a queue operation left its lock.
-    markDead(liveness.token);
+    const dead = markDead(liveness.token);
     managers.dispose();
-    // Its locks are released and a barrier it may never reach breaks.
-    const abnormally = exitCode !== 0 || error !== undefined;
-    for (const core of syncs) core.died(liveness.token, abnormally);
+    // Its locks (and those of the workers it started) are released and a
+    // barrier it waited at breaks.
+    for (const { core } of syncs.values()) {
+      for (const token of dead) core.died(token);
+    }
     options.onExit({ exitCode, signal: null, error });
   });
   return {
@@ -197,7 +209,12 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
     share(cores: readonly AnyCore[]): void {
       // Threads share the memory itself; locks are noted for their release.
       const [, shared, managed] = splitCores(cores);
-      for (const core of shared) syncs.add(core);
+      for (const core of shared) {
+        const id = syncCoreId(core);
+        const held = syncs.get(id) ?? { core, copies: 0 };
+        held.copies++;
+        syncs.set(id, held);
+      }
       managers.share(managed);
     },
   };
@@ -257,8 +274,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     clearTimeout(grace);
     // What the child fetched ahead and did not read goes back first.
     link.dispose();
-    // What it held is released; a barrier it may never reach breaks.
-    sync.dispose(exitCode !== 0 || signal !== null);
+    // What it held is released; a barrier it waited at breaks.
+    sync.dispose();
     managers.dispose();
     options.onExit({
       exitCode,
@@ -285,6 +302,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
     },
     kill(signal: "SIGTERM" | "SIGKILL"): void {
       child.kill(signal);
+      // Nothing is granted to a child that can no longer take it.
+      if (signal === "SIGKILL") sync.stop();
     },
     setRef(ref: boolean): void {
       // A spawn that failed has nothing to hold.

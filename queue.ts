@@ -50,7 +50,7 @@ import {
 } from "./_ring.ts";
 import {
   Adoption,
-  holdsShareable,
+  findShareable,
   noteShareable,
   SHARE,
   type SharedForm,
@@ -222,11 +222,13 @@ const TAKE_BYTES = 1 << 20;
 
 /** Encodes one item; the bytes are valid until the next call. */
 function encodeItem(item: unknown): Uint8Array {
-  if (typeof item === "object" && item !== null && holdsShareable(item)) {
+  const held = typeof item === "object" ? findShareable(item) : undefined;
+  if (held !== undefined) {
+    const what = held === item
+      ? describeValue(held)
+      : `${describeValue(item)} holding ${describeValue(held)}`;
     throw new TypeError(
-      `Cannot put ${
-        describeValue(item)
-      } into a queue or pipe: it is or holds a queue or pipe end, and queues and pipe ends travel in task and Process arguments, not inside items`,
+      `Cannot put ${what} into a queue or pipe: queues, pipe ends, locks, events and the other primitives travel in task and Process arguments (and initArgs), not inside items; pass it to the worker that needs it as an argument`,
     );
   }
   scratch.clear();

@@ -16,9 +16,9 @@
  * process that dies is released, and the next holder learns it from
  * {@linkcode Lock.ownerDied} (or {@linkcode Held.ownerDied}), so it can
  * repair what the dead owner left half done (a robust mutex). A barrier
- * that a worker was given breaks when that worker dies abnormally (killed,
- * crashed, timed out): it could never arrive, so the others get
- * {@linkcode BrokenBarrierError} instead of waiting forever.
+ * breaks when a worker dies while waiting at it (killed, crashed, timed
+ * out): the others get {@linkcode BrokenBarrierError} instead of waiting
+ * forever. A worker that only was given it breaks nothing when it ends.
  *
  * "Owner" means a thread or a process: every async function of one thread
  * holds a lock as that thread, as in Python every call of one thread does.
@@ -56,6 +56,7 @@ import {
   LOCK,
   NOT_HELD,
   OVER_BOUND,
+  OVER_MAX,
   OWNER_DIED,
   RLOCK,
   SEMAPHORE,
@@ -98,6 +99,20 @@ function waitOf(options: AcquireOptions | undefined): SyncWait {
       : performance.now() + options.timeout,
     signal: options?.signal,
   };
+}
+
+// A promise is truthy and finishes later: a callback here must be synchronous.
+function refuseThenable(result: unknown, what: string): void {
+  if (
+    result === null ||
+    (typeof result !== "object" && typeof result !== "function") ||
+    typeof (result as { then?: unknown }).then !== "function"
+  ) return;
+  // Its rejection is ours to report, not an unhandled one.
+  (result as PromiseLike<unknown>).then(undefined, () => {});
+  throw new TypeError(
+    `Cannot use ${what} that returned a promise: pass a synchronous function`,
+  );
 }
 
 // An abort rejects with the signal's reason, as queues do.
@@ -476,10 +491,11 @@ export class Semaphore {
    * Any thread or process may release.
    *
    * @param n How many units. @default {1}
-   * @throws {RangeError} when `n` is not a whole number >= 1, or when a
+   * @throws {RangeError} when `n` is not a whole number >= 1, when a
    * {@linkcode BoundedSemaphore} would rise past its start value (in a
-   * process worker that is found by the parent and thrown by the next
-   * `release`).
+   * process worker, past the units it acquired and the value last reported;
+   * else the parent finds it and the next `release` throws), or when the
+   * value would pass 2147483647.
    *
    * @example Release two at once
    * ```ts
@@ -493,9 +509,15 @@ export class Semaphore {
    */
   release(n = 1): void {
     const units = checkCount(n, "release of", 1);
-    if (this.#core.release(threadToken(), units) === OVER_BOUND) {
+    const result = this.#core.release(threadToken(), units);
+    if (result === OVER_BOUND) {
       throw new RangeError(
         `Cannot release the bounded semaphore by "${units}": it would rise past its start value "${this.#core.limit()}"; release only what was acquired`,
+      );
+    }
+    if (result === OVER_MAX) {
+      throw new RangeError(
+        `Cannot release the semaphore by "${units}": its value "${this.#core.count()}" would pass the largest one, "2147483647"; release fewer units`,
       );
     }
   }
@@ -881,18 +903,23 @@ export class Condition {
    * ```
    */
   async waitFor<T>(
-    predicate: () => T,
+    predicate: () => T extends PromiseLike<unknown> ? never : T,
     options?: AcquireOptions,
   ): Promise<T> {
     const wait = waitOf(options);
-    let result = predicate();
+    const check = (): T => {
+      const result = predicate();
+      refuseThenable(result, "a waitFor predicate");
+      return result as T;
+    };
+    let result = check();
     while (!result) {
       const left = wait.deadline === undefined
         ? undefined
         : Math.max(0, wait.deadline - performance.now());
       if (left === 0) break;
       await this.wait({ timeout: left, signal: options?.signal });
-      result = predicate();
+      result = check();
     }
     return result;
   }
@@ -986,7 +1013,16 @@ export interface BarrierOptions {
    *
    * @default {undefined}
    */
-  action?: () => void;
+  action?: () =>
+    | void
+    | null
+    | boolean
+    | number
+    | string
+    | bigint
+    | symbol
+    // Anything but a promise: an action runs before the others pass.
+    | (object & { then?: undefined });
   /** The default `timeout` of {@linkcode Barrier.wait}, in milliseconds. @default {undefined} */
   timeout?: number;
 }
@@ -1008,7 +1044,7 @@ export interface BarrierOptions {
  */
 export class Barrier {
   readonly #core: SyncOps;
-  readonly #action: (() => void) | undefined;
+  readonly #action: (() => unknown) | undefined;
   readonly #timeout: number | undefined;
 
   /**
@@ -1027,6 +1063,11 @@ export class Barrier {
         `Cannot use the barrier action "${
           String(options.action)
         }": pass a function`,
+      );
+    }
+    if (options.action?.constructor.name === "AsyncFunction") {
+      throw new TypeError(
+        "Cannot use an async function as the barrier action: it runs before the others pass, so pass a synchronous function",
       );
     }
     checkTimeout(options.timeout);
@@ -1074,12 +1115,16 @@ export class Barrier {
    * ```
    */
   async wait(options?: AcquireOptions): Promise<number> {
-    const wait = waitOf({ timeout: this.#timeout, ...options });
+    // Python's timeout=None: the barrier's own.
+    const wait = waitOf({
+      ...options,
+      timeout: options?.timeout ?? this.#timeout,
+    });
     const hasAction = this.#action !== undefined;
     const got = await this.#core.arrive(threadToken(), wait, hasAction);
     if (got === LAST) {
       try {
-        this.#action!();
+        refuseThenable(this.#action!(), "a barrier action");
       } catch (error) {
         this.#core.pass(true);
         throw new BrokenBarrierError(

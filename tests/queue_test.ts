@@ -158,14 +158,14 @@ describe("Queue in one thread", () => {
     await rejects(q.put({ nested: Symbol("s") }), TypeError);
     throws(() => q.putNowait(new Queue()), {
       name: "TypeError",
-      message: /queues and pipe ends travel in task and Process arguments/,
+      message: /Cannot put a Queue.*travel in task and Process arguments/,
     });
     // Nested, too: structured clone would make an empty object of each.
     const [end] = Pipe();
     for (const nested of [{ q }, [1, [end]], new Map([[1, q]]), new Set([q])]) {
       await rejects(q.put(nested), {
         name: "TypeError",
-        message: /holds a queue or pipe end.*travel in task and Process/,
+        message: /holding a (Queue|Connection).*travel in task and Process/,
       });
     }
     equal(q.qsize(), 1);
@@ -372,7 +372,8 @@ for (const backend of ["worker", "process"] as Backend[]) {
       // A queue cannot come back in a result: a clear error, not `{}`.
       await rejects(p.apply((queue: Queue<string>) => queue, [q]), {
         name: "TypeError",
-        message: /returned a queue or pipe end.*return plain data/,
+        message:
+          /returned a Queue, which cannot travel back.*return plain data/,
       });
       const [end] = Pipe();
       await rejects(p.apply((conn: unknown) => ({ conn }), [end]), TypeError);

@@ -29,6 +29,8 @@ import {
 } from "../mod.ts";
 import { delay, fixtureUrl, runScript, runtime } from "./_helpers.ts";
 import { incrementFileBursts } from "./fixtures/sync_tasks.ts";
+import { ACQUIRED, EVENT, LOCK, OWNER_DIED, SyncCore } from "../_sync_core.ts";
+import { syncCoreId, SyncLink } from "../_sync_link.ts";
 
 type Tasks = typeof import("./fixtures/sync_tasks.ts");
 const tasks = fixtureUrl("sync_tasks");
@@ -136,6 +138,49 @@ describe("Semaphore and BoundedSemaphore", () => {
     equal(s.getValue(), 1);
   });
 
+  test("20,000 jobs throttled by a semaphore of 10 all run, in order", async () => {
+    const semaphore = new Semaphore(10);
+    const order: number[] = [];
+    let running = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: 20_000 }, async (_, i) => {
+        await using _slot = await semaphore.hold();
+        order.push(i);
+        most = Math.max(most, ++running);
+        await Promise.resolve();
+        running--;
+      }),
+    );
+    equal(most, 10);
+    deepEqual(order, Array.from({ length: 20_000 }, (_, i) => i));
+    equal(semaphore.getValue(), 10);
+  });
+
+  test("waiters that time out among others leave the rest first in, first out", async () => {
+    const lock = new Lock();
+    await lock.acquire();
+    const served: number[] = [];
+    const timed: Promise<boolean>[] = [];
+    const waits = Array.from({ length: 300 }, async (_, i) => {
+      if (i % 3 === 0) {
+        timed.push(lock.acquire({ timeout: 1 }));
+        return;
+      }
+      equal(await lock.acquire(), true);
+      served.push(i);
+      lock.release();
+    });
+    // Released once every timed waiter gave up: none can be granted.
+    deepEqual(new Set(await Promise.all(timed)), new Set([false]));
+    lock.release();
+    await Promise.all(waits);
+    deepEqual(
+      served,
+      Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 3 !== 0),
+    );
+  });
+
   test("a signal stops the wait", async () => {
     const s = new Semaphore(0);
     const controller = new AbortController();
@@ -155,6 +200,20 @@ describe("Semaphore and BoundedSemaphore", () => {
       match(error.message, /past its start value "1"/);
       return true;
     });
+  });
+
+  test("a release past the largest value is a RangeError; the value stays", () => {
+    const semaphore = new Semaphore(0x7fffffff);
+    throws(() => semaphore.release(), {
+      name: "RangeError",
+      message:
+        'Cannot release the semaphore by "1": its value "2147483647" would pass the largest one, "2147483647"; release fewer units',
+    });
+    equal(semaphore.getValue(), 0x7fffffff);
+    const near = new Semaphore(0x7ffffff0);
+    throws(() => near.release(0x20), RangeError);
+    near.release(0xf);
+    equal(near.getValue(), 0x7fffffff);
   });
 
   test("bad values are RangeErrors that quote the value", () => {
@@ -228,6 +287,41 @@ describe("Condition", () => {
     c.notify();
   });
 
+  test("waitFor refuses a predicate that returns a promise", async () => {
+    const c = new Condition();
+    await using _held = await c.hold();
+    await rejects(
+      // @ts-expect-error: the predicate must be synchronous.
+      c.waitFor(() => Promise.reject(new Error("not ours")), { timeout: 10 }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot use a waitFor predicate that returned a promise: pass a synchronous function",
+      },
+    );
+  });
+
+  test("over an RLock, the levels another async function took meanwhile are kept", async () => {
+    const lock = new RLock();
+    const condition = new Condition(lock);
+    const a = (async () => {
+      await condition.acquire();
+      await condition.acquire();
+      equal(await condition.wait({ timeout: 20_000 }), true);
+      condition.release();
+      condition.release();
+    })();
+    await delay(10);
+    await condition.acquire();
+    condition.notify();
+    await a;
+    // This function still holds its level: another owner cannot take it.
+    await using pool = new Pool<Tasks>(tasks, { processes: 1 });
+    equal(await pool.apply("tryAcquire", [lock, 50]), false);
+    condition.release();
+    equal(lock.locked(), false);
+  });
+
   test("wait and notify without the lock are errors", async () => {
     const c = new Condition();
     await rejects(c.wait(), /does not hold its lock/);
@@ -278,6 +372,37 @@ describe("Barrier", () => {
       c.wait({ signal: AbortSignal.abort(new Error("aborted")) }),
       /aborted/,
     );
+  });
+
+  test("an async action is a TypeError; a promise an action returns breaks the barrier", async () => {
+    throws(
+      () =>
+        // @ts-expect-error: the action must be synchronous.
+        new Barrier(1, { action: async () => {} }),
+      {
+        name: "TypeError",
+        message:
+          "Cannot use an async function as the barrier action: it runs before the others pass, so pass a synchronous function",
+      },
+    );
+    const b = new Barrier(1, {
+      // @ts-expect-error: the action must be synchronous.
+      action: () => Promise.reject(new Error("action failed")),
+    });
+    await rejects(
+      b.wait(),
+      (error) =>
+        error instanceof BrokenBarrierError && error.cause instanceof TypeError,
+    );
+    equal(b.broken, true);
+  });
+
+  test("wait({ timeout: undefined }) uses the barrier's own timeout", async () => {
+    const b = new Barrier(2, { timeout: 10 });
+    // The signal only keeps a regression from hanging.
+    const signal = AbortSignal.timeout(20_000);
+    await rejects(b.wait({ timeout: undefined, signal }), BrokenBarrierError);
+    equal(b.broken, true);
   });
 
   test("bad parties are RangeErrors; a barrier with an action stays here", async () => {
@@ -429,6 +554,19 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       );
     });
 
+    test("a bounded semaphore's over-release throws where it happens; later pairs work", async () => {
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const semaphore = new BoundedSemaphore(1);
+      deepEqual(await pool.apply("overReleaseFirst", [semaphore]), [
+        "RangeError",
+        "true",
+        "released",
+      ]);
+      equal(await semaphore.acquire({ timeout: 20_000 }), true);
+      equal(semaphore.getValue(), 0);
+      semaphore.release();
+    });
+
     test("an Event stops a worker's loop; a worker's set wakes waiters here", async () => {
       const stop = new Event();
       const started = new Queue<string>();
@@ -506,16 +644,33 @@ for (const backend of ["worker", "process"] as const satisfies Backend[]) {
       equal(semaphore.ownerDied, true);
     });
 
-    test("a barrier with a killed party breaks for the rest", async () => {
-      const barrier = new Barrier(3);
-      const started = new Queue<string>();
+    test("a barrier with a party killed while waiting breaks for the rest", async () => {
+      const barrier = new Barrier(4);
       await using pool = new Pool<Tasks>(tasks, { processes: 2, backend });
       const waiter = pool.apply("arrive", [barrier]);
-      const doomed = pool.apply("hang", [started, barrier], { timeout: 300 });
-      equal(await started.get(), "started");
+      const doomed = pool.apply("arrive", [barrier], { timeout: 300 });
       await rejects(barrier.wait({ timeout: 20_000 }), BrokenBarrierError);
       equal(await waiter, "BrokenBarrierError");
       await rejects(doomed, TimeoutError);
+    });
+
+    test("a barrier given to workers that end without waiting at it stays whole", async () => {
+      const barrier = new Barrier(2);
+      const started = new Queue<string>();
+      {
+        // A task killed by its timeout, one that returns, then the pool ends.
+        await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+        const doomed = pool.apply("hang", [started, barrier], { timeout: 300 });
+        equal(await started.get(), "started");
+        await rejects(doomed, TimeoutError);
+        equal(await pool.apply("parties", [barrier]), 2);
+      }
+      await delay(100);
+      equal(barrier.broken, false);
+      await using pool = new Pool<Tasks>(tasks, { processes: 1, backend });
+      const theirs = pool.apply("arrive", [barrier]);
+      const mine = await barrier.wait({ timeout: 20_000 });
+      deepEqual([mine, await theirs].sort(), [0, 1]);
     });
   });
 }
@@ -728,6 +883,252 @@ describe("Lock leases of process workers", () => {
     equal(lock.ownerDied, true);
     lock.release();
   });
+});
+
+describe("Primitives where they cannot travel", () => {
+  test("a task that returns a Lock, and an Event put in a queue, are named in the error", async () => {
+    await using pool = new Pool<Tasks>(tasks, { processes: 1 });
+    await rejects(pool.apply("makeLock", []), {
+      name: "TypeError",
+      message:
+        "The task returned a Lock, which cannot travel back to the caller: make queues, locks, events and the other primitives in the caller and pass them to tasks in their arguments; return plain data",
+    });
+    const q = new Queue<unknown>();
+    await rejects(q.put({ stop: new Event() }), {
+      name: "TypeError",
+      message:
+        "Cannot put an Object holding an Event into a queue or pipe: queues, pipe ends, locks, events and the other primitives travel in task and Process arguments (and initArgs), not inside items; pass it to the worker that needs it as an argument",
+    });
+    await rejects(q.put(new Lock()), { message: /^Cannot put a Lock into/ });
+  });
+});
+
+describe("Workers that die inside a primitive's wait (process backend)", () => {
+  for (const predicate of [false, true]) {
+    test(`a killed waiter in Condition.${predicate ? "waitFor" : "wait"}() does not take the lock back`, async () => {
+      const lock = new Lock();
+      const condition = new Condition(lock);
+      const started = new Queue<string>();
+      const pool = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
+      const waiter = pool.apply("waitNotifiedForever", [
+        condition,
+        started,
+        predicate,
+      ]);
+      equal(await started.get(), "waiting");
+      await pool.terminate();
+      await rejects(waiter);
+      // A dead waiter retaking the lock did so as soon as its wait ended.
+      await delay(100);
+      equal(lock.locked(), false);
+      equal(await lock.acquire({ timeout: 0 }), true);
+      lock.release();
+      await delay(100);
+      equal(lock.locked(), false);
+    });
+  }
+});
+
+describe("A process worker stopped while it only waits for a lock", () => {
+  for (const how of ["terminate", "timeout"] as const) {
+    test(`(${how}) leaves no owner death behind`, async () => {
+      const lock = new Lock();
+      await lock.acquire();
+      const started = new Queue<string>();
+      const pool = new Pool<Tasks>(tasks, { processes: 1, backend: "process" });
+      // Started first: the task's timeout counts from its start.
+      await pool.apply("tryAcquire", [new Lock(), 0]);
+      const waiter = pool.apply(
+        "sayAndAcquire",
+        [lock, started, 20_000],
+        how === "timeout" ? { timeout: 500 } : {},
+      );
+      equal(await started.get(), "acquiring");
+      if (how === "terminate") {
+        await delay(100);
+        const stopped = pool.terminate();
+        await rejects(waiter);
+        // Released before the worker's exit was seen: nobody may get it.
+        lock.release();
+        await stopped;
+      } else {
+        await rejects(waiter, TimeoutError);
+        lock.release();
+        await pool.terminate();
+      }
+      equal(await lock.acquire({ timeout: 20_000 }), true);
+      equal(lock.ownerDied, false);
+      lock.release();
+    });
+  }
+});
+
+test("a process worker's timed waits end on time while this thread is busy; late grants come back", async () => {
+  const lock = new Lock();
+  const semaphore = new Semaphore(0);
+  const event = new Event();
+  const barrier = new Barrier(2);
+  const started = new Queue<string>();
+  await lock.acquire();
+  await using pool = new Pool<Tasks>(tasks, {
+    processes: 1,
+    backend: "process",
+  });
+  const waits = pool.apply("timedWaits", [
+    lock,
+    semaphore,
+    event,
+    barrier,
+    started,
+  ]);
+  equal(await started.get(), "started");
+  // Synchronous work: the worker's requests wait for this thread.
+  const end = Date.now() + 3_000;
+  while (Date.now() < end) { /* busy */ }
+  const busyEnd = Date.now();
+  // Granted to the worker's timed-out waits, which give them back.
+  lock.release();
+  semaphore.release();
+  const [results, waitsEnd] = await waits;
+  deepEqual(results, [
+    false,
+    false,
+    false,
+    "BrokenBarrierError",
+    "TimeoutError",
+  ]);
+  ok(waitsEnd < busyEnd, `${waitsEnd} < ${busyEnd}`);
+  equal(await lock.acquire({ timeout: 20_000 }), true);
+  equal(lock.ownerDied, false);
+  lock.release();
+  equal(await semaphore.acquire({ timeout: 20_000 }), true);
+  equal(barrier.broken, true);
+});
+
+test("a process worker's try (timeout 0) of a free Lock and Semaphore succeeds: the parent answers it", async () => {
+  await using pool = new Pool<Tasks>(tasks, {
+    processes: 1,
+    backend: "process",
+  });
+  for (let i = 0; i < 3; i++) {
+    equal(await pool.apply("tryAcquire", [new Lock(), 0]), true);
+    equal(await pool.apply("tryAcquire", [new Semaphore(1), 0]), true);
+  }
+});
+
+test("a process worker's timed acquire that gave up before a leased grant came hands back the lock and its lease", async () => {
+  const lock = new Lock();
+  const started = new Queue<string>();
+  const held = new Queue<string>();
+  await using pool = new Pool<Tasks>(tasks, {
+    processes: 1,
+    backend: "process",
+  });
+  const late = pool.apply("acquireLateThenTry", [lock, started, held]);
+  equal(await started.get(), "started");
+  // The worker's acquire reaches this thread only after it gave up: the lock
+  // is free and nobody waits, so it is granted with the lease, too late.
+  const end = Date.now() + 1_000;
+  while (Date.now() < end) { /* busy */ }
+  await delay(100);
+  // The late grant came back whole: this thread gets the lock, cleanly.
+  equal(await lock.acquire({ timeout: 20_000 }), true);
+  equal(lock.ownerDied, false);
+  await held.put("held");
+  // The worker took no lease from it: its next try asks, and is refused.
+  // (Its first acquire is false unless this thread read it before the loop.)
+  const [, again, locked] = await late;
+  deepEqual([again, locked], [false, true]);
+  lock.release();
+  // Leases work again afterwards, and the pool's end leaves no owner death.
+  equal(await pool.apply("tryAcquire", [lock, 20_000]), true);
+  equal(await pool.apply("tryAcquire", [lock, 20_000]), true);
+  await pool.terminate();
+  equal(await lock.acquire({ timeout: 20_000 }), true);
+  equal(lock.ownerDied, false);
+  lock.release();
+});
+
+describe("What a process worker lets go of, its parent forgets", () => {
+  // The child's notice that its copies are garbage: [DROPPED, req, id, n].
+  const dropped = (core: SyncCore, n: number): unknown[] => [
+    11,
+    0,
+    syncCoreId(core),
+    n,
+  ];
+
+  test("an event the child dropped is no longer watched for it", async () => {
+    const sent: unknown[][] = [];
+    const link = new SyncLink((payload) => sent.push(payload));
+    const event = SyncCore.create(EVENT);
+    link.share([event]);
+    link.share([event]);
+    link.receive(dropped(event, 1));
+    event.set();
+    await delay(20);
+    equal(sent.length, 1, "still watched while a copy is left");
+    link.receive(dropped(event, 1));
+    await delay(20);
+    event.clear();
+    await delay(20);
+    equal(sent.length, 1);
+    link.dispose();
+  });
+
+  test("a Lock leased to the child, handed back, then dropped: its death flags nothing", async () => {
+    const sent: unknown[][] = [];
+    const link = new SyncLink((payload) => sent.push(payload));
+    const lock = SyncCore.create(LOCK);
+    link.share([lock]);
+    const id = syncCoreId(lock);
+    // [ACQUIRE, req, id, no timeout]: nobody waits, so it comes with the lease.
+    link.receive([0, 1, id, -1]);
+    await delay(20);
+    const reply = sent.at(-1)!;
+    deepEqual([reply[0], reply[1], reply[2], reply.at(-1)], [20, 1, 1, 1]);
+    equal(lock.held(link.token), true);
+    // [RELEASE, 0, id, 1]: the lease and the lock go back together.
+    link.receive([1, 0, id, 1]);
+    equal(lock.held(undefined), false);
+    link.receive(dropped(lock, 1));
+    link.dispose();
+    equal(lock.tryAcquire(1), ACQUIRED);
+  });
+
+  test("a lock the child dropped while holding it is still released at its death", () => {
+    const link = new SyncLink(() => {});
+    const lock = SyncCore.create(LOCK);
+    link.share([lock]);
+    equal(lock.tryAcquire(link.token), ACQUIRED);
+    link.receive(dropped(lock, 1));
+    link.dispose();
+    equal(lock.tryAcquire(1), OWNER_DIED);
+    const free = SyncCore.create(LOCK);
+    const other = new SyncLink(() => {});
+    other.share([free]);
+    other.receive(dropped(free, 1));
+    other.dispose();
+    equal(free.tryAcquire(1), ACQUIRED);
+  });
+});
+
+describe("A lock held by a nested worker", () => {
+  for (const inner of ["worker", "process"] as const) {
+    test(`is released when the thread that started its ${inner} is killed`, async () => {
+      const lock = new Lock();
+      const started = new Queue<string>();
+      const pool = new Pool<Tasks>(tasks, { processes: 1, backend: "worker" });
+      const middle = pool.apply("holdNested", [lock, started, inner]);
+      equal(await started.get(), "holding");
+      equal(lock.locked(), true);
+      await pool.terminate();
+      await rejects(middle);
+      equal(await lock.acquire({ timeout: 20_000 }), true);
+      equal(lock.ownerDied, true);
+      lock.release();
+    });
+  }
 });
 
 test("programs that use every primitive exit on their own", async () => {
