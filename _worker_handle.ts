@@ -26,8 +26,10 @@ import type { Core } from "./_ring.ts";
 import {
   childRuntimeCommand,
   heapLimitUnsupported,
+  ipcSharesViews,
   siblingUrl,
 } from "./_runtime.ts";
+import { ownViews } from "./_values.ts";
 
 /** How a worker ended. */
 export interface WorkerExit {
@@ -236,6 +238,8 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   );
   child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);
+    // Results and errors may hold views into the message's bytes.
+    else if (ipcSharesViews) options.onMessage(ownViews(message) as FromWorker);
     else options.onMessage(message);
   });
   // A failed spawn reports through "error" and then "exit"/"close".
