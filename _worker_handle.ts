@@ -29,7 +29,6 @@ import {
   ipcSharesViews,
   siblingUrl,
 } from "./_runtime.ts";
-import { ownViews } from "./_values.ts";
 
 /** How a worker ended. */
 export interface WorkerExit {
@@ -62,6 +61,11 @@ export interface WorkerStartOptions {
 export interface WorkerHandle {
   /** The OS process id: the child's, or this process's for a thread. */
   readonly pid: number;
+  /**
+   * Whether typed arrays in its messages may be views into the message's
+   * bytes (a child process on Node and Bun), for the receiver to copy.
+   */
+  readonly sharesViews: boolean;
   /** Sends a message; throws when a value in it cannot be copied. */
   post(message: ToWorker, transfer?: Transferable[]): void;
   /** Asks the worker to stop by signal (a thread is simply terminated). */
@@ -177,6 +181,7 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   });
   return {
     pid: process.pid,
+    sharesViews: false,
     post(message: ToWorker, transfer?: Transferable[]): void {
       if (message[0] === INIT) loading = true;
       // deno-lint-ignore no-explicit-any
@@ -238,8 +243,6 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   );
   child.on("message", (message: FromWorker) => {
     if (message[0] === QUEUE) link.receive(message);
-    // Results and errors may hold views into the message's bytes.
-    else if (ipcSharesViews) options.onMessage(ownViews(message) as FromWorker);
     else options.onMessage(message);
   });
   // A failed spawn reports through "error" and then "exit"/"close".
@@ -279,6 +282,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   });
   return {
     pid: child.pid ?? 0,
+    sharesViews: ipcSharesViews,
     post(message: ToWorker): void {
       if (child.connected) child.send(message);
     },
