@@ -16,12 +16,13 @@ import {
 } from "./_queue_link.ts";
 import { findShareable, reviveValues } from "./_share.ts";
 import { revivers } from "./_revivers.ts";
-import { ipcRejectsUncloneable } from "./_runtime.ts";
+import { ipcRejectsUncloneable, ipcSharesViews } from "./_runtime.ts";
 import { adoptThreadLoaders, loaderHint } from "./_loaders.ts";
 import {
   compileFunction,
   describeValue,
   deserializeValues,
+  ownViews,
   packNumbers,
 } from "./_values.ts";
 import {
@@ -97,12 +98,31 @@ function processEndpoint(): Endpoint {
     // "Uncaught BrokenPipe" (Deno) or an unhandled EPIPE (Node) onto stderr,
     // which the child shares with its parent's program.
     post: (message) => process.send!(message, undefined, {}, ignore),
-    listen: (handler) => process.on("message", handler),
+    listen: (handler) =>
+      process.on(
+        "message",
+        ipcSharesViews
+          ? (message: ToWorker) => handler(ownedViews(message))
+          : handler,
+      ),
   };
 }
 
 /** A message that could not be written: the parent is gone. */
 function ignore(_error: unknown): void {}
+
+// Serialized, packed and bulk payloads are already owned (or never reach
+// the task); raw arguments and the setup may hold views into the message.
+/** `message` with what reaches tasks owning its bytes. */
+function ownedViews(message: ToWorker): ToWorker {
+  if (message[0] === INIT) ownViews(message[1]);
+  else if (message[0] === RUN) {
+    for (let i = 3; i < message.length; i += 3) {
+      if (Array.isArray(message[i])) ownViews(message[i]);
+    }
+  }
+  return message;
+}
 
 if (parentPort) adoptLiveness(workerData.liveness);
 // Registering a loader's hooks overlaps with the wait for the setup.

@@ -24,6 +24,7 @@ import {
   copyItems,
   copyValues,
   InlineSources,
+  ownViews,
   serializeValues,
 } from "./_values.ts";
 import {
@@ -572,6 +573,8 @@ export class Dispatcher {
         ? perTask
         : this.#avgTaskMs * 0.7 + perTask * 0.3;
     }
+    // Views into the message's bytes would expose the rest through `.buffer`.
+    const owning = slot.handle.sharesViews;
     for (let i = 2; i < message.length; i += 2) {
       const task = slot.inFlight.shift();
       if (task === undefined) continue;
@@ -581,7 +584,11 @@ export class Dispatcher {
       if (ok && (task.kind & 3) !== APPLY) {
         if (isBinary(value)) value = fromBinary(value);
         else if (isBinaryFile(value)) value = loadBinary(value, true);
-      }
+        // Packed numbers are read one by one, never handed out: no copy.
+        else if (owning && !(value instanceof Float64Array)) {
+          value = ownViews(value);
+        }
+      } else if (owning) value = ownViews(value);
       this.#end(task, ok, value);
     }
     const max = this.#options.maxTasksPerChild;
@@ -617,7 +624,11 @@ export class Dispatcher {
         this.#dispatch();
         break;
       case INIT_FAILED:
-        this.#break(decodeError(message[1]));
+        this.#break(
+          decodeError(
+            slot.handle.sharesViews ? ownViews(message[1]) : message[1],
+          ),
+        );
         break;
     }
   }

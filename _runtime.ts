@@ -110,3 +110,9 @@ export function childRuntimeCommand(
     ],
   };
 }
+
+/**
+ * Whether a typed array that came over a child process's IPC channel is a
+ * view into the message's bytes (Node, Bun) rather than a copy (Deno).
+ */
+export const ipcSharesViews: boolean = !isDeno;

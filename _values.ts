@@ -131,16 +131,21 @@ const readView = (DefaultDeserializer.prototype as unknown as {
   _readHostObject(): ArrayBufferView;
 })._readHostObject;
 
+// Buffer.from(view) would copy a small one into a pooled buffer again.
+/** A copy of `view`, of its type, over a buffer of exactly its bytes. */
+function ownedCopy(view: ArrayBufferView): ArrayBufferView {
+  const owned = new Uint8Array(view.byteLength);
+  owned.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  if (Buffer.isBuffer(view)) return Buffer.from(owned.buffer);
+  const Type = view.constructor as new (buffer: ArrayBuffer) => ArrayBufferView;
+  return new Type(owned.buffer);
+}
+
 // Typed arrays and DataViews come out copied.
 class OwningDeserializer extends DefaultDeserializer {
   // Replaces node:v8's hook.
   _readHostObject(): unknown {
-    const view = readView.call(this);
-    const owned = new Uint8Array(view.byteLength);
-    owned.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-    if (Buffer.isBuffer(view)) return Buffer.from(owned.buffer);
-    const Type = view.constructor as new (buffer: ArrayBuffer) => unknown;
-    return new Type(owned.buffer);
+    return ownedCopy(readView.call(this));
   }
 }
 
@@ -153,6 +158,70 @@ export function deserializeOwned(bytes: Uint8Array): unknown {
   const deserializer = new OwningDeserializer(bytes);
   deserializer.readHeader();
   return deserializer.readValue();
+}
+
+/**
+ * `value`, changed in place so that every typed array and DataView in it
+ * (in arrays, objects, Maps, Sets and errors' causes) owns exactly its bytes:
+ * Node's IPC decodes each as a view into the message's bytes or a pooled
+ * buffer, which `.buffer` would expose. Views that already own their bytes
+ * stay; a view found twice becomes one copy.
+ */
+export function ownViews(value: unknown): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  return ownIn(value, new Map());
+}
+
+// Only objects are looked into, each once (messages may have cycles).
+function ownIn(value: object, seen: Map<object, unknown>): unknown {
+  const known = seen.get(value);
+  if (known !== undefined) return known;
+  if (ArrayBuffer.isView(value)) {
+    const owned = value.byteOffset === 0 &&
+        value.buffer.byteLength === value.byteLength
+      ? value
+      : ownedCopy(value);
+    seen.set(value, owned);
+    return owned;
+  }
+  seen.set(value, value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (typeof item !== "object" || item === null) continue;
+      const owned = ownIn(item, seen);
+      if (owned !== item) value[i] = owned;
+    }
+  } else if (value instanceof Map) {
+    // Rebuilt whole, so that a replaced key keeps its place.
+    const entries = Array.from(value as Map<unknown, unknown>);
+    value.clear();
+    for (const [key, item] of entries) {
+      value.set(ownItem(key, seen), ownItem(item, seen));
+    }
+  } else if (value instanceof Set) {
+    const items = Array.from(value as Set<unknown>);
+    value.clear();
+    for (const item of items) value.add(ownItem(item, seen));
+  } else if (!(value instanceof ArrayBuffer)) {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
+    if (value instanceof Error && !keys.includes("cause")) keys.push("cause");
+    for (const key of keys) {
+      const item = record[key];
+      if (typeof item !== "object" || item === null) continue;
+      const owned = ownIn(item, seen);
+      if (owned !== item) record[key] = owned;
+    }
+  }
+  return value;
+}
+
+// A key or value of a Map or Set, through the walk's memory of what it saw.
+function ownItem(value: unknown, seen: Map<object, unknown>): unknown {
+  return typeof value === "object" && value !== null
+    ? ownIn(value, seen)
+    : value;
 }
 
 // The worker's side of serializeValues; both must use node:v8.

@@ -27,6 +27,7 @@ import type { Core } from "./_ring.ts";
 import {
   childRuntimeCommand,
   heapLimitUnsupported,
+  ipcSharesViews,
   siblingUrl,
 } from "./_runtime.ts";
 
@@ -61,6 +62,11 @@ export interface WorkerStartOptions {
 export interface WorkerHandle {
   /** The OS process id: the child's, or this process's for a thread. */
   readonly pid: number;
+  /**
+   * Whether typed arrays in its messages may be views into the message's
+   * bytes (a child process on Node and Bun), for the receiver to copy.
+   */
+  readonly sharesViews: boolean;
   /** Sends a message; throws when a value in it cannot be copied. */
   post(message: ToWorker, transfer?: Transferable[]): void;
   /** Asks the worker to stop by signal (a thread is simply terminated). */
@@ -187,6 +193,7 @@ export function startThread(options: WorkerStartOptions): WorkerHandle {
   });
   return {
     pid: process.pid,
+    sharesViews: false,
     post(message: ToWorker, transfer?: Transferable[]): void {
       if (message[0] === INIT) loading = true;
       // deno-lint-ignore no-explicit-any
@@ -297,6 +304,7 @@ export function startProcess(options: WorkerStartOptions): WorkerHandle {
   });
   return {
     pid: child.pid ?? 0,
+    sharesViews: ipcSharesViews,
     post(message: ToWorker): void {
       if (child.connected) child.send(message, undefined, {}, ignoreWriteError);
     },

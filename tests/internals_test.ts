@@ -263,6 +263,7 @@ describe("record codec", () => {
 /** A worker that only records what it is sent; the test answers for it. */
 class FakeWorker implements WorkerHandle {
   readonly pid = 1;
+  readonly sharesViews = false;
   readonly posted: unknown[][] = [];
   killed: string | undefined;
   ref = false;

@@ -18,6 +18,8 @@ import {
   PIPE,
   Pool,
   Popen,
+  Process,
+  Queue,
   TimeoutError,
   WorkerExitError,
 } from "../mod.ts";
@@ -847,6 +849,113 @@ describe("Pool: worker threads and the program's resources", () => {
     await delay(100);
     await p.terminate();
     await rejects(pending, /terminated/);
+  });
+});
+
+// Node's IPC decodes a typed array as a view into the message's bytes or a
+// pooled 8 KiB buffer, which `.buffer` would expose to the caller.
+describe("Pool and Process: typed arrays that cross a process's channel own their bytes", () => {
+  /** Whether `view` is over a buffer of exactly its bytes. */
+  function owns(view: ArrayBufferView): boolean {
+    return view.byteOffset === 0 &&
+      view.buffer.byteLength === view.byteLength;
+  }
+
+  test("results: bare, in objects, arrays, Maps and Sets, from map and imap", async () => {
+    await using p = new Pool({ processes: 1, backend: "process" });
+    const bare = await p.apply(() => new Float64Array([1, 2]));
+    deepEqual([...bare], [1, 2]);
+    ok(owns(bare));
+    ok(owns(await p.apply(() => new Uint8Array([1, 2, 3]))));
+    ok(owns(await p.apply(() => new DataView(new ArrayBuffer(5)))));
+    const nested = await p.apply(() => {
+      const shared = new Int16Array([7, 8, 9]);
+      return {
+        object: { deep: new Uint8Array([4, 5]) },
+        array: [1, "a", shared, shared],
+        map: new Map<unknown, unknown>([["k", new Uint32Array(2)]]),
+        set: new Set([new Uint8Array(1)]),
+      };
+    });
+    deepEqual([...nested.object.deep], [4, 5]);
+    ok(owns(nested.object.deep));
+    ok(owns(nested.array[2] as Int16Array));
+    deepEqual(nested.array.slice(0, 2), [1, "a"]);
+    // One view found twice is one copy, as structured clone keeps it.
+    equal(nested.array[2], nested.array[3]);
+    ok(owns(nested.map.get("k") as Uint32Array));
+    ok(owns([...nested.set][0]!));
+    const mapped = await p.map((x: number) => new Uint8Array([x]), [1, 2, 3]);
+    deepEqual(mapped.map((view) => [view[0], owns(view)]), [
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+    const streamed = await collect(
+      p.imap((x: number) => ({ x: new Float32Array([x]) }), [1, 2, 3]),
+    );
+    deepEqual(streamed.map(({ x }) => [x[0], owns(x)]), [
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+  });
+
+  test("an error's cause", async () => {
+    await using p = new Pool({ processes: 1, backend: "process" });
+    const error = await p.apply(() => {
+      throw new Error("failed", { cause: new Uint8Array([1, 2, 3]) });
+    }).catch((error: Error) => error);
+    ok(error instanceof Error);
+    deepEqual([...(error.cause as Uint8Array)], [1, 2, 3]);
+    ok(owns(error.cause as Uint8Array));
+  });
+
+  test("what a child gets: task arguments beside a queue, initArgs, a Process's args", async () => {
+    const queue = new Queue();
+    try {
+      await using p = new Pool({
+        processes: 1,
+        backend: "process",
+        initializer: (view: Uint8Array) => {
+          (globalThis as Record<string, unknown>).initView = view;
+        },
+        initArgs: [new Uint8Array([1, 2, 3])],
+      });
+      deepEqual(
+        await p.apply(
+          (view: Uint8Array, _queue: Queue) => [
+            view.byteOffset,
+            view.buffer.byteLength,
+            view.byteLength,
+          ],
+          [new Uint8Array([4, 5, 6]), queue],
+        ),
+        [0, 3, 3],
+      );
+      deepEqual(
+        await p.apply(() => {
+          const view = (globalThis as Record<string, unknown>)
+            .initView as Uint8Array;
+          return [view.byteOffset, view.buffer.byteLength, view.byteLength];
+        }),
+        [0, 3, 3],
+      );
+      const child = new Process({
+        backend: "process",
+        target: (view: Uint8Array) => {
+          if (view.byteOffset !== 0 || view.buffer.byteLength !== 3) {
+            throw new Error(`A view into ${view.buffer.byteLength} bytes`);
+          }
+        },
+        args: [new Uint8Array([7, 8, 9])],
+      });
+      child.start();
+      await child.join();
+      equal(child.exitCode, 0);
+    } finally {
+      queue.close();
+    }
   });
 });
 
