@@ -481,17 +481,24 @@ export class RedisDriver implements PoolEngine {
       if (emptied) await commands.atomically(withdraw).catch(() => {});
       return;
     }
-    const fields = this.#fields(again);
+    const entries = retryEntries(again);
     const replies = await this.#retry(() =>
       commands.atomically([
         ...withdraw,
-        ["XADD", this.keys.tasks, "*", ...fields],
+        ...entries.map((tasks) => [
+          "XADD",
+          this.keys.tasks,
+          "*",
+          ...this.#fields(tasks),
+        ]),
         ["HINCRBY", this.keys.stats, "redelivered", String(again.length)],
       ])
     );
     if (replies === undefined) return;
     this.#redelivered += again.length;
-    this.#sent(again, text(replies[withdraw.length]), commands);
+    entries.forEach((tasks, i) =>
+      this.#sent(tasks, text(replies[withdraw.length + i]), commands)
+    );
   }
 
   // Redelivery that Redis refuses fails the tasks with the reason.
@@ -881,6 +888,18 @@ export class RedisDriver implements PoolEngine {
     })();
     return this.#shutdown;
   }
+}
+
+// A task delivered before (attempt > 1) goes out alone: hosts take such an
+// entry only to start it at once, so a host that dies holding it ran it,
+// and no task of its entry is charged a delivery it never ran in. Tasks
+// handed back unrun keep their attempt and go out together.
+function retryEntries(tasks: RemoteTask[]): RemoteTask[][] {
+  const first = tasks.filter((task) => task.attempt === 1);
+  const entries = tasks.filter((task) => task.attempt > 1).map((task) => [
+    task,
+  ]);
+  return first.length > 0 ? [first, ...entries] : entries;
 }
 
 // Timers of the retry loops; unref'd so they never hold the program.

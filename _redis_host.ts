@@ -55,6 +55,8 @@ interface Held {
   left: number;
   /** Its tasks were handed to the local pool: its claim is extended. */
   started: boolean;
+  /** Its task was delivered before: it is held only to start at once. */
+  retry: boolean;
   claimedAt: number;
   /** It left the stream: its tasks went out again, or ended. */
   withdrawn: boolean;
@@ -90,6 +92,10 @@ const READ_AHEAD_BELOW_MS = 50;
 const TINY_TASK_MS = 1;
 /** Tasks held per worker when they are tiny. */
 const TINY_READ_AHEAD = 16;
+/** How long a host that handed back a retry reads no more than its workers run. */
+const RETRY_ROOM_MS = 5000;
+/** How often a host waits to see a retry it took start. */
+const RETRY_START_POLL_MS = 10;
 /** How often a host looks for tasks nobody will send again. */
 const SWEEP_MS = 30_000;
 /** Pending this long, a task whose driver is gone is nobody's (drivers count as gone after at most a minute). */
@@ -140,6 +146,8 @@ export class Host {
   /** No task has finished yet: no read-ahead until tasks show they are short. */
   #averageMs = Number.POSITIVE_INFINITY;
   #forced = false;
+  /** A retry was handed back: no read-ahead until then, or until one is taken. */
+  #readAheadOffUntil = 0;
 
   // The local pool starts first: a bad module or option fails serve().
   constructor(module: string | URL | undefined, options: HostOptions) {
@@ -253,8 +261,15 @@ export class Host {
   async #read(): Promise<void> {
     const reader = this.#links.reader;
     while (!this.#stopping) {
+      if (this.#retryWaiting()) {
+        await delay(RETRY_START_POLL_MS);
+        continue;
+      }
+      const readAhead = Date.now() >= this.#readAheadOffUntil;
       const capacity = this.processes * (
-        this.#averageMs < TINY_TASK_MS
+        !readAhead
+          ? 1
+          : this.#averageMs < TINY_TASK_MS
           ? TINY_READ_AHEAD
           : this.#averageMs < READ_AHEAD_BELOW_MS
           ? 2
@@ -263,7 +278,7 @@ export class Host {
       // Tiny tasks come in bundles: the next is read while one runs.
       const room = Math.max(
         capacity,
-        this.#averageMs < TINY_TASK_MS ? 2 * this.#perEntry : 0,
+        readAhead && this.#averageMs < TINY_TASK_MS ? 2 * this.#perEntry : 0,
       ) - this.#holding;
       if (room <= 0) {
         await new Promise<void>((resolve) => this.#room = resolve);
@@ -325,6 +340,7 @@ export class Host {
         tasks: [],
         left: tasks.length,
         started: false,
+        retry: tasks.some((task) => task.attempt > 1),
         claimedAt: Date.now(),
         withdrawn: false,
         unwritten: false,
@@ -341,6 +357,8 @@ export class Host {
       this.#holding += tasks.length;
       taken.push(held);
     }
+    // Retries first: they need a worker free now, not one after the others.
+    taken.sort((a, b) => Number(b.retry) - Number(a.retry));
     const alive = new Map<string, boolean>();
     for (const held of taken) {
       if (!alive.has(held.driver)) {
@@ -348,7 +366,15 @@ export class Host {
       }
     }
     for (const held of taken) {
+      if (alive.get(held.driver) && held.retry && !this.#roomForRetry()) {
+        // Handed back uncounted; no read-ahead for a while, so that this
+        // host soon has a free worker to take it.
+        this.#readAheadOffUntil = Date.now() + RETRY_ROOM_MS;
+        for (const task of held.tasks) this.#finish(task, "dropped", undefined);
+        continue;
+      }
       if (alive.get(held.driver)) {
+        if (held.retry) this.#readAheadOffUntil = 0;
         held.started = true;
         held.claimedAt = Date.now();
         for (const task of held.tasks) this.#run(task);
@@ -364,6 +390,33 @@ export class Host {
       );
       for (const task of held.tasks) this.#finish(task, "dropped", undefined);
     }
+  }
+
+  // A retry is taken only where a worker is free and no task waits, so
+  // that a host that dies holding it ran it: its delivery counts, and no
+  // unstarted task beside it is charged one.
+  #roomForRetry(): boolean {
+    let held = 0;
+    for (const entry of this.#held.values()) {
+      if (!entry.started) continue;
+      for (const task of entry.tasks) {
+        if (task.answered) continue;
+        if (!startedLocally(task)) return false;
+        held++;
+      }
+    }
+    return held < this.processes;
+  }
+
+  // A retry taken is started before anything more is read.
+  #retryWaiting(): boolean {
+    for (const entry of this.#held.values()) {
+      if (!entry.retry || !entry.started) continue;
+      for (const task of entry.tasks) {
+        if (!task.answered && !startedLocally(task)) return true;
+      }
+    }
+    return false;
   }
 
   // One task: checked, then run by the local pool. Without a signal, which
@@ -772,6 +825,12 @@ export class Host {
   #log(line: string): void {
     this.#options.log(`${this.consumer} ${line}`);
   }
+}
+
+// Handed to a worker: a local task sent to a worker that was free runs now.
+function startedLocally(task: HeldTask): boolean {
+  return task.local !== undefined &&
+    (task.local.state === "running" || task.local.state === "done");
 }
 
 // Deno asks for --allow-sys to read the host name; the pid still tells

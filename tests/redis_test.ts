@@ -213,6 +213,59 @@ describe("redis Pool: hosts that die, stop and restart", () => {
     );
   });
 
+  test("a task that kills its host fails alone: the tasks queued beside it never count a delivery", async () => {
+    const name = poolName();
+    // Two hosts of one process worker each; a fresh one replaces each that dies.
+    let done = false;
+    const hosts: Promise<void>[] = [];
+    const live = new Set<{ signal(s: "SIGKILL"): void }>();
+    for (let i = 0; i < 2; i++) {
+      hosts.push((async () => {
+        while (!done) {
+          const host = await startHost(server.url, name, {
+            processes: 1,
+            args: ["--backend", "process"],
+          });
+          live.add(host);
+          if (done) host.signal("SIGKILL");
+          await host.exited;
+          live.delete(host);
+        }
+      })());
+    }
+    await using pool = new Pool<TaskModule>({
+      redis: server.url,
+      name,
+      visibilityTimeout: 500,
+      maxDeliveries: 2,
+    });
+    try {
+      ok(await until(async () => (await pool.stats()).hosts.length >= 2));
+      // Submitted in one turn: the poison shares an entry with tasks 0 and 1.
+      const items = [-1, ...Array.from({ length: 20 }, (_, i) => i)];
+      const outcomes = await Promise.allSettled(
+        items.map((x) => pool.apply("killHost", [x])),
+      );
+      const poison = outcomes[0]!;
+      ok(
+        poison.status === "rejected" &&
+          poison.reason instanceof WorkerExitError &&
+          /delivered 2 times/.test(poison.reason.message),
+      );
+      deepEqual(
+        outcomes.slice(1).map((o) =>
+          o.status === "fulfilled" ? o.value : String(o.reason)
+        ),
+        items.slice(1),
+      );
+      equal((await pool.stats()).completed, 20);
+    } finally {
+      done = true;
+      for (const host of live) host.signal("SIGKILL");
+      await Promise.all(hosts);
+    }
+  });
+
   test("a task longer than visibilityTimeout is not delivered again while its host lives", async () => {
     const name = poolName();
     await using host = await startHost(server.url, name, { processes: 1 });
