@@ -23,6 +23,7 @@ import {
   poolKeys,
   readResults,
   type ResultEntry,
+  STARTED,
   taskFields,
   text,
 } from "./_redis_wire.ts";
@@ -728,9 +729,11 @@ export class RedisDriver implements PoolEngine {
       for (const pending of reply) {
         const entry = text((pending as Reply[])[0]);
         const tasks = this.#byEntry.get(entry);
-        if (tasks !== undefined) {
-          await this.#resend([...tasks], entry, commands, true);
-        }
+        if (tasks === undefined) continue;
+        // A retry counts only if its host started it.
+        const retry = [...tasks].some((task) => task.attempt > 1);
+        const started = Number(text((pending as Reply[])[3])) >= STARTED;
+        await this.#resend([...tasks], entry, commands, !retry || started);
       }
       if (reply.length < SCAN_PAGE) return;
       start = `(${text((reply[reply.length - 1] as Reply[])[0])}`;

@@ -29,6 +29,7 @@ import {
   poolKeys,
   readTasks,
   resultFields,
+  STARTED,
   type TaskEntry,
   text,
 } from "./_redis_wire.ts";
@@ -374,7 +375,10 @@ export class Host {
         continue;
       }
       if (alive.get(held.driver)) {
-        if (held.retry) this.#readAheadOffUntil = 0;
+        if (held.retry) {
+          this.#readAheadOffUntil = 0;
+          await this.#markStarted(held.entry);
+        }
         held.started = true;
         held.claimedAt = Date.now();
         for (const task of held.tasks) this.#run(task);
@@ -406,6 +410,24 @@ export class Host {
       }
     }
     return held < this.processes;
+  }
+
+  // The mark that has a lost host count this delivery of a retry; it lands
+  // before the retry starts. JUSTID claims elsewhere keep it.
+  async #markStarted(entry: string): Promise<void> {
+    await this.#retry(() =>
+      this.#links.commands.call([
+        "XCLAIM",
+        this.keys.tasks,
+        GROUP,
+        this.consumer,
+        "0",
+        entry,
+        "RETRYCOUNT",
+        String(STARTED),
+        "JUSTID",
+      ])
+    );
   }
 
   // A retry taken is started before anything more is read.

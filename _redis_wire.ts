@@ -27,6 +27,14 @@ export interface PoolKeys {
 /** The consumer group of the hosts on a pool's task stream. */
 export const GROUP = "hosts";
 
+/**
+ * The delivery count a host gives a retry entry (a task delivered before,
+ * alone) as it starts it: a lost host counts a delivery of such an entry
+ * only when it has it, since a host may die between reading a retry and
+ * handing it back.
+ */
+export const STARTED = 2;
+
 // Drivers and hosts start in any order, and a Redis that lost its data has
 // no group: whoever comes makes it, reading the stream from its start.
 /** Makes the hosts' group on a pool's task stream unless it exists. */
