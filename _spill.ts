@@ -14,6 +14,7 @@
 // - the directory goes when its process exits; one left by a process that
 //   was killed is removed by the next that makes its own.
 import { RECORD_HEADER } from "./_codec.ts";
+import { allowed, atProgramEnd } from "./_program_files.ts";
 import {
   closeSync,
   mkdirSync,
@@ -43,25 +44,9 @@ const NAME = /^multiproc-(\d+)(\.\d+)?$/;
  * (each its own directory and numbers, removed when it ends).
  */
 const me = isMainThread ? `${process.pid}` : `${process.pid}.${threadId}`;
-const isDeno = "Deno" in globalThis;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-// Deno and Node's permission model may deny the file system: never prompt,
-// and never let a refusal reach queue code.
-/** Whether this process may read (and, with `write`, write) under `path`. */
-function allowed(path: string, write: boolean): boolean {
-  if (isDeno) {
-    const query = (name: "read" | "write"): boolean =>
-      Deno.permissions.querySync({ name, path }).state === "granted";
-    return query("read") && (!write || query("write"));
-  }
-  // deno-lint-ignore no-explicit-any
-  const model = (process as any).permission;
-  if (model === undefined) return true;
-  return model.has("fs.read", path) && (!write || model.has("fs.write", path));
-}
 
 // /dev/shm is memory; elsewhere the temporary directory will do.
 /** Where this process's directory goes, or `undefined` when it may not. */
@@ -122,9 +107,7 @@ export function spillDirectory(): string | undefined {
   }
   const path = `${root}/${PREFIX}${me}`;
   const remove = (): void => rmSync(path, { recursive: true, force: true });
-  process.on("exit", remove);
-  // `deno test` ends without "exit", but with "unload".
-  if (isDeno) globalThis.addEventListener("unload", remove);
+  atProgramEnd(remove);
   return directory = path;
 }
 
